@@ -1,0 +1,77 @@
+"""MkDocs hook: executes ```python exec``` and ```generate``` blocks against the configured models (see README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.plugins import get_plugin_logger
+from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
+
+from llmexec import assets
+from llmexec.config import load_settings
+from llmexec.engine import OUTPUT_FENCE, Engine
+from llmexec.executor import runner_factory
+
+log = get_plugin_logger("llm_exec")
+_engine: Engine | None = None  # kept across `mkdocs serve` rebuilds, so loaded models stay warm
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig | None:
+    global _engine
+    project_dir = Path(config.config_file_path).parent
+    settings = load_settings(config.extra, project_dir)
+    if not settings.enabled:
+        on_shutdown()
+        return None
+    if _engine is None or _engine.settings != settings or _engine.factory is not runner_factory():
+        if _engine is not None:
+            _engine.close()
+        _engine = Engine(settings, project_dir, runner_factory(), report=log.error, progress=log.info,
+                         titles="pymdownx.highlight" in config.markdown_extensions)
+    _engine.begin_build()
+    if "pymdownx.superfences" not in config.markdown_extensions:
+        config.markdown_extensions.append("pymdownx.superfences")
+    fences = config.mdx_configs.setdefault("pymdownx.superfences", {}).setdefault("custom_fences", [])
+    fences[:] = [f for f in fences if f.get("name") != OUTPUT_FENCE]
+    fences.append({"name": OUTPUT_FENCE, "class": OUTPUT_FENCE, "format": _format_output})
+    config.extra_css.append(assets.CSS_PATH)
+    return config
+
+
+def on_files(files: Files, /, *, config: MkDocsConfig) -> Files | None:
+    if _active(config):
+        files.append(File.generated(config, assets.CSS_PATH, content=assets.css()))
+    return files
+
+
+def on_page_markdown(markdown: str, /, *, page: Page, config: MkDocsConfig, files: Files) -> str | None:
+    if not _active(config):
+        return None
+    source = page.file.content_string
+    offset = source[: len(source) - len(markdown)].count("\n") if source.endswith(markdown) else 0
+    src = Path(page.file.abs_src_path) if page.file.abs_src_path else None
+    project = Path(config.config_file_path).parent
+    shown = src.relative_to(project).as_posix() if src and src.is_relative_to(project) else page.file.src_uri
+    return _engine.process_page(markdown, page=shown, line_offset=offset)  # type: ignore[union-attr]
+
+
+def on_post_build(*, config: MkDocsConfig) -> None:
+    if _active(config):
+        log.info(_engine.summary())  # type: ignore[union-attr]
+
+
+def on_shutdown() -> None:
+    global _engine
+    if _engine is not None:
+        _engine.close()
+        _engine = None
+
+
+def _active(config: MkDocsConfig) -> bool:
+    return _engine is not None
+
+
+def _format_output(source: str, language: str, css_class: str, options: dict, md, **kwargs) -> str:
+    return _engine.format_fence(source) if _engine else ""

@@ -1,0 +1,208 @@
+"""Finding executable fences in a page's Markdown and turning them into Block values (or Problems)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import textwrap
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+BlockKind = Literal["code", "generate"]
+Template = Literal["auto", "chat", "raw"]
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
+_CODE_LANGS = {"python", "py", "python3"}
+_CODE_OPTIONS = {"exec", "file", "timeout", "title"}
+_GENERATE_OPTIONS = {"model", "max_new_tokens", "system", "template", "timeout"}
+MODEL_CHOICES = ("base", "instruct", "both")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A block that cannot run, kept as a value until the engine reports it."""
+
+    page: str
+    line: int
+    reason: str
+    fix: str
+    start: int = 0  # span of the offending fence in the Markdown, replaced by an error box
+    end: int = 0
+    indent: str = ""
+
+    def message(self) -> str:
+        return f"{self.page}:{self.line}: {self.reason}\n  --> {self.fix}"
+
+
+@dataclass(frozen=True)
+class Block:
+    """One executable fence: where it is, what it runs, and its validated options."""
+
+    kind: BlockKind
+    page: str  # the page's path as shown in messages, e.g. docs/index.md
+    line: int  # 1-based line of the opening fence in the page's source file
+    start: int  # first line index in the Markdown handed to the hook (0-based)
+    end: int  # one past the closing fence's line index
+    indent: str
+    source: str  # normalized code, or the prompt text exactly as the model will get it
+    filename: str  # what tracebacks name: the page, or the included snippet file
+    first_line: int  # line number of the source's first line inside `filename`
+    timeout: float | None = None
+    title: str = ""
+    models: tuple[str, ...] = ()  # generate: the roles to run, in display order
+    max_new_tokens: int | None = None
+    system: str = ""
+    template: Template = "auto"
+    options: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path) -> list[Block | Problem]:
+    """Scan Markdown for ```python exec``` and ```generate``` fences; other fences are skipped whole."""
+    lines = markdown.split("\n")
+    found: list[Block | Problem] = []
+    i = 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i])
+        if not opening:
+            i += 1
+            continue
+        indent, fence, info = opening["indent"], opening["fence"], opening["info"]
+        close = _closing_index(lines, i + 1, indent, fence)
+        body = [line[len(indent):] if line.startswith(indent) else line.lstrip() for line in lines[i + 1 : close]]
+        line_no = line_offset + i + 1
+        item = _classify(info, body, page=page, line=line_no, project_dir=project_dir)
+        if item is not None:
+            if close >= len(lines):
+                item = Problem(page, line_no, "this executable fence is never closed", f"add a closing {fence}")
+            item = replace(item, start=i, end=min(close + 1, len(lines)), indent=indent)
+            found.append(item)
+        i = close + 1
+    return found
+
+
+def _closing_index(lines: list[str], start: int, indent: str, fence: str) -> int:
+    for j in range(start, len(lines)):
+        stripped = lines[j].strip()
+        if stripped and set(stripped) == {fence[0]} and len(stripped) >= len(fence):
+            return j
+    return len(lines)
+
+
+def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: Path) -> Block | Problem | None:
+    words = info.split(None, 1)
+    if not words:
+        return None
+    lang, rest = words[0].lower(), (words[1] if len(words) > 1 else "")
+    if lang not in _CODE_LANGS and lang != "generate":
+        return None
+    try:
+        options = _parse_options(rest)
+    except ValueError as exc:
+        return Problem(page, line, f"cannot read the fence options ({exc})", 'quote values with spaces: system="You are terse."')
+    if lang in _CODE_LANGS:
+        if "exec" not in options:
+            return None
+        return _code_block(options, body, page=page, line=line, project_dir=project_dir)
+    return _generate_block(options, body, page=page, line=line)
+
+
+def _parse_options(text: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for token in shlex.split(text):
+        key, _, value = token.partition("=")
+        options[key] = value
+    return options
+
+
+def _unknown(options: dict[str, str], allowed: set[str], what: str, page: str, line: int) -> Problem | None:
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        return Problem(page, line, f"unknown option {', '.join(map(repr, unknown))} on a {what} block",
+                       f"the options are: {', '.join(sorted(allowed))}")
+    return None
+
+
+def _timeout(options: dict[str, str], page: str, line: int) -> float | None | Problem:
+    if "timeout" not in options:
+        return None
+    try:
+        value = float(options["timeout"])
+    except ValueError:
+        value = -1
+    if value <= 0:
+        return Problem(page, line, f"timeout={options['timeout']!r} is not a positive number of seconds", "write e.g. timeout=30")
+    return value
+
+
+def _code_block(options: dict[str, str], body: list[str], *, page: str, line: int, project_dir: Path) -> Block | Problem:
+    if problem := _unknown(options, _CODE_OPTIONS, "python exec", page, line):
+        return problem
+    timeout = _timeout(options, page, line)
+    if isinstance(timeout, Problem):
+        return timeout
+    inline = "\n".join(body)
+    if options.get("file"):
+        if inline.strip():
+            return Problem(page, line, "this block has both file= and inline code", "keep one: move the code into the file or drop file=")
+        path = (project_dir / options["file"]).resolve()
+        if not path.is_file():
+            return Problem(page, line, f"snippet file {options['file']!r} not found (looked at {path})",
+                           "file= is relative to the folder of mkdocs.yml, e.g. file=\"snippets/compare.py\"")
+        text, filename, first = path.read_text(encoding="utf-8"), options["file"], 1
+    else:
+        text, filename, first = inline, page, line + 1
+    code = normalize_code(text)
+    if not code:
+        return Problem(page, line, "this python exec block has no code", "add code, or remove `exec` to show it without running it")
+    first += _leading_blank_lines(textwrap.dedent(text))
+    return Block("code", page, line, 0, 0, "", code, filename, first, timeout=timeout,
+                 title=options.get("title", options.get("file", "")), options=options)
+
+
+def _generate_block(options: dict[str, str], body: list[str], *, page: str, line: int) -> Block | Problem:
+    if problem := _unknown(options, _GENERATE_OPTIONS, "generate", page, line):
+        return problem
+    timeout = _timeout(options, page, line)
+    if isinstance(timeout, Problem):
+        return timeout
+    model = options.get("model", "both")
+    if model not in MODEL_CHOICES:
+        return Problem(page, line, f"generate block names unknown model {model!r}",
+                       "use model=base, model=instruct or model=both (the roles configured under extra.llm_exec.models in mkdocs.yml)")
+    template = options.get("template", "auto")
+    if template not in ("auto", "chat", "raw"):
+        return Problem(page, line, f"template={template!r} is not a template mode",
+                       "use template=auto (chat template for models that have one), template=chat or template=raw")
+    max_new: int | None = None
+    if "max_new_tokens" in options:
+        if not options["max_new_tokens"].isdigit() or not 1 <= int(options["max_new_tokens"]) <= 4096:
+            return Problem(page, line, f"max_new_tokens={options['max_new_tokens']!r} is not a whole number from 1 to 4096", "write e.g. max_new_tokens=40")
+        max_new = int(options["max_new_tokens"])
+    prompt = normalize_prompt("\n".join(body))
+    if not prompt:
+        return Problem(page, line, "this generate block has no prompt", "write the prompt between the fences")
+    roles = ("base", "instruct") if model == "both" else (model,)
+    return Block("generate", page, line, 0, 0, "", prompt, page, line + 1, timeout=timeout, models=roles,
+                 max_new_tokens=max_new, system=options.get("system", ""), template=template,  # type: ignore[arg-type]
+                 options=options)
+
+
+def normalize_code(text: str) -> str:
+    """Dedent, drop trailing spaces and surrounding blank lines: edits that cannot change behaviour."""
+    lines = [line.rstrip() for line in textwrap.dedent(text.replace("\r\n", "\n")).split("\n")]
+    return "\n".join(lines).strip("\n")
+
+
+def normalize_prompt(text: str) -> str:
+    """Prompts are kept exactly (spaces are tokens) except line endings and surrounding blank lines."""
+    return text.replace("\r\n", "\n").strip("\n")
+
+
+def _leading_blank_lines(text: str) -> int:
+    count = 0
+    for line in text.split("\n"):
+        if line.strip():
+            break
+        count += 1
+    return count

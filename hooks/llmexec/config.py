@@ -1,0 +1,117 @@
+"""The `extra.llm_exec` section of mkdocs.yml: schema, validation and the resolved settings value."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mkdocs.config import base
+from mkdocs.config import config_options as c
+
+from .errors import ConfigError, with_fix
+from .models import PRESETS, ModelSpec, model_cache_root
+
+SECTION = "extra.llm_exec"
+ROLES = ("base", "instruct")
+DEFAULT_PRESETS = {"base": "gemma-3-270m", "instruct": "smollm2-135m-instruct"}
+
+
+class _ModelOptions(base.Config):
+    preset = c.Optional(c.Choice(tuple(PRESETS)))
+    hub = c.Optional(c.Type(str))
+    revision = c.Optional(c.Type(str))
+    path = c.Optional(c.Type(str))
+    label = c.Type(str, default="")
+
+
+class _ModelsOptions(base.Config):
+    base = c.SubConfig(_ModelOptions)
+    instruct = c.SubConfig(_ModelOptions)
+
+
+class _Options(base.Config):
+    enabled = c.Type(bool, default=True)
+    models = c.SubConfig(_ModelsOptions)
+    cache_dir = c.Type(str, default=".cache/llm-exec")
+    model_cache_dir = c.Type(str, default="")
+    timeout = c.Type((int, float), default=120)
+    max_new_tokens = c.Type(int, default=48)
+    threads = c.Type(int, default=2)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings, with paths resolved against mkdocs.yml's folder."""
+
+    enabled: bool
+    models: dict[str, ModelSpec]
+    cache_dir: Path
+    model_cache_dir: Path
+    timeout: float
+    max_new_tokens: int
+    threads: int
+
+    def worker_fingerprint(self) -> str:
+        """What a running worker depends on: a change means it must be restarted."""
+        models = {role: spec.to_json() for role, spec in self.models.items()}
+        return json.dumps([models, str(self.model_cache_dir), self.threads], sort_keys=True)
+
+
+def load_settings(extra: dict[str, Any], config_dir: Path) -> Settings:
+    """Validate `extra.llm_exec`; every problem, unknown keys included, is one ConfigError."""
+    raw = extra.get("llm_exec") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(with_fix(f"{SECTION} must be a mapping, got {type(raw).__name__}", "see README, 'Configuration'"))
+    options = _Options(config_file_path=str(config_dir / "mkdocs.yml"))
+    options.load_dict(raw)
+    failed, warnings = options.validate()
+    problems = [f"{SECTION}.{key}: {err}" for key, err in failed]
+    problems += [f"{SECTION}.{key}: {msg}" for key, msg in warnings]
+    if not problems:
+        problems += _check_values(options)
+    if problems:
+        raise ConfigError(with_fix("invalid configuration in mkdocs.yml:\n    " + "\n    ".join(problems),
+                                   "fix the keys above; the allowed keys are listed in README, 'Configuration'"))
+    models = {role: _model_spec(role, options.models[role], config_dir) for role in ROLES}
+    return Settings(
+        enabled=options.enabled,
+        models=models,
+        cache_dir=(config_dir / options.cache_dir).resolve(),
+        model_cache_dir=model_cache_root(options.model_cache_dir and str(config_dir / options.model_cache_dir)),
+        timeout=float(options.timeout),
+        max_new_tokens=options.max_new_tokens,
+        threads=options.threads,
+    )
+
+
+def _check_values(options: _Options) -> list[str]:
+    problems = []
+    if options.timeout <= 0:
+        problems.append(f"{SECTION}.timeout: must be a positive number of seconds, got {options.timeout}")
+    if not 1 <= options.max_new_tokens <= 4096:
+        problems.append(f"{SECTION}.max_new_tokens: must be between 1 and 4096, got {options.max_new_tokens}")
+    if options.threads < 1:
+        problems.append(f"{SECTION}.threads: must be at least 1, got {options.threads}")
+    for role in ROLES:
+        model = options.models[role]
+        given = [k for k in ("preset", "hub", "path") if model[k]]
+        where = f"{SECTION}.models.{role}"
+        if len(given) > 1:
+            problems.append(f"{where}: give exactly one of preset, hub, path (got {', '.join(given)})")
+        if model["hub"] and not re.fullmatch(r"[0-9a-f]{40}", model["revision"] or ""):
+            problems.append(f"{where}.revision: a hub model needs a pinned 40-hex commit id, "
+                            f"got {model['revision']!r} (find it on the model page, 'Files and versions')")
+        if model["revision"] and not model["hub"]:
+            problems.append(f"{where}.revision: only meaningful together with `hub:`")
+    return problems
+
+
+def _model_spec(role: str, model: _ModelOptions, config_dir: Path) -> ModelSpec:
+    if model["hub"]:
+        return ModelSpec(role, "hub", model["hub"], model["revision"], model["label"])
+    if model["path"]:
+        return ModelSpec(role, "path", str((config_dir / model["path"]).resolve()), "", model["label"])
+    return ModelSpec(role, "preset", model["preset"] or DEFAULT_PRESETS[role], "", model["label"])

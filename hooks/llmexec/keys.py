@@ -1,0 +1,43 @@
+"""Cache keys: sha256 over explicit, named fields (never repr of objects)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+
+from . import SCHEMA_VERSION
+from .blocks import Block
+from .models import ModelSpec
+
+
+def digest(fields: Mapping[str, object]) -> str:
+    """sha256 of the fields as canonical JSON (sorted keys, no whitespace variance)."""
+    text = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def code_keys(blocks: Sequence[Block], models: Mapping[str, ModelSpec]) -> list[str]:
+    """Keys for a page's code blocks, chained: a block's output may depend on every block before it."""
+    identities = {role: spec.identity for role, spec in sorted(models.items())}
+    keys: list[str] = []
+    previous = ""
+    for block in blocks:
+        previous = digest({"schema": SCHEMA_VERSION, "kind": "code", "code": block.source,
+                           "models": identities, "previous": previous})
+        keys.append(previous)
+    return keys
+
+
+def generate_key(block: Block, model: ModelSpec, max_new_tokens: int) -> str:
+    """Key for one model's answer to a generate block: what the model saw and how it decoded."""
+    return digest({
+        "schema": SCHEMA_VERSION,
+        "kind": "generate",
+        "model": model.identity,
+        "prompt": block.source,
+        "system": block.system,
+        "template": block.template,
+        "max_new_tokens": max_new_tokens,
+        "decoding": "greedy-fp32",
+    })

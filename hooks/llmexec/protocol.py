@@ -1,0 +1,83 @@
+"""Requests and outcomes exchanged with a runner, as frozen values that round-trip through JSON lines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, Protocol, Sequence, TypeVar
+
+Status = Literal["ok", "error", "timeout", "crashed", "skipped"]
+FinishReason = Literal["eos", "length", ""]
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    """One code block of a page; a page's blocks run in order in one fresh namespace."""
+
+    code: str
+    filename: str  # named in tracebacks: the page or the snippet file
+    first_line: int  # line of `code`'s first line within `filename`
+    timeout: float
+
+
+@dataclass(frozen=True)
+class CodeOutcome:
+    status: Status
+    output: str = ""  # stdout and stderr, interleaved as written
+    error: str = ""  # traceback or reason; empty when status is ok
+    seconds: float = 0.0
+    models_used: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """One prompt for one model, decoded greedily."""
+
+    model: str  # role: base or instruct
+    prompt: str
+    system: str
+    template: Literal["auto", "chat", "raw"]
+    max_new_tokens: int
+    timeout: float
+
+
+@dataclass(frozen=True)
+class GenerateOutcome:
+    status: Status
+    error: str = ""
+    input_text: str = ""  # the exact token sequence the model received, decoded
+    input_tokens: int = 0
+    text: str = ""
+    finish_reason: FinishReason = ""
+    new_tokens: int = 0
+    seconds: float = 0.0
+
+
+class Runner(Protocol):
+    """Executes requests. The real one is a worker process; tests inject their own."""
+
+    def begin_build(self) -> None: ...
+
+    def run_code(self, page: str, blocks: Sequence[CodeRequest]) -> list[CodeOutcome]: ...
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]: ...
+
+    def close(self) -> None: ...
+
+
+T = TypeVar("T")
+
+
+def to_json(value: Any) -> dict[str, Any]:
+    return asdict(value)
+
+
+def from_json(cls: type[T], data: dict[str, Any]) -> T:
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+    return cls(**values)
+
+
+def dumps(message: dict[str, Any]) -> bytes:
+    """One message per line; ensure_ascii keeps stray separators out of the stream."""
+    return (json.dumps(message, ensure_ascii=True) + "\n").encode("ascii")

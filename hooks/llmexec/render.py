@@ -1,0 +1,60 @@
+"""HTML for outputs, side-by-side generations and failures; every piece of untrusted text is escaped here."""
+
+from __future__ import annotations
+
+from html import escape
+
+from .models import ModelSpec
+from .protocol import CodeOutcome, GenerateOutcome
+
+_FINISH = {
+    "eos": "stopped: the model emitted its end-of-sequence token",
+    "length": "stopped: reached max_new_tokens ({limit})",
+}
+
+
+def _pre(text: str, css: str) -> str:
+    return f'<pre class="{css}"><code>{escape(text)}</code></pre>'
+
+
+def code_output(outcome: CodeOutcome, models: dict[str, ModelSpec]) -> str:
+    """What a code block printed, captioned with the model artifacts it used."""
+    used = [models[role] for role in outcome.models_used if role in models]
+    caption = "Output"
+    if used:
+        caption += " · ran with " + "; ".join(f"{m.role} = {m.artifact}" for m in used)
+    body = _pre(outcome.output, "llmx-text") if outcome.output else '<p class="llmx-empty">(printed nothing)</p>'
+    return f'<div class="llmx-result"><div class="llmx-caption">{escape(caption)}</div>{body}</div>'
+
+
+def failure(title: str, detail: str, output: str = "") -> str:
+    """A visible error box: under `mkdocs serve` this is how an author sees what went wrong."""
+    printed = _pre(output, "llmx-text") if output else ""
+    return (f'<div class="llmx-result llmx-failed" role="alert"><div class="llmx-caption">{escape(title)}</div>'
+            f'{printed}{_pre(detail, "llmx-error")}</div>')
+
+
+def skipped(reason: str) -> str:
+    return f'<div class="llmx-result llmx-skipped"><div class="llmx-caption">Not run</div><p>{escape(reason)}</p></div>'
+
+
+def generation(columns: list[tuple[ModelSpec, GenerateOutcome, int]]) -> str:
+    """One column per model: its artifact, the exact input it received, what it generated and why it stopped."""
+    parts = [f'<div class="llmx-generate llmx-cols-{len(columns)}">']
+    for spec, outcome, limit in columns:
+        parts.append(f'<section class="llmx-model llmx-{escape(spec.role)}">')
+        parts.append(f'<header><span class="llmx-role">{escape(spec.role)}</span> '
+                     f'<span class="llmx-artifact">{escape(spec.artifact)}</span></header>')
+        if outcome.status == "ok":
+            parts.append(f'<div class="llmx-label">Input the model received ({outcome.input_tokens} tokens)</div>')
+            parts.append(_pre(outcome.input_text, "llmx-input"))
+            parts.append('<div class="llmx-label">Generated</div>')
+            parts.append(_pre(outcome.text, "llmx-output"))
+            stop = _FINISH.get(outcome.finish_reason, outcome.finish_reason).format(limit=limit)
+            count = f"{outcome.new_tokens} new token{'s' if outcome.new_tokens != 1 else ''}"
+            parts.append(f'<footer>{escape(stop)} · {count} · greedy, fp32</footer>')
+        else:
+            parts.append(_pre(outcome.error, "llmx-error"))
+        parts.append("</section>")
+    parts.append("</div>")
+    return "".join(parts)

@@ -1,0 +1,160 @@
+"""Worker side: loading a configured model (converting presets once) and the API snippets call on it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+from .errors import ModelNotFound, WorkerError, with_fix
+from .models import PRESETS, ModelSpec, hub_snapshot, preset_chunk_paths
+
+
+class ModelUnavailable(RuntimeError):
+    """Raised inside a snippet that touches a model that could not be loaded."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What one model produced for one prompt. str() gives the generated text."""
+
+    model: str
+    artifact: str
+    input_text: str
+    input_tokens: int
+    text: str
+    finish_reason: Literal["eos", "length"]
+    new_tokens: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class LoadedModel:
+    """A model and its tokenizer in fp32, with greedy helpers that show exactly what the model saw."""
+
+    def __init__(self, spec: ModelSpec, tokenizer, model) -> None:
+        self.spec, self.role, self.artifact = spec, spec.role, spec.artifact
+        self.tokenizer, self.model = tokenizer, model
+        self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+
+    def __repr__(self) -> str:
+        return f"<{self.role} model: {self.artifact}>"
+
+    def format_prompt(self, prompt: str, *, template: str = "auto", system: str = "") -> str:
+        """The text handed to the tokenizer: raw for base models, the chat template applied otherwise."""
+        return self._format(prompt, template, system)[0]
+
+    def _format(self, prompt: str, template: str, system: str) -> tuple[str, bool]:
+        use_chat = template == "chat" or (template == "auto" and self.has_chat_template)
+        if use_chat and not self.has_chat_template:
+            raise ValueError(f"the {self.role} model ({self.artifact}) has no chat template; use template=raw")
+        if not use_chat:
+            if system:
+                raise ValueError("system= needs a chat template; the prompt is given to this model as raw text")
+            return prompt, False
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": prompt})
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), True
+
+    def encode(self, text: str, *, chat: bool) -> list[int]:
+        """Token ids; a chat-formatted text already holds its special tokens, raw text gets the model's BOS."""
+        return self.tokenizer(text, add_special_tokens=not chat)["input_ids"]
+
+    def generate(self, prompt: str, *, max_new_tokens: int = 48, template: str = "auto", system: str = "") -> Generation:
+        """Greedy continuation of `prompt` (chat template applied where the model has one)."""
+        text, chat = self._format(prompt, template, system)
+        return self.generate_ids(self.encode(text, chat=chat), max_new_tokens)
+
+    def chat(self, message: str, *, system: str = "", max_new_tokens: int = 48) -> Generation:
+        return self.generate(message, template="chat", system=system, max_new_tokens=max_new_tokens)
+
+    def generate_ids(self, input_ids: list[int], max_new_tokens: int) -> Generation:
+        started = time.perf_counter()
+        eos = self._eos_ids()
+        config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                  eos_token_id=sorted(eos) or None,
+                                  pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (sorted(eos) or [0])[0])
+        ids = torch.tensor([input_ids])
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
+        new = out[0, len(input_ids):].tolist()
+        finish: Literal["eos", "length"] = "eos" if new and new[-1] in eos else "length"
+        shown = new[:-1] if finish == "eos" else new
+        return Generation(self.role, self.artifact, self.tokenizer.decode(input_ids), len(input_ids),
+                          self.tokenizer.decode(shown), finish, len(new), round(time.perf_counter() - started, 3))
+
+    def next_tokens(self, text: str, k: int = 5) -> list[tuple[str, float]]:
+        """The k most likely next tokens after raw `text`, with their probabilities."""
+        ids = torch.tensor([self.encode(text, chat=False)])
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids).logits[0, -1]
+        probs = torch.softmax(logits.float(), dim=-1)
+        top = torch.topk(probs, k)
+        return [(self.tokenizer.decode([i]), round(float(p), 4)) for p, i in zip(top.values, top.indices)]
+
+    def _eos_ids(self) -> set[int]:
+        found: set[int] = set()
+        for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(value, int):
+                found.add(value)
+            elif value:
+                found.update(value)
+        return found
+
+
+class ModelHandle:
+    """What a snippet sees as `base` or `instruct`: loads on first use and records that it was used."""
+
+    def __init__(self, role: str, get: Callable[[str], LoadedModel], used: set[str]) -> None:
+        self._role, self._get, self._used = role, get, used
+
+    def __getattr__(self, name: str):
+        self._used.add(self._role)
+        return getattr(self._get(self._role), name)
+
+    def __repr__(self) -> str:
+        return f"<{self._role} model handle>"
+
+
+def load_model(spec: ModelSpec, model_cache: Path, log: Callable[[str], None]) -> LoadedModel:
+    """Load from a local folder only; presets are converted once from their verified GGUF."""
+    folder = {"preset": lambda: converted_folder(spec, model_cache, log), "hub": lambda: hub_snapshot(spec),
+              "path": lambda: Path(spec.ref)}[spec.kind]()
+    if not (folder / "config.json").is_file():
+        raise ModelNotFound(with_fix(f"model '{spec.role}': {folder} holds no saved model (config.json missing)",
+                                     "point `path:` at a folder written by save_pretrained()"))
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
+    model.eval()
+    return LoadedModel(spec, tokenizer, model)
+
+
+def converted_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None]) -> Path:
+    """The safetensors copy of a preset, keyed on (GGUF sha256, transformers version); made if missing."""
+    preset = PRESETS[spec.ref]
+    target = model_cache / f"{preset.name}-{preset.sha256[:16]}-transformers{transformers.__version__}"
+    if (target / "config.json").is_file():
+        return target
+    preset_chunk_paths(spec)  # a clear ModelNotFound before taking the lock
+    model_cache.mkdir(parents=True, exist_ok=True)
+    with open(model_cache / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second build waits for the first conversion
+        if not (target / "config.json").is_file():
+            log(f"converting {preset.upstream} ({preset.quantization}) to safetensors, once; this takes about a minute")
+            done = subprocess.run([sys.executable, "-m", "llmexec.convert", spec.ref, str(target)],
+                                  stdout=sys.stderr, stderr=sys.stderr, env=os.environ.copy())
+            if done.returncode != 0:
+                raise WorkerError(with_fix(f"converting model '{spec.role}' ({preset.name}) failed with exit code "
+                                           f"{done.returncode}", "see the worker log for the cause; then run: make models"))
+    return target

@@ -1,0 +1,240 @@
+"""The worker process: holds the models, and runs every job in a forked child so hangs and crashes stay contained."""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import os
+import select
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+from .models import ModelSpec
+from .protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, dumps, from_json, to_json
+
+MAX_OUTPUT = 64 * 1024  # characters of a block's output kept; the rest is cut with a note
+
+
+class Zygote:
+    """Loads models in this process (never running them here: forked children would hang in OpenMP)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.specs: dict[str, ModelSpec] = {}
+        self.model_cache = Path()
+        self.threads = 1
+        self.loaded: dict[str, Any] = {}
+        self.failed: dict[str, str] = {}
+
+    def send(self, **message: Any) -> None:
+        self.out.write(dumps(message))
+        self.out.flush()
+
+    def log(self, text: str, **extra: Any) -> None:
+        self.send(op="log", message=text, **extra)
+
+    def configure(self, message: dict[str, Any]) -> None:
+        self.specs = {role: ModelSpec.from_json(spec) for role, spec in message["models"].items()}
+        self.model_cache = Path(message["model_cache"])
+        self.threads = int(message["threads"])
+        self.failed.clear()  # a new build tries again models that failed to load before
+
+    def model(self, role: str):
+        """The loaded model for a role; a load failure is remembered and raised as ModelUnavailable."""
+        from .runtime import ModelUnavailable, load_model
+
+        if role in self.failed:
+            raise ModelUnavailable(self.failed[role])
+        if role not in self.loaded:
+            spec = self.specs[role]
+            self.log(f"loading {role} model: {spec.artifact}")
+            started = time.perf_counter()
+            try:
+                self.loaded[role] = load_model(spec, self.model_cache, self.log)
+            except Exception as exc:  # every load failure becomes a message on the blocks that needed it
+                self.failed[role] = f"model '{role}' could not be loaded: {exc}"
+                raise ModelUnavailable(self.failed[role]) from None
+            self.log(f"loaded {role} model in {time.perf_counter() - started:.1f} s",
+                     load_seconds=time.perf_counter() - started)
+        return self.loaded[role]
+
+    def preload(self, roles: set[str]) -> None:
+        from .runtime import ModelUnavailable
+
+        for role in sorted(roles & set(self.specs)):
+            try:
+                self.model(role)
+            except ModelUnavailable:
+                pass  # reported by the block that uses it
+
+    def run_code(self, page: str, blocks: list[CodeRequest]) -> list[CodeOutcome]:
+        names = set()
+        for block in blocks:
+            try:
+                names |= {n.id for n in ast.walk(ast.parse(block.code)) if isinstance(n, ast.Name)}
+            except SyntaxError:
+                pass  # the child reports it with its page line
+        self.preload(names | ({"base", "instruct"} if "models" in names else set()))
+        return self._in_children(blocks, self._code_child, CodeOutcome, independent=False)
+
+    def generate(self, requests: list[GenerateRequest]) -> list[GenerateOutcome]:
+        self.preload({r.model for r in requests})
+        return self._in_children(requests, self._generate_child, GenerateOutcome, independent=True)
+
+    def _in_children(self, items: list, child: Callable[[list, int], None], outcome_type, *, independent: bool) -> list:
+        """Fork a child that reports one JSON line per item; enforce each item's time limit.
+        A timeout or crash ends that child: code pages stop there (their state is gone); independent
+        generation requests go on in a fresh child."""
+        outcomes: list = []
+        while len(outcomes) < len(items):
+            rest = items[len(outcomes):]
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # child
+                os.close(read_fd)
+                code = 0
+                try:
+                    child(rest, write_fd)
+                except BaseException:
+                    code = 70
+                os._exit(code)
+            os.close(write_fd)
+            reader = os.fdopen(read_fd, "rb")
+            try:
+                for item in rest:
+                    line = _read_line(reader, item.timeout)
+                    if line is None:
+                        os.kill(pid, signal.SIGKILL)
+                        outcomes.append(outcome_type(status="timeout", error=f"stopped after its time limit of {item.timeout:g} s"))
+                        break
+                    if line == b"":
+                        outcomes.append(outcome_type(status="crashed", error=_death(pid)))
+                        pid = 0
+                        break
+                    outcome = from_json(outcome_type, json.loads(line))
+                    outcomes.append(outcome)
+                    if outcome.status != "ok" and not independent:
+                        break
+            finally:
+                reader.close()
+                if pid:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    os.waitpid(pid, 0)
+            if not independent and len(outcomes) < len(items):
+                break
+        return outcomes
+
+    def _code_child(self, blocks: list[CodeRequest], write_fd: int) -> None:
+        import torch
+
+        from .runtime import ModelHandle
+
+        torch.set_num_threads(self.threads)
+        used: set[str] = set()
+        handles = {role: ModelHandle(role, self.model, used) for role in self.specs}
+        namespace: dict[str, Any] = {"__name__": "__main__", "models": handles, **handles}
+        capture = tempfile.TemporaryFile()
+        os.dup2(capture.fileno(), 1)
+        os.dup2(capture.fileno(), 2)
+        stream = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), encoding="utf-8", errors="backslashreplace",
+                                  write_through=True)
+        sys.stdout = sys.stderr = stream
+        with os.fdopen(write_fd, "wb") as report:
+            for block in blocks:
+                start = os.lseek(1, 0, os.SEEK_END)
+                started = time.perf_counter()
+                error = ""
+                try:
+                    exec(compile("\n" * (block.first_line - 1) + block.code, block.filename, "exec"), namespace)
+                except BaseException as exc:  # SystemExit and KeyboardInterrupt are snippet failures too
+                    error = _snippet_traceback(exc)
+                stream.flush()
+                output = _read_from(1, start)
+                outcome = CodeOutcome(status="error" if error else "ok", output=output, error=error,
+                                      seconds=round(time.perf_counter() - started, 3), models_used=tuple(sorted(used)))
+                report.write(dumps(to_json(outcome)))
+                report.flush()
+                if error:
+                    return
+
+    def _generate_child(self, requests: list[GenerateRequest], write_fd: int) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
+        with os.fdopen(write_fd, "wb") as report:
+            for request in requests:
+                try:
+                    model = self.model(request.model)
+                    g = model.generate(request.prompt, max_new_tokens=request.max_new_tokens,
+                                       template=request.template, system=request.system)
+                    outcome = GenerateOutcome(status="ok", input_text=g.input_text, input_tokens=g.input_tokens,
+                                              text=g.text, finish_reason=g.finish_reason, new_tokens=g.new_tokens,
+                                              seconds=g.seconds)
+                except Exception as exc:
+                    outcome = GenerateOutcome(status="error", error=f"{type(exc).__name__}: {exc}")
+                report.write(dumps(to_json(outcome)))
+                report.flush()
+
+
+def _read_line(reader: BinaryIO, timeout: float) -> bytes | None:
+    """A line from the child, b'' if it died, None if `timeout` passed first."""
+    ready, _, _ = select.select([reader], [], [], timeout)
+    return reader.readline() if ready else None
+
+
+def _death(pid: int) -> str:
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        hint = " (killed: out of memory?)" if name == "SIGKILL" else ""
+        return f"the process running it died from {name}{hint}"
+    return f"the process running it exited with code {os.WEXITSTATUS(status)} before finishing"
+
+
+def _read_from(fd: int, start: int) -> str:
+    size = os.lseek(fd, 0, os.SEEK_END) - start
+    data = os.pread(fd, min(size, MAX_OUTPUT * 4), start).decode("utf-8", errors="backslashreplace")
+    if len(data) > MAX_OUTPUT or size > MAX_OUTPUT * 4:
+        data = data[:MAX_OUTPUT] + f"\n… output cut: {size} bytes in all, {MAX_OUTPUT} characters shown\n"
+    return data
+
+
+def _snippet_traceback(exc: BaseException) -> str:
+    """The traceback without this module's frames: it starts at the snippet's own line."""
+    te = traceback.TracebackException.from_exception(exc)
+    te.stack = traceback.StackSummary.from_list([f for f in te.stack if f.filename != __file__])
+    return "".join(te.format()).rstrip("\n")
+
+
+def main() -> None:
+    out = os.fdopen(os.dup(1), "wb")  # the protocol channel; stray prints below go to stderr, not into it
+    os.dup2(2, 1)
+    zygote = Zygote(out)
+    zygote.send(op="ready", pid=os.getpid())
+    for raw in sys.stdin.buffer:
+        message = json.loads(raw)
+        op = message["op"]
+        if op == "configure":
+            zygote.configure(message)
+            zygote.send(op="configured")
+        elif op == "code":
+            blocks = [from_json(CodeRequest, b) for b in message["blocks"]]
+            zygote.send(op="result", outcomes=[to_json(o) for o in zygote.run_code(message["page"], blocks)])
+        elif op == "generate":
+            requests = [from_json(GenerateRequest, r) for r in message["requests"]]
+            zygote.send(op="result", outcomes=[to_json(o) for o in zygote.generate(requests)])
+        elif op == "shutdown":
+            break
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+# The same request, given to each model the way it was trained to read text.
+request = "Write a short list of three fruits."
+
+raw = base.generate(request, max_new_tokens=32)          # base: raw text, no template
+chat = instruct.generate(request, max_new_tokens=32)     # instruct: its chat template applied
+
+for result in (raw, chat):
+    print(f"--- {result.model} ({result.finish_reason}, {result.new_tokens} new tokens)")
+    print(result.text)

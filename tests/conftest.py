@@ -1,0 +1,124 @@
+"""Shared fixtures: tiny real models saved locally, throwaway sites in tmp_path, and build helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOK = ROOT / "hooks" / "llm_exec.py"
+sys.path.insert(0, str(ROOT / "hooks"))
+os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _save_tiny_model(folder: Path, *, chat: bool, seed: int) -> Path:
+    """A randomly initialised 2-layer Llama with a word-level tokenizer: real transformers code, tiny weights."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = "the a cat dog sat on mat hello world good morning my friend translate to french bonjour <b> & < >".split()
+    specials = ["<pad>", "<s>", "</s>", "<unk>", "<|im_start|>", "<|im_end|>", "user", "assistant", "system"]
+    vocab = {tok: i for i, tok in enumerate(specials + words + [":", ".", ",", "!", "?"])}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                        unk_token="<unk>", pad_token="<pad>",
+                                        additional_special_tokens=["<|im_start|>", "<|im_end|>"])
+    if chat:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {"base": _save_tiny_model(root / "tiny-base", chat=False, seed=1),
+            "instruct": _save_tiny_model(root / "tiny-instruct", chat=True, seed=2)}
+
+
+@dataclass
+class Site:
+    """A throwaway MkDocs project: write pages, build it, read the HTML."""
+
+    root: Path
+    models: dict[str, dict[str, str]]
+    llm_exec: dict
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    def config(self) -> Path:
+        settings = {"models": self.models, "cache_dir": ".cache/llm-exec", **self.llm_exec}
+        text = "\n".join([
+            "site_name: test site",
+            "theme: {name: material, font: false}",
+            f"hooks: [{json.dumps(str(HOOK))}]",
+            "markdown_extensions: [admonition, pymdownx.details, pymdownx.highlight, pymdownx.superfences,"
+            " {pymdownx.tabbed: {alternate_style: true}}]",
+            f"extra: {{llm_exec: {json.dumps(settings)}}}",
+        ])
+        return self.write("mkdocs.yml", text + "\n")
+
+    def build(self, *, strict: bool = True) -> None:
+        """An in-process build (so injected runners apply), hooks' startup and shutdown included."""
+        from mkdocs.commands.build import build
+        from mkdocs.config import load_config
+
+        config = load_config(str(self.config()), strict=strict, site_dir=str(self.root / "site"))
+        config.plugins.on_startup(command="build", dirty=False)
+        try:
+            build(config)
+        finally:
+            config.plugins.on_shutdown()
+
+    def build_cli(self, *extra: str, env: dict[str, str] | None = None, prelude: str = "") -> subprocess.CompletedProcess[str]:
+        """`mkdocs build` in a fresh interpreter; `prelude` runs first (e.g. to make imports fail)."""
+        self.config()
+        code = f"{prelude}\nimport sys\nfrom mkdocs.__main__ import cli\nsys.exit(cli())"
+        return subprocess.run([sys.executable, "-c", code, "build", "--strict", "-f", str(self.root / "mkdocs.yml"),
+                               "-d", str(self.root / "site"), *extra],
+                              capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
+
+    def html(self, page: str = "index.html") -> str:
+        return (self.root / "site" / page).read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def site(tmp_path: Path, tiny_models: dict[str, Path]) -> Iterator[Site]:
+    models = {role: {"path": str(path), "label": f"tiny-{role} (test model)"} for role, path in tiny_models.items()}
+    yield Site(tmp_path / "project", models, {"timeout": 60})
+
+
+@pytest.fixture
+def bare_site(tmp_path: Path) -> Iterator[Site]:
+    """A site whose model folders hold no real model: only usable with an injected runner."""
+    models = {}
+    for role in ("base", "instruct"):
+        folder = tmp_path / f"fake-{role}"
+        folder.mkdir()
+        (folder / "weights.txt").write_text(f"fake {role} v1")
+        models[role] = {"path": str(folder), "label": f"fake-{role}"}
+    yield Site(tmp_path / "project", models, {})

@@ -1,0 +1,171 @@
+"""Real `mkdocs build` runs into tmp_path with an injected fake runner: rendering, caching, errors, escaping."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from mkdocs.exceptions import Abort
+
+from llmexec.executor import use_runner
+from llmexec.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest
+
+
+class FakeRunner:
+    """Answers like a worker would, and counts what it was asked to run."""
+
+    instances: list["FakeRunner"] = []
+
+    def __init__(self, settings, progress) -> None:
+        self.code_calls: list[list[CodeRequest]] = []
+        self.generate_calls: list[list[GenerateRequest]] = []
+        FakeRunner.instances.append(self)
+
+    def begin_build(self) -> None:
+        pass
+
+    def run_code(self, page: str, blocks: Sequence[CodeRequest]) -> list[CodeOutcome]:
+        self.code_calls.append(list(blocks))
+        outcomes = []
+        for block in blocks:
+            if "raise" in block.code:
+                outcomes.append(CodeOutcome("error", output="partial\n", error=f'  File "{block.filename}", line '
+                                            f'{block.first_line}, in <module>\nValueError: boom'))
+                break
+            outcomes.append(CodeOutcome("ok", output=f"ran: {block.code}\n", models_used=("base",)))
+        return outcomes
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
+        self.generate_calls.append(list(requests))
+        return [GenerateOutcome("ok", input_text=f"[{r.model}] {r.prompt}", input_tokens=3,
+                                text=f"<script>alert('{r.model}')</script>", finish_reason="length",
+                                new_tokens=r.max_new_tokens) for r in requests]
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake():
+    FakeRunner.instances.clear()
+    with use_runner(FakeRunner):
+        yield FakeRunner.instances
+
+
+def calls(instances) -> int:
+    return sum(len(r.code_calls) + len(r.generate_calls) for r in instances)
+
+
+PAGE = """
+---
+title: Front matter shifts lines
+---
+# Demo
+
+Intro prose.
+
+```python exec
+x = 1
+```
+
+```generate model=both max_new_tokens=5
+Say <b>hi</b> & bye
+```
+"""
+
+
+def test_outputs_are_rendered_escaped_and_labelled(bare_site, fake):
+    bare_site.write("docs/index.md", PAGE)
+    bare_site.build()
+    html = bare_site.html()
+    assert "ran: x = 1" in html
+    assert "ran with base = fake-base" in html
+    assert "&lt;script&gt;alert(&#x27;base&#x27;)&lt;/script&gt;" in html  # model output stays text
+    assert "<script>alert(" not in html
+    assert "[instruct] Say &lt;b&gt;hi&lt;/b&gt; &amp; bye" in html  # the input the model received
+    assert "fake-base" in html and "fake-instruct" in html
+    assert "reached max_new_tokens (5)" in html
+    assert 'class="llmx-generate llmx-cols-2"' in html
+    assert (bare_site.root / "site" / "assets" / "llm-exec.css").is_file()
+
+
+def test_second_build_and_prose_edits_execute_nothing(bare_site, fake):
+    bare_site.write("docs/index.md", PAGE)
+    bare_site.build()
+    assert calls(fake) == 2
+    bare_site.build()
+    bare_site.write("docs/index.md", PAGE.replace("Intro prose.", "Rewritten intro, longer.\n\nAnd a new paragraph."))
+    bare_site.build()
+    assert calls(fake) == 2
+    assert "ran: x = 1" in bare_site.html()
+
+
+def test_changing_code_prompt_or_model_executes_again(bare_site, fake):
+    bare_site.write("docs/index.md", PAGE)
+    bare_site.build()
+    bare_site.write("docs/index.md", PAGE.replace("x = 1", "x = 2").replace("bye", "goodbye"))
+    bare_site.build()
+    assert calls(fake) == 4
+    (bare_site.root.parent / "fake-base" / "weights.txt").write_text("fake base v2")  # new weights
+    bare_site.build()
+    code, generate = fake[-1].code_calls[-1], fake[-1].generate_calls[-1]
+    assert [r.model for r in generate] == ["base"]  # only the changed model's answers are redone
+    assert code[0].code == "x = 2"
+
+
+def test_a_raising_block_fails_the_strict_build_with_page_and_line(bare_site, fake, caplog):
+    bare_site.write("docs/index.md", PAGE.replace("x = 1", "raise ValueError('boom')") + "\n```python exec\nprint(2)\n```\n")
+    with pytest.raises(Abort, match="strict mode"):
+        bare_site.build()
+    messages = "\n".join(r.getMessage() for r in caplog.records)
+    assert "docs/index.md:8: code block raised an exception" in messages
+    assert "ValueError: boom" in messages and "--> fix the code" in messages
+    assert not (bare_site.root / ".cache" / "llm-exec" / "results").exists() or all(
+        "boom" not in p.read_text() for p in (bare_site.root / ".cache").rglob("*.json"))
+
+
+def test_without_strict_the_page_shows_the_error_and_the_skipped_block(bare_site, fake):
+    bare_site.write("docs/index.md", PAGE.replace("x = 1", "raise ValueError('boom')") + "\n```python exec\nprint(2)\n```\n")
+    bare_site.build(strict=False)
+    html = bare_site.html()
+    assert "This block raised an exception (docs/index.md:8)" in html
+    assert "ValueError: boom" in html and "partial" in html
+    assert "not run: the block at docs/index.md:8 failed" in html
+
+
+def test_block_problems_are_reported_with_the_fix(bare_site, fake, caplog):
+    bare_site.write("docs/index.md", "# T\n\n```generate model=gpt\nhello\n```\n")
+    with pytest.raises(Abort):
+        bare_site.build()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "docs/index.md:3: generate block names unknown model 'gpt'" in text
+    assert calls(fake) == 0
+
+
+def test_pages_without_blocks_never_start_a_runner(bare_site, fake):
+    bare_site.write("docs/index.md", "# Plain\n\n```python\nprint('shown, not run')\n```\n")
+    bare_site.build()
+    assert fake == []
+    assert "shown, not run" in bare_site.html()
+
+
+def test_blocks_inside_tabs_and_admonitions_render_in_place(bare_site, fake):
+    bare_site.write("docs/index.md", """
+        # Nested
+
+        === "Tab one"
+
+            ```python exec
+            y = 'in a tab'
+            ```
+
+        !!! note
+            ```generate model=instruct
+            hi
+            ```
+        """)
+    bare_site.build()
+    html = bare_site.html()
+    assert "ran: y = &#x27;in a tab&#x27;" in html or "ran: y = 'in a tab'" in html
+    assert html.index("tabbed-set") < html.index("ran: y =")
+    assert html.index('class="admonition note"') < html.index("llmx-instruct")

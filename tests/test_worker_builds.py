@@ -1,0 +1,136 @@
+"""Real builds with the real worker process and tiny real models saved by the tests."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from mkdocs.exceptions import Abort
+
+BLOCK_TORCH = """
+import sys
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'transformers'):
+            raise ImportError(f'{name} is blocked in this test')
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def test_blocks_share_state_within_a_page_and_never_across_pages(site):
+    site.write("docs/index.md", """
+        # One
+
+        ```python exec
+        counter = 41
+        import json
+        json.leaked = "yes"
+        ```
+
+        ```python exec
+        counter += 1
+        print("counter", counter)
+        ```
+        """)
+    site.write("docs/two.md", """
+        # Two
+
+        ```python exec
+        import json
+        print("counter" in globals(), getattr(json, "leaked", "no"))
+        ```
+        """)
+    site.build()
+    assert "counter 42" in site.html()
+    assert "False no" in site.html("two/index.html")
+
+
+def test_models_generate_and_the_page_names_them(site):
+    site.write("docs/index.md", """
+        # Gen
+
+        ```generate max_new_tokens=6
+        hello world
+        ```
+
+        ```python exec
+        g = instruct.generate("good morning", max_new_tokens=4)
+        print(g.model, g.finish_reason, g.new_tokens)
+        print(base.format_prompt("raw text"))
+        ```
+        """)
+    site.build()
+    html = site.html()
+    assert "tiny-base (test model)" in html and "tiny-instruct (test model)" in html
+    # the instruct model received its chat template (decoded from the ids it got); the base model raw text
+    assert "<code>&lt;|im_start|&gt; user hello world &lt;|im_end|&gt; &lt;|im_start|&gt; assistant</code>" in html
+    assert '<pre class="llmx-input"><code>hello world</code></pre>' in html
+    assert re.search(r"instruct (length|eos) \d", html)
+    assert "ran with base = tiny-base (test model); instruct = tiny-instruct (test model)" in html
+
+
+def test_outputs_are_byte_identical_across_cold_builds(site):
+    site.write("docs/index.md", "# G\n\n```generate max_new_tokens=8\nthe cat sat on\n```\n")
+    site.build()
+    first = site.html()
+    for entry in (site.root / ".cache").rglob("*.json"):
+        entry.unlink()
+    site.build()
+    assert site.html() == first
+
+
+def test_tracebacks_point_at_the_page_line(site, caplog):
+    site.write("docs/index.md", "# T\n\nText.\n\n```python exec\nx = 1\n\n1 / 0\n```\n")
+    with pytest.raises(Abort):
+        site.build()
+    log = "\n".join(r.getMessage() for r in caplog.records)
+    assert "docs/index.md:5: code block raised an exception" in log
+    assert 'File "docs/index.md", line 8, in <module>' in log
+    assert "ZeroDivisionError: division by zero" in log
+    assert "worker.py" not in log
+
+
+def test_a_hanging_block_is_stopped_and_the_build_goes_on(site, caplog):
+    site.llm_exec["timeout"] = 2
+    site.write("docs/index.md", "# H\n\n```python exec\nimport time\nwhile True:\n    time.sleep(1)\n```\n")
+    site.write("docs/after.md", "# A\n\n```python exec\nprint('still running')\n```\n")
+    with pytest.raises(Abort):
+        site.build()
+    log = "\n".join(r.getMessage() for r in caplog.records)
+    assert "docs/index.md:3: code block ran past its time limit" in log and "time limit of 2 s" in log
+    assert "still running" in (site.root / "site" / "after" / "index.html").read_text()
+
+
+def test_a_block_that_kills_its_process_is_contained(site, caplog):
+    site.write("docs/index.md", "# K\n\n```python exec\nimport os\nprint('bye', flush=True)\nos._exit(3)\n```\n")
+    site.write("docs/after.md", "# A\n\n```python exec timeout=30\nprint('next page fine')\n```\n")
+    with pytest.raises(Abort):
+        site.build()
+    log = "\n".join(r.getMessage() for r in caplog.records)
+    assert "docs/index.md:3: code block crashed" in log and "exited with code 3" in log
+    assert "next page fine" in (site.root / "site" / "after" / "index.html").read_text()
+
+
+def test_cached_rebuild_executes_nothing_and_never_imports_torch(site):
+    site.write("docs/index.md", "# C\n\n```python exec\nprint(base.artifact)\n```\n\n```generate\nhello\n```\n")
+    cold = site.build_cli()
+    assert cold.returncode == 0, cold.stderr
+    assert "blocks executed" in cold.stderr
+    warm = site.build_cli(prelude=BLOCK_TORCH)
+    assert warm.returncode == 0, warm.stderr
+    assert "0 blocks executed, 3 from cache, 0 failed" in warm.stderr
+    assert "starting the execution worker" not in warm.stderr
+    assert "tiny-base (test model)" in site.html()
+
+
+def test_a_missing_model_is_one_clear_error(site, tmp_path):
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    site.models["base"] = {"hub": "HuggingFaceTB/SmolLM2-135M", "revision": revision}
+    site.write("docs/index.md", "# M\n\n```generate model=base\nhello\n```\n")
+    result = site.build_cli(env={"HF_HUB_CACHE": str(tmp_path / "empty-hf-cache")})
+    assert result.returncode != 0
+    assert "docs/index.md:3: generate block failed on the base model" in result.stderr
+    assert "HuggingFaceTB/SmolLM2-135M @ " + revision in result.stderr
+    assert str(tmp_path / "empty-hf-cache") in result.stderr  # where it looked
+    assert f"hf download HuggingFaceTB/SmolLM2-135M --revision {revision}" in result.stderr  # how to get it
+    assert "Traceback" not in result.stderr
