@@ -1,0 +1,56 @@
+"""The project's own site, built with the real offline default models (run by `make test` and CI)."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.real_models
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory):
+    project = tmp_path_factory.mktemp("real") / "project"
+    for name in ("docs", "snippets", "hooks"):
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    cold = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    assert cold.returncode == 0, cold.stderr[-4000:]
+    return project, cold
+
+
+def _blocks(page: str, css: str) -> list[str]:
+    return [html.unescape(m) for m in re.findall(rf'<pre class="{css}"><code>(.*?)</code></pre>', page, re.S)]
+
+
+def test_home_page_shows_both_real_models_with_provenance(built_site):
+    project, _ = built_site
+    page = (project / "site" / "index.html").read_text()
+    assert "google/gemma-3-270m (GGUF Q4_K_M, sha256 a5fd3b62230a…)" in page
+    assert "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, sha256 b179c9523d0e…)" in page
+    base_input, instruct_input = _blocks(page, "llmx-input")[:2]
+    assert base_input == "<bos>Translate to French: Good morning, my friend."  # raw text, plus Gemma's BOS
+    assert instruct_input.startswith("<|im_start|>system\n") and instruct_input.endswith("<|im_start|>assistant\n")
+    assert "<|im_start|>user\nTranslate to French: Good morning, my friend.<|im_end|>" in instruct_input
+    assert all(text.strip() for text in _blocks(page, "llmx-output"))
+
+
+def test_a_second_build_executes_nothing_and_imports_no_torch(built_site):
+    project, _ = built_site
+    blocker = ("import sys\nclass B:\n def find_spec(self, n, p=None, t=None):\n"
+               "  if n.split('.')[0] in ('torch', 'transformers'): raise ImportError(n + ' blocked')\n"
+               "sys.meta_path.insert(0, B())\nfrom mkdocs.__main__ import cli\nsys.exit(cli())")
+    warm = subprocess.run([sys.executable, "-c", blocker, "build", "--strict"], cwd=project, capture_output=True,
+                          text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=600)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    assert re.search(r"0 blocks executed, \d+ from cache, 0 failed", warm.stderr)
