@@ -169,3 +169,34 @@ def test_blocks_inside_tabs_and_admonitions_render_in_place(bare_site, fake):
     assert "ran: y = &#x27;in a tab&#x27;" in html or "ran: y = 'in a tab'" in html
     assert html.index("tabbed-set") < html.index("ran: y =")
     assert html.index('class="admonition note"') < html.index("llmx-instruct")
+
+
+def test_rendered_output_is_an_explicit_opt_in(bare_site, fake):
+    bare_site.write("docs/index.md", """
+        # Opt-in
+
+        ```python exec show=output output=markdown
+        md = 1
+        ```
+
+        ```python exec output=html
+        raw = 2
+        ```
+
+        ```python exec
+        text = 3
+        ```
+        """)
+    bare_site.build()
+    html = bare_site.html()
+    assert "<p>ran: md = 1</p>" in html  # Markdown output became page content, code hidden
+    assert '<span class="n">md</span>' not in html
+    assert '<div class="llmx-html">ran: raw = 2\n</div>' in html
+    assert '<pre class="llmx-text"><code>ran: text = 3' in html
+
+
+def test_unknown_output_format_is_a_problem(bare_site, fake, caplog):
+    bare_site.write("docs/index.md", "# x\n\n```python exec output=pdf\nprint(1)\n```\n")
+    with pytest.raises(Abort):
+        bare_site.build()
+    assert "docs/index.md:3: output='pdf' is not an output format" in caplog.text

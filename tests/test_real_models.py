@@ -54,3 +54,28 @@ def test_a_second_build_executes_nothing_and_imports_no_torch(built_site):
                           text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=600)
     assert warm.returncode == 0, warm.stderr[-3000:]
     assert re.search(r"0 blocks executed, \d+ from cache, 0 failed", warm.stderr)
+
+
+def test_no_page_loads_anything_from_another_host(built_site):
+    """Fonts, scripts, styles and images all come from the site itself: it works with no network."""
+    from html.parser import HTMLParser
+
+    class Loads(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.external: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            url = a.get("src") if tag in ("script", "img", "iframe", "audio", "video", "source") else \
+                a.get("href") if tag == "link" else None
+            if url and re.match(r"^(https?:)?//", url):
+                self.external.append(f"<{tag}> {url}")
+
+    project, _ = built_site
+    pages = list((project / "site").rglob("*.html"))
+    assert pages
+    for path in pages:
+        parser = Loads()
+        parser.feed(path.read_text())
+        assert parser.external == [], f"{path.relative_to(project)} loads {parser.external}"

@@ -11,14 +11,28 @@ from mkdocs.config import load_config
 
 from .config import load_settings
 from .errors import LlmExecError
+from .models import converted_path, hub_snapshot, preset_chunk_paths
 
 
 def prepare(config_file: Path) -> int:
-    from .runtime import load_model
-
+    """Convert what is missing; when everything is ready this returns in a moment without importing torch."""
     config = load_config(str(config_file))
     settings = load_settings(config.extra, config_file.parent.resolve())
     for role, spec in settings.models.items():
+        if spec.kind == "preset":
+            preset_chunk_paths(spec)  # the package must be installed even when a converted copy exists
+            if (converted_path(spec, settings.model_cache_dir) / "config.json").is_file():
+                print(f"llm-exec: {role}: {spec.artifact}: ready in {settings.model_cache_dir}", file=sys.stderr)
+                continue
+        elif spec.kind == "hub":
+            hub_snapshot(spec)
+            print(f"llm-exec: {role}: {spec.artifact}: found in the local Hugging Face cache", file=sys.stderr)
+            continue
+        else:
+            print(f"llm-exec: {role}: {spec.artifact}: local folder", file=sys.stderr)
+            continue
+        from .runtime import load_model
+
         started = time.perf_counter()
         print(f"llm-exec: {role}: {spec.artifact} ...", file=sys.stderr, flush=True)
         model = load_model(spec, settings.model_cache_dir, lambda text: print(f"llm-exec:   {text}", file=sys.stderr, flush=True))

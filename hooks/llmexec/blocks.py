@@ -14,7 +14,8 @@ Template = Literal["auto", "chat", "raw"]
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
 _CODE_LANGS = {"python", "py", "python3"}
-_CODE_OPTIONS = {"exec", "file", "timeout", "title"}
+_CODE_OPTIONS = {"exec", "file", "timeout", "title", "output", "show"}
+OutputFormat = Literal["text", "markdown", "html"]
 _GENERATE_OPTIONS = {"model", "max_new_tokens", "system", "template", "timeout"}
 MODEL_CHOICES = ("base", "instruct", "both")
 
@@ -54,6 +55,8 @@ class Block:
     max_new_tokens: int | None = None
     system: str = ""
     template: Template = "auto"
+    output: str = "text"  # code: "text" (escaped, the default), or the explicit opt-ins "markdown" and "html"
+    show_source: bool = True
     options: dict[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -141,6 +144,12 @@ def _code_block(options: dict[str, str], body: list[str], *, page: str, line: in
     timeout = _timeout(options, page, line)
     if isinstance(timeout, Problem):
         return timeout
+    output, show = options.get("output", "text"), options.get("show", "both")
+    if output not in ("text", "markdown", "html"):
+        return Problem(page, line, f"output={output!r} is not an output format",
+                       "use output=text (escaped, the default), output=markdown or output=html (rendered: trusted snippets only)")
+    if show not in ("both", "output"):
+        return Problem(page, line, f"show={show!r} is not a choice", "use show=both (code and output) or show=output")
     inline = "\n".join(body)
     if options.get("file"):
         if inline.strip():
@@ -157,7 +166,8 @@ def _code_block(options: dict[str, str], body: list[str], *, page: str, line: in
         return Problem(page, line, "this python exec block has no code", "add code, or remove `exec` to show it without running it")
     first += _leading_blank_lines(textwrap.dedent(text))
     return Block("code", page, line, 0, 0, "", code, filename, first, timeout=timeout,
-                 title=options.get("title", options.get("file", "")), options=options)
+                 title=options.get("title", options.get("file", "")), output=output, show_source=show == "both",
+                 options=options)
 
 
 def _generate_block(options: dict[str, str], body: list[str], *, page: str, line: int) -> Block | Problem:

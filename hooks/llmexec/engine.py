@@ -78,9 +78,12 @@ class Engine:
             return markdown
         blocks = [b for b in items if isinstance(b, Block)]
         code = [b for b in blocks if b.kind == "code"]
-        html: dict[int, str] = {}
+        html: dict[int, str | list[str]] = {}  # HTML for an output fence, or Markdown lines put in the page
         for block, outcome in zip(code, self._run_code(page, code)):
-            html[block.line] = self._code_html(block, outcome)
+            if outcome.status == "ok" and block.output == "markdown":
+                html[block.line] = [block.indent + line if line else "" for line in outcome.output.split("\n")]
+            else:
+                html[block.line] = self._code_html(block, outcome)
         for block, columns in self._run_generate([b for b in blocks if b.kind == "generate"]):
             html[block.line] = render.generation(columns)
         lines = markdown.split("\n")
@@ -90,8 +93,9 @@ class Engine:
                 self._fail(item.message())
                 lines[item.start:item.end] = self._output_lines(item.indent, render.failure("Cannot run this block", item.message()))
             else:
-                shown = self._source_lines(item) if item.kind == "code" else []
-                lines[item.start:item.end] = shown + self._output_lines(item.indent, html[item.line])
+                shown = self._source_lines(item) if item.kind == "code" and item.show_source else []
+                out = html[item.line]
+                lines[item.start:item.end] = shown + (out if isinstance(out, list) else self._output_lines(item.indent, out))
         return "\n".join(lines)
 
     # -- execution ---------------------------------------------------------------------------------
@@ -170,6 +174,8 @@ class Engine:
     # -- rendering ---------------------------------------------------------------------------------
 
     def _code_html(self, block: Block, outcome: CodeOutcome) -> str:
+        if outcome.status == "ok" and block.output == "html":
+            return render.trusted_html(outcome.output)
         if outcome.status == "ok":
             return render.code_output(outcome, self.settings.models)
         if outcome.status == "skipped":

@@ -153,6 +153,14 @@ def preset_chunk_paths(spec: ModelSpec) -> list[Path]:
     return paths
 
 
+def converted_path(spec: ModelSpec, model_cache: Path) -> Path:
+    """Where a preset's safetensors copy lives, keyed on (GGUF sha256, transformers version); no torch import."""
+    from importlib.metadata import version
+
+    preset = PRESETS[spec.ref]
+    return model_cache / f"{preset.name}-{preset.sha256[:16]}-transformers{version('transformers')}"
+
+
 def model_cache_root(configured: str) -> Path:
     """Where converted models live: the setting, else $LLMX_MODEL_CACHE, else the user cache folder."""
     if configured:

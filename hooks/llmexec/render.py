@@ -27,6 +27,11 @@ def code_output(outcome: CodeOutcome, models: dict[str, ModelSpec]) -> str:
     return f'<div class="llmx-result"><div class="llmx-caption">{escape(caption)}</div>{body}</div>'
 
 
+def trusted_html(output: str) -> str:
+    """Only for blocks that opted in with output=html: the page's author vouches for this snippet."""
+    return f'<div class="llmx-html">{output}</div>'
+
+
 def failure(title: str, detail: str, output: str = "") -> str:
     """A visible error box: under `mkdocs serve` this is how an author sees what went wrong."""
     printed = _pre(output, "llmx-text") if output else ""

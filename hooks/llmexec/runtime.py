@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Callable, Literal
 
 import torch
-import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from .errors import ModelNotFound, WorkerError, with_fix
-from .models import PRESETS, ModelSpec, hub_snapshot, preset_chunk_paths
+from .models import PRESETS, ModelSpec, converted_path, hub_snapshot, preset_chunk_paths
 
 
 class ModelUnavailable(RuntimeError):
@@ -103,6 +102,26 @@ class LoadedModel:
         top = torch.topk(probs, k)
         return [(self.tokenizer.decode([i]), round(float(p), 4)) for p, i in zip(top.values, top.indices)]
 
+    def provenance(self) -> dict[str, str]:
+        """Where this model came from and what ran it, for provenance tables on pages."""
+        import transformers
+
+        spec = self.spec
+        info = {"role": spec.role, "artifact": spec.artifact, "source": spec.kind, "identity": spec.identity,
+                "parameters": f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.0f}M",
+                "architecture": type(self.model).__name__, "dtype": "float32 (converted)",
+                "chat template": "yes" if self.has_chat_template else "no",
+                "transformers": transformers.__version__, "torch": torch.__version__}
+        if spec.kind == "preset":
+            preset = PRESETS[spec.ref]
+            size = sum(p.stat().st_size for p in preset_chunk_paths(spec))
+            info.update({"upstream": preset.upstream, "quantization": preset.quantization, "licence": preset.licence,
+                         "file": preset.gguf_name, "file size": f"{size / 1e6:.0f} MB", "sha256": preset.sha256,
+                         "PyPI packages": ", ".join(preset.packages)})
+        elif spec.kind == "hub":
+            info.update({"upstream": spec.ref, "revision": spec.revision})
+        return info
+
     def _eos_ids(self) -> set[int]:
         found: set[int] = set()
         for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
@@ -143,7 +162,7 @@ def load_model(spec: ModelSpec, model_cache: Path, log: Callable[[str], None]) -
 def converted_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None]) -> Path:
     """The safetensors copy of a preset, keyed on (GGUF sha256, transformers version); made if missing."""
     preset = PRESETS[spec.ref]
-    target = model_cache / f"{preset.name}-{preset.sha256[:16]}-transformers{transformers.__version__}"
+    target = converted_path(spec, model_cache)
     if (target / "config.json").is_file():
         return target
     preset_chunk_paths(spec)  # a clear ModelNotFound before taking the lock
