@@ -16,12 +16,19 @@ from llmexec.executor import runner_factory
 
 log = get_plugin_logger("llm_exec")
 _engine: Engine | None = None  # kept across `mkdocs serve` rebuilds, so loaded models stay warm
+_dirty = False
+
+
+def on_startup(*, command: str, dirty: bool) -> None:
+    global _dirty
+    _dirty = dirty
 
 
 def on_config(config: MkDocsConfig) -> MkDocsConfig | None:
     global _engine
     project_dir = Path(config.config_file_path).parent
-    settings = load_settings(config.extra, project_dir)
+    watched = (Path(config.docs_dir), *(Path(w) for w in config.watch))
+    settings = load_settings(config.extra, project_dir, watched)
     if not settings.enabled:
         on_shutdown()
         return None
@@ -59,7 +66,8 @@ def on_page_markdown(markdown: str, /, *, page: Page, config: MkDocsConfig, file
 
 def on_post_build(*, config: MkDocsConfig) -> None:
     if _active(config):
-        log.info(_engine.summary())  # type: ignore[union-attr]
+        pruned = _engine.end_build(dirty=_dirty)  # type: ignore[union-attr]
+        log.info(_engine.summary() + (f"; pruned {pruned} unused lockfile entries" if pruned else ""))  # type: ignore[union-attr]
 
 
 def on_shutdown() -> None:

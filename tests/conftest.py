@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "hooks" / "llm_exec.py"
 sys.path.insert(0, str(ROOT / "hooks"))
+
+from llmexec.executor import use_runner  # noqa: E402  (needs the path above)
+from llmexec.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest  # noqa: E402
 os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
 
 CHAT_TEMPLATE = (
@@ -122,3 +125,48 @@ def bare_site(tmp_path: Path) -> Iterator[Site]:
         (folder / "weights.txt").write_text(f"fake {role} v1")
         models[role] = {"path": str(folder), "label": f"fake-{role}"}
     yield Site(tmp_path / "project", models, {})
+
+
+class FakeRunner:
+    """Answers like a worker would, and counts what it was asked to run."""
+
+    instances: list["FakeRunner"] = []
+
+    def __init__(self, settings, progress) -> None:
+        self.code_calls: list[list[CodeRequest]] = []
+        self.generate_calls: list[list[GenerateRequest]] = []
+        FakeRunner.instances.append(self)
+
+    def begin_build(self) -> None:
+        pass
+
+    def run_code(self, page: str, blocks: Sequence[CodeRequest]) -> list[CodeOutcome]:
+        self.code_calls.append(list(blocks))
+        outcomes = []
+        for block in blocks:
+            if "raise" in block.code:
+                outcomes.append(CodeOutcome("error", output="partial\n", error=f'  File "{block.filename}", line '
+                                            f'{block.first_line}, in <module>\nValueError: boom'))
+                break
+            outcomes.append(CodeOutcome("ok", output=f"ran: {block.code}\n", models_used=("base",)))
+        return outcomes
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
+        self.generate_calls.append(list(requests))
+        return [GenerateOutcome("ok", input_text=f"[{r.model}] {r.prompt}", input_tokens=3,
+                                text=f"<script>alert('{r.model}')</script>", finish_reason="length",
+                                new_tokens=r.max_new_tokens) for r in requests]
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake():
+    FakeRunner.instances.clear()
+    with use_runner(FakeRunner):
+        yield FakeRunner.instances
+
+
+def calls(instances) -> int:
+    return sum(len(r.code_calls) + len(r.generate_calls) for r in instances)

@@ -2,58 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 from mkdocs.exceptions import Abort
 
-from llmexec.executor import use_runner
-from llmexec.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest
-
-
-class FakeRunner:
-    """Answers like a worker would, and counts what it was asked to run."""
-
-    instances: list["FakeRunner"] = []
-
-    def __init__(self, settings, progress) -> None:
-        self.code_calls: list[list[CodeRequest]] = []
-        self.generate_calls: list[list[GenerateRequest]] = []
-        FakeRunner.instances.append(self)
-
-    def begin_build(self) -> None:
-        pass
-
-    def run_code(self, page: str, blocks: Sequence[CodeRequest]) -> list[CodeOutcome]:
-        self.code_calls.append(list(blocks))
-        outcomes = []
-        for block in blocks:
-            if "raise" in block.code:
-                outcomes.append(CodeOutcome("error", output="partial\n", error=f'  File "{block.filename}", line '
-                                            f'{block.first_line}, in <module>\nValueError: boom'))
-                break
-            outcomes.append(CodeOutcome("ok", output=f"ran: {block.code}\n", models_used=("base",)))
-        return outcomes
-
-    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
-        self.generate_calls.append(list(requests))
-        return [GenerateOutcome("ok", input_text=f"[{r.model}] {r.prompt}", input_tokens=3,
-                                text=f"<script>alert('{r.model}')</script>", finish_reason="length",
-                                new_tokens=r.max_new_tokens) for r in requests]
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.fixture
-def fake():
-    FakeRunner.instances.clear()
-    with use_runner(FakeRunner):
-        yield FakeRunner.instances
-
-
-def calls(instances) -> int:
-    return sum(len(r.code_calls) + len(r.generate_calls) for r in instances)
+from conftest import calls
 
 
 PAGE = """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 from mkdocs.exceptions import Abort
@@ -134,3 +135,29 @@ def test_a_missing_model_is_one_clear_error(site, tmp_path):
     assert str(tmp_path / "empty-hf-cache") in result.stderr  # where it looked
     assert f"hf download HuggingFaceTB/SmolLM2-135M --revision {revision}" in result.stderr  # how to get it
     assert "Traceback" not in result.stderr
+
+
+def test_a_fresh_checkout_builds_from_the_lockfile_without_torch_or_the_cache(site):
+    site.write("docs/index.md", "# L\n\n```python exec\nprint('locked', 6 * 7)\n```\n\n```generate max_new_tokens=4\nhello\n```\n")
+    assert site.build_cli().returncode == 0
+    shutil.rmtree(site.root / ".cache")  # a new clone: only the committed lockfile
+    locked = site.build_cli(env={"LLM_EXEC_MODE": "locked"}, prelude=BLOCK_TORCH)
+    assert locked.returncode == 0, locked.stderr
+    assert "0 blocks executed, 3 from cache, 0 failed" in locked.stderr
+    assert "locked 42" in site.html()
+
+
+def test_hostile_output_from_a_snippet_stays_text(site):
+    site.write("docs/index.md", """
+        # X
+
+        ```python exec
+        print("<script>document.title='pwned'</script>")
+        print('<img src=x onerror="alert(1)">')
+        ```
+        """)
+    site.build()
+    html = site.html()
+    assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+    assert "<img src=x" not in html and "<script>document" not in html

@@ -21,13 +21,19 @@ class Corrupt:
 
 
 class ResultCache:
-    """Maps keys to result dicts under `<root>/results/<key[:2]>/<key>.json`."""
+    """Maps keys to result dicts stored as `<root>/<key>.json`: the local cache and the lockfile share it."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def path(self, key: str) -> Path:
-        return self.root / "results" / key[:2] / f"{key}.json"
+        return self.root / f"{key}.json"
+
+    def keys(self) -> set[str]:
+        return {p.stem for p in self.root.glob("*.json")} if self.root.is_dir() else set()
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
 
     def get(self, key: str) -> dict[str, Any] | Corrupt | None:
         path = self.path(key)

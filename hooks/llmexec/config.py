@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,11 @@ from mkdocs.config import config_options as c
 
 from .errors import ConfigError, with_fix
 from .models import PRESETS, ModelSpec, model_cache_root
+from .store import MODES, Mode
 
 SECTION = "extra.llm_exec"
+MODE_ENV = "LLM_EXEC_MODE"
+REPORT_ENV = "LLM_EXEC_REPORT"
 ROLES = ("base", "instruct")
 DEFAULT_PRESETS = {"base": "gemma-3-270m", "instruct": "smollm2-135m-instruct"}
 
@@ -34,6 +38,8 @@ class _ModelsOptions(base.Config):
 
 class _Options(base.Config):
     enabled = c.Type(bool, default=True)
+    mode = c.Choice(MODES, default="auto")
+    lockfile = c.Type(str, default="llm-exec.lock")
     models = c.SubConfig(_ModelsOptions)
     cache_dir = c.Type(str, default=".cache/llm-exec")
     model_cache_dir = c.Type(str, default="")
@@ -47,6 +53,9 @@ class Settings:
     """The validated settings, with paths resolved against mkdocs.yml's folder."""
 
     enabled: bool
+    mode: Mode
+    lockfile: Path
+    report: Path  # where verify and preview builds write the drift report
     models: dict[str, ModelSpec]
     cache_dir: Path
     model_cache_dir: Path
@@ -60,11 +69,16 @@ class Settings:
         return json.dumps([models, str(self.model_cache_dir), self.threads], sort_keys=True)
 
 
-def load_settings(extra: dict[str, Any], config_dir: Path) -> Settings:
-    """Validate `extra.llm_exec`; every problem, unknown keys included, is one ConfigError."""
+def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, ...] = (),
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Validate `extra.llm_exec` (and $LLM_EXEC_MODE); every problem, unknown keys included, is one ConfigError."""
     raw = extra.get("llm_exec") or {}
     if not isinstance(raw, dict):
         raise ConfigError(with_fix(f"{SECTION} must be a mapping, got {type(raw).__name__}", "see README, 'Configuration'"))
+    env_mode = (os.environ if environ is None else environ).get(MODE_ENV, "")
+    if env_mode and env_mode not in MODES:
+        raise ConfigError(with_fix(f"${MODE_ENV}={env_mode!r} is not an execution mode",
+                                   f"use one of {', '.join(MODES)}, or unset {MODE_ENV} to use {SECTION}.mode"))
     options = _Options(config_file_path=str(config_dir / "mkdocs.yml"))
     options.load_dict(raw)
     failed, warnings = options.validate()
@@ -72,12 +86,19 @@ def load_settings(extra: dict[str, Any], config_dir: Path) -> Settings:
     problems += [f"{SECTION}.{key}: {msg}" for key, msg in warnings]
     if not problems:
         problems += _check_values(options)
+        lockfile = (config_dir / options.lockfile).resolve()
+        problems += [f"{SECTION}.lockfile: {lockfile} is inside {w}, which `mkdocs serve` watches (writing it would "
+                     "rebuild forever); put it next to mkdocs.yml" for w in watched if lockfile.is_relative_to(w.resolve())]
     if problems:
         raise ConfigError(with_fix("invalid configuration in mkdocs.yml:\n    " + "\n    ".join(problems),
                                    "fix the keys above; the allowed keys are listed in README, 'Configuration'"))
     models = {role: _model_spec(role, options.models[role], config_dir) for role in ROLES}
     return Settings(
         enabled=options.enabled,
+        mode=env_mode or options.mode,  # type: ignore[arg-type]
+        lockfile=(config_dir / options.lockfile).resolve(),
+        report=Path((os.environ if environ is None else environ).get(REPORT_ENV)
+                    or config_dir / options.cache_dir / "drift-report.md").resolve(),
         models=models,
         cache_dir=(config_dir / options.cache_dir).resolve(),
         model_cache_dir=model_cache_root(options.model_cache_dir and str(config_dir / options.model_cache_dir)),

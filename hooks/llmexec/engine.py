@@ -1,4 +1,4 @@
-"""Per page: find blocks, key them, take results from the cache or the runner, and rewrite the Markdown."""
+"""Per page: find blocks, key them, take results from the store or the runner, and rewrite the Markdown."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from . import render
+from . import report as drift_report
+from .cache import atomic_write
 from .blocks import Block, Problem, find_blocks
-from .cache import Corrupt, ResultCache
+from .cache import ResultCache
 from .config import Settings
 from .executor import RunnerFactory
 from .keys import code_keys, generate_key
 from .protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, Runner, from_json, to_json
+from .store import LOCK_COMMAND, Store
 
 OUTPUT_FENCE = "llmx-output"
 
@@ -23,6 +26,7 @@ _FIXES = {
     "timeout": "make it faster, or raise the limit: timeout=SECONDS on the fence, or extra.llm_exec.timeout in mkdocs.yml",
     "crashed": "the process running the block died; look for os._exit, a native crash or memory use in the snippet",
 }
+_STATUS = {"error": "raised an exception", "timeout": "ran past its time limit", "crashed": "crashed"}
 
 
 @dataclass
@@ -30,7 +34,19 @@ class Stats:
     executed: int = 0
     cached: int = 0
     failed: int = 0
+    unexecuted: int = 0
     run_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """One generation to look up or run: a generate block's answer from one model."""
+
+    block: Block
+    role: str
+    key: str
+    limit: int
+    index: int  # the block's position among the page's generate blocks
 
 
 class Engine:
@@ -40,15 +56,15 @@ class Engine:
                  report: Callable[[str], None], progress: Callable[[str], None], titles: bool = True) -> None:
         self.settings, self.project_dir, self.factory = settings, project_dir, factory
         self.report, self.progress, self.titles = report, progress, titles
-        self.cache = ResultCache(settings.cache_dir)
         self.rendered: dict[str, str] = {}
         self.stats = Stats()
+        self.store = self._new_store()
         self._runner: Runner | None = None
         self._started = time.perf_counter()
 
     @property
     def runner(self) -> Runner:
-        """Created on the first cache miss: a build with nothing to execute never starts it (nor imports torch)."""
+        """Created on the first miss: a build with nothing to execute never starts it (nor imports torch)."""
         if self._runner is None:
             self._runner = self.factory(self.settings, self.progress)
         return self._runner
@@ -56,9 +72,25 @@ class Engine:
     def begin_build(self) -> None:
         self.rendered.clear()
         self.stats = Stats()
+        self.store = self._new_store()
         self._started = time.perf_counter()
         if self._runner is not None:
             self._runner.begin_build()
+
+    def _new_store(self) -> Store:
+        s = self.settings
+        return Store(s.mode, ResultCache(s.lockfile), ResultCache(s.cache_dir / "results"), self.progress, self.report)
+
+    def end_build(self, *, dirty: bool) -> int:
+        """Write the drift report (verify, preview), fail on drift (verify), prune the lockfile after a complete build."""
+        drift = self.store.drift
+        if self.settings.mode in ("verify", "preview"):
+            atomic_write(self.settings.report, drift_report.render(drift, self.settings.mode))
+            self.progress(f"drift report written to {self.settings.report}")
+        if self.settings.mode == "verify" and (drift.changed or drift.new):
+            self.report(f"{len(drift.changed)} block(s) differ from the lockfile and {len(drift.new)} have no entry; "
+                        f"see {self.settings.report}\n  --> if the new outputs are right: {LOCK_COMMAND}")
+        return self.store.finish(complete=not dirty and self.stats.failed == 0)
 
     def close(self) -> None:
         if self._runner is not None:
@@ -69,7 +101,8 @@ class Engine:
         s = self.stats
         loading = getattr(self._runner, "load_seconds", 0.0)
         total = time.perf_counter() - self._started
-        return (f"{s.executed} blocks executed, {s.cached} from cache, {s.failed} failed "
+        extra = f", {s.unexecuted} not executed ({self.settings.mode} mode)" if s.unexecuted else ""
+        return (f"{s.executed} blocks executed, {s.cached} from cache, {s.failed} failed{extra} "
                 f"(model loading {loading:.1f} s, running {s.run_seconds:.1f} s, total {total:.1f} s)")
 
     def process_page(self, markdown: str, *, page: str, line_offset: int = 0) -> str:
@@ -90,7 +123,7 @@ class Engine:
         for item in reversed(items):
             if isinstance(item, Problem):
                 self.stats.failed += 1
-                self._fail(item.message())
+                self.report(item.message())
                 lines[item.start:item.end] = self._output_lines(item.indent, render.failure("Cannot run this block", item.message()))
             else:
                 shown = self._source_lines(item) if item.kind == "code" and item.show_source else []
@@ -104,10 +137,13 @@ class Engine:
         if not blocks:
             return []
         keys = code_keys(blocks, self.settings.models)
-        hits = [self._lookup(key) for key in keys]
+        hits = [self.store.lookup(key) for key in keys]
         if all(hit is not None for hit in hits):
             self.stats.cached += len(blocks)
             return [from_json(CodeOutcome, hit) for hit in hits if hit is not None]
+        if not self.store.may_execute:
+            return [from_json(CodeOutcome, hit) if hit is not None else self._unexecuted(key, self._entry(b, i, key))
+                    for i, (b, key, hit) in enumerate(zip(blocks, keys, hits))]
         self.progress(f"{page}: running {len(blocks)} code block(s)")
         requests = [CodeRequest(b.source, b.filename, b.first_line, b.timeout or self.settings.timeout) for b in blocks]
         outcomes = self._guarded(lambda: self.runner.run_code(page, requests), CodeOutcome)
@@ -116,37 +152,45 @@ class Engine:
             where = f"{first_failure.page}:{first_failure.line}" if first_failure else "an earlier block"
             outcomes.append(CodeOutcome(status="skipped", error=f"not run: the block at {where} failed, and "
                                                                  "later blocks on a page depend on the earlier ones"))
-        for key, outcome in zip(keys, outcomes):
-            self._record(key, "code", outcome)
+        for index, (block, key, outcome) in enumerate(zip(blocks, keys, outcomes)):
+            self._record(key, self._entry(block, index, key, outcome=outcome))
         return outcomes
 
     def _run_generate(self, blocks: list[Block]) -> list[tuple[Block, list[tuple[Any, GenerateOutcome, int]]]]:
-        wanted: list[tuple[Block, str, str, int]] = []  # block, role, key, max_new_tokens
-        for block in blocks:
+        jobs = self.generate_jobs(blocks)
+        found = {job.key: self.store.lookup(job.key) for job in jobs}
+        misses = [job for job in jobs if found[job.key] is None]
+        self.stats.cached += len(jobs) - len(misses)
+        if misses and not self.store.may_execute:
+            for job in misses:
+                found[job.key] = to_json(self._unexecuted(job.key, self._job_entry(job)))
+        elif misses:
+            for job, outcome in zip(misses, self.execute_generate(misses)):
+                found[job.key] = to_json(outcome)
+        return [(block, [(self.settings.models[j.role], from_json(GenerateOutcome, found[j.key]), j.limit)  # type: ignore[arg-type]
+                         for j in jobs if j.block is block]) for block in blocks]
+
+    def generate_jobs(self, blocks: list[Block]) -> list[Job]:
+        jobs = []
+        for index, block in enumerate(blocks):
             limit = block.max_new_tokens or self.settings.max_new_tokens
             for role in block.models:
-                wanted.append((block, role, generate_key(block, self.settings.models[role], limit), limit))
-        found = {key: self._lookup(key) for _, _, key, _ in wanted}
-        misses = [(b, role, key, limit) for b, role, key, limit in wanted if found[key] is None]
-        self.stats.cached += len(wanted) - len(misses)
-        if misses:
-            self.progress(f"generating {len(misses)} answer(s) for {len({b.line for b, *_ in misses})} block(s)")
-            requests = [GenerateRequest(role, b.source, b.system, b.template, limit, b.timeout or self.settings.timeout)
-                        for b, role, _, limit in misses]
-            outcomes = self._guarded(lambda: self.runner.generate(requests), GenerateOutcome)
-            outcomes += [GenerateOutcome(status="skipped", error="not run")] * (len(misses) - len(outcomes))
-            for (block, role, key, _), outcome in zip(misses, outcomes):
-                self._record(key, "generate", outcome)
-                found[key] = to_json(outcome)
-                if outcome.status != "ok":
-                    self._fail(f"{block.page}:{block.line}: generate block failed on the {role} model: {outcome.error}\n"
-                               f"  --> {_FIXES.get(outcome.status, 'see the message above')}")
-        results = []
-        for block in blocks:
-            columns = [(self.settings.models[role], from_json(GenerateOutcome, found[key]), limit)  # type: ignore[arg-type]
-                       for b, role, key, limit in wanted if b is block]
-            results.append((block, columns))
-        return results
+                jobs.append(Job(block, role, generate_key(block, self.settings.models[role], limit), limit, index))
+        return jobs
+
+    def execute_generate(self, jobs: list[Job]) -> list[GenerateOutcome]:
+        """Run generation jobs (the runner batches them), record successes, report failures."""
+        self.progress(f"generating {len(jobs)} answer(s) for {len({(j.block.page, j.block.line) for j in jobs})} block(s)")
+        requests = [GenerateRequest(j.role, j.block.source, j.block.system, j.block.template, j.limit,
+                                    j.block.timeout or self.settings.timeout) for j in jobs]
+        outcomes = self._guarded(lambda: self.runner.generate(requests), GenerateOutcome)
+        outcomes += [GenerateOutcome(status="skipped", error="not run")] * (len(jobs) - len(outcomes))
+        for job, outcome in zip(jobs, outcomes):
+            self._record(job.key, self._job_entry(job, outcome))
+            if outcome.status != "ok":
+                self.report(f"{job.block.page}:{job.block.line}: generate block failed on the {job.role} model: "
+                            f"{outcome.error}\n  --> {_FIXES.get(outcome.status, 'see the message above')}")
+        return outcomes
 
     def _guarded(self, call: Callable[[], list[Any]], outcome_type: type) -> list[Any]:
         """The runner boundary: whatever it raises becomes a failed outcome with the message, not a traceback."""
@@ -156,20 +200,50 @@ class Engine:
             self.close()
             return [outcome_type(status="crashed", error=str(exc) or type(exc).__name__)]
 
-    def _lookup(self, key: str) -> dict[str, Any] | None:
-        hit = self.cache.get(key)
-        if isinstance(hit, Corrupt):
-            self.progress(f"cache entry {hit.path} is unusable ({hit.reason}); executing its block again")
-            return None
-        return hit
-
-    def _record(self, key: str, kind: str, outcome: CodeOutcome | GenerateOutcome) -> None:
-        if outcome.status == "ok":
-            self.cache.put(key, {"kind": kind, **to_json(outcome)})  # only successes are stored
-            self.stats.executed += 1
-            self.stats.run_seconds += outcome.seconds
-        elif outcome.status != "skipped":
+    def _unexecuted(self, key: str, entry: dict[str, Any]) -> Any:
+        where = f"{entry['page']}:{entry['line']}"
+        self.store.not_executed(key, entry)
+        if self.settings.mode == "preview":
+            self.stats.unexecuted += 1
+            self.progress(f"{where}: not executed in preview mode (its inputs changed)")
+        else:
             self.stats.failed += 1
+            self.report(f"{where}: no lockfile entry matches this block, and {self.settings.mode} mode never executes\n"
+                        f"  --> update the lockfile: {LOCK_COMMAND}")
+        outcome_type = CodeOutcome if entry["kind"] == "code" else GenerateOutcome
+        return outcome_type(status="unexecuted", error=where)
+
+    def _record(self, key: str, entry: dict[str, Any]) -> None:
+        outcome = entry["outcome"]
+        if outcome["status"] == "ok":
+            self.store.record(key, entry)  # only successes are stored
+            self.stats.executed += 1
+            self.stats.run_seconds += outcome["seconds"]
+        elif outcome["status"] != "skipped":
+            self.stats.failed += 1
+
+    def _entry(self, block: Block, index: int, key: str, *, outcome: CodeOutcome | None = None) -> dict[str, Any]:
+        """A lockfile entry: the result with what produced it (no timestamps: rebuilds must not change it)."""
+        used = outcome.models_used if outcome else ()
+        return {"kind": "code", "page": block.page, "line": block.line, "index": index, "role": "",
+                "source": block.source, "file": block.filename if block.filename != block.page else "",
+                "models": {r: self._model_info(r) for r in used}, "versions": self._versions(),
+                "outcome": to_json(outcome) if outcome else {}}
+
+    def _job_entry(self, job: Job, outcome: GenerateOutcome | None = None) -> dict[str, Any]:
+        b = job.block
+        return {"kind": "generate", "page": b.page, "line": b.line, "index": job.index, "role": job.role,
+                "source": b.source, "settings": {"system": b.system, "template": b.template,
+                                                 "max_new_tokens": job.limit, "decoding": "greedy, fp32"},
+                "models": {job.role: self._model_info(job.role)}, "versions": self._versions(),
+                "outcome": to_json(outcome) if outcome else {}}
+
+    def _model_info(self, role: str) -> dict[str, str]:
+        spec = self.settings.models[role]
+        return {"artifact": spec.artifact, "identity": spec.identity}
+
+    def _versions(self) -> dict[str, str]:
+        return dict(getattr(self._runner, "versions", {}) or {})
 
     # -- rendering ---------------------------------------------------------------------------------
 
@@ -180,12 +254,12 @@ class Engine:
             return render.code_output(outcome, self.settings.models)
         if outcome.status == "skipped":
             return render.skipped(outcome.error)
+        if outcome.status == "unexecuted":
+            return render.unexecuted(outcome.error) if self.settings.mode == "preview" else render.failure(
+                "No lockfile entry", f"{outcome.error}: {self.settings.mode} mode never executes; {LOCK_COMMAND}")
         message = f"{block.page}:{block.line}: code block {_STATUS[outcome.status]}\n{_indent(outcome.error)}"
-        self._fail(f"{message}\n  --> {_FIXES[outcome.status]}")
+        self.report(f"{message}\n  --> {_FIXES[outcome.status]}")
         return render.failure(f"This block {_STATUS[outcome.status]} ({block.page}:{block.line})", outcome.error, outcome.output)
-
-    def _fail(self, message: str) -> None:
-        self.report(message)
 
     def _source_lines(self, block: Block) -> list[str]:
         fence = "`" * max(3, _longest_run(block.source, "`") + 1)
@@ -201,9 +275,6 @@ class Engine:
     def format_fence(self, source: str, *_: Any, **__: Any) -> str:
         """The superfences formatter for output fences: hands back the HTML rendered for that id."""
         return self.rendered.get(source.strip(), render.failure("Output missing", f"no output recorded for {source.strip()!r}"))
-
-
-_STATUS = {"error": "raised an exception", "timeout": "ran past its time limit", "crashed": "crashed"}
 
 
 def _indent(text: str) -> str:

@@ -29,6 +29,7 @@ class WorkerRunner:
         self.log_path = settings.cache_dir / "worker.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.load_seconds = 0.0
+        self.versions: dict[str, str] = {}
         self._configured = False
 
     def begin_build(self) -> None:
@@ -58,7 +59,7 @@ class WorkerRunner:
         if not self._configured:
             self._send(process, {"op": "configure", "models": {r: m.to_json() for r, m in self.settings.models.items()},
                                  "model_cache": str(self.settings.model_cache_dir), "threads": self.settings.threads})
-            self._receive(process, "configured")
+            self.versions = self._receive(process, "configured").get("versions", {})
             self._configured = True
         self._send(process, message)
         return self._receive(process, "result")

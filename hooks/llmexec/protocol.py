@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, Protocol, Sequence, TypeVar
 
-Status = Literal["ok", "error", "timeout", "crashed", "skipped"]
+Status = Literal["ok", "error", "timeout", "crashed", "skipped", "unexecuted"]
 FinishReason = Literal["eos", "length", ""]
 
 

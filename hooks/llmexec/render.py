@@ -39,6 +39,13 @@ def failure(title: str, detail: str, output: str = "") -> str:
             f'{printed}{_pre(detail, "llmx-error")}</div>')
 
 
+def unexecuted(where: str) -> str:
+    """The marker a preview build puts where it was not allowed to execute a changed block."""
+    return (f'<div class="llmx-result llmx-unexecuted" role="note"><div class="llmx-caption">Not executed in this preview'
+            f'</div><p>The inputs of this block ({escape(where)}) changed, and preview builds never run code. '
+            f'Its output appears once the lockfile is updated.</p></div>')
+
+
 def skipped(reason: str) -> str:
     return f'<div class="llmx-result llmx-skipped"><div class="llmx-caption">Not run</div><p>{escape(reason)}</p></div>'
 
@@ -50,7 +57,9 @@ def generation(columns: list[tuple[ModelSpec, GenerateOutcome, int]]) -> str:
         parts.append(f'<section class="llmx-model llmx-{escape(spec.role)}">')
         parts.append(f'<header><span class="llmx-role">{escape(spec.role)}</span> '
                      f'<span class="llmx-artifact">{escape(spec.artifact)}</span></header>')
-        if outcome.status == "ok":
+        if outcome.status == "unexecuted":
+            parts.append(unexecuted(outcome.error))
+        elif outcome.status == "ok":
             parts.append(f'<div class="llmx-label">Input the model received ({outcome.input_tokens} tokens)</div>')
             parts.append(_pre(outcome.input_text, "llmx-input"))
             parts.append('<div class="llmx-label">Generated</div>')

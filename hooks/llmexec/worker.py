@@ -215,6 +215,18 @@ def _snippet_traceback(exc: BaseException) -> str:
     return "".join(te.format()).rstrip("\n")
 
 
+def _versions() -> dict[str, str]:
+    """The libraries that determine outputs, recorded with every result."""
+    import platform
+
+    import tokenizers
+    import torch
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
+
+
 def main() -> None:
     out = os.fdopen(os.dup(1), "wb")  # the protocol channel; stray prints below go to stderr, not into it
     os.dup2(2, 1)
@@ -225,7 +237,7 @@ def main() -> None:
         op = message["op"]
         if op == "configure":
             zygote.configure(message)
-            zygote.send(op="configured")
+            zygote.send(op="configured", versions=_versions())
         elif op == "code":
             blocks = [from_json(CodeRequest, b) for b in message["blocks"]]
             zygote.send(op="result", outcomes=[to_json(o) for o in zygote.run_code(message["page"], blocks)])
