@@ -8,6 +8,7 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.plugins import get_plugin_logger
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
+from mkdocs.utils.meta import get_data
 
 from llmexec import assets
 from llmexec.config import load_settings
@@ -50,18 +51,18 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig | None:
 def on_files(files: Files, /, *, config: MkDocsConfig) -> Files | None:
     if _active(config):
         files.append(File.generated(config, assets.CSS_PATH, content=assets.css()))
+        pages = []
+        for file in files.documentation_pages():
+            markdown = get_data(file.content_string)[0]  # what on_page_markdown will get, front matter removed
+            pages.append((_where(file, config), markdown, _offset(file, markdown)))
+        _engine.prefetch(pages)  # type: ignore[union-attr]
     return files
 
 
 def on_page_markdown(markdown: str, /, *, page: Page, config: MkDocsConfig, files: Files) -> str | None:
     if not _active(config):
         return None
-    source = page.file.content_string
-    offset = source[: len(source) - len(markdown)].count("\n") if source.endswith(markdown) else 0
-    src = Path(page.file.abs_src_path) if page.file.abs_src_path else None
-    project = Path(config.config_file_path).parent
-    shown = src.relative_to(project).as_posix() if src and src.is_relative_to(project) else page.file.src_uri
-    return _engine.process_page(markdown, page=shown, line_offset=offset)  # type: ignore[union-attr]
+    return _engine.process_page(markdown, page=_where(page.file, config), line_offset=_offset(page.file, markdown))  # type: ignore[union-attr]
 
 
 def on_post_build(*, config: MkDocsConfig) -> None:
@@ -75,6 +76,19 @@ def on_shutdown() -> None:
     if _engine is not None:
         _engine.close()
         _engine = None
+
+
+def _where(file: File, config: MkDocsConfig) -> str:
+    """The page's path as messages show it: relative to mkdocs.yml (docs/index.md), else its docs path."""
+    project = Path(config.config_file_path).parent
+    src = Path(file.abs_src_path) if file.abs_src_path else None
+    return src.relative_to(project).as_posix() if src and src.is_relative_to(project) else file.src_uri
+
+
+def _offset(file: File, markdown: str) -> int:
+    """Lines of front matter above `markdown`, so block lines are lines of the source file."""
+    source = file.content_string
+    return source[: len(source) - len(markdown)].count("\n") if source.endswith(markdown) else 0
 
 
 def _active(config: MkDocsConfig) -> bool:

@@ -79,3 +79,26 @@ def test_no_page_loads_anything_from_another_host(built_site):
         parser = Loads()
         parser.feed(path.read_text())
         assert parser.external == [], f"{path.relative_to(project)} loads {parser.external}"
+
+
+def test_batching_never_changes_what_the_real_models_generate(tmp_path):
+    """Left-padded fp32 batches give each prompt the tokens it gets alone, on both real models."""
+    from conftest import HOOK
+
+    prompts = ["The capital of France is", "Write a haiku about autumn.", "List three colours:",
+               "Translate to German: Thank you very much for your help.", "Q: What is 12 times 12?\nA:", "Once upon a time"]
+    page = "# B\n\n" + "\n".join(f"```generate max_new_tokens=24\n{p}\n```\n" for p in prompts)
+    outputs = []
+    for batch_size in (8, 1):
+        project = tmp_path / f"batch-{batch_size}"
+        (project / "docs").mkdir(parents=True)
+        (project / "docs" / "index.md").write_text(page)
+        (project / "mkdocs.yml").write_text(
+            f"site_name: b\nhooks: [{HOOK}]\nmarkdown_extensions: [pymdownx.superfences]\n"
+            f"extra: {{llm_exec: {{batch_size: {batch_size}}}}}\n")
+        done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=project, capture_output=True,
+                              text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=1200)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs.append(_blocks((project / "site" / "index.html").read_text(), "llmx-output"))
+    assert len(outputs[0]) == 2 * len(prompts)
+    assert outputs[0] == outputs[1]

@@ -46,6 +46,7 @@ class _Options(base.Config):
     timeout = c.Type((int, float), default=120)
     max_new_tokens = c.Type(int, default=48)
     threads = c.Type(int, default=2)
+    batch_size = c.Type(int, default=8)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Settings:
     timeout: float
     max_new_tokens: int
     threads: int
+    batch_size: int  # prompts per generation batch; 1 turns batching off
 
     def worker_fingerprint(self) -> str:
         """What a running worker depends on: a change means it must be restarted."""
@@ -105,6 +107,7 @@ def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, 
         timeout=float(options.timeout),
         max_new_tokens=options.max_new_tokens,
         threads=options.threads,
+        batch_size=options.batch_size,
     )
 
 
@@ -114,6 +117,8 @@ def _check_values(options: _Options) -> list[str]:
         problems.append(f"{SECTION}.timeout: must be a positive number of seconds, got {options.timeout}")
     if not 1 <= options.max_new_tokens <= 4096:
         problems.append(f"{SECTION}.max_new_tokens: must be between 1 and 4096, got {options.max_new_tokens}")
+    if not 1 <= options.batch_size <= 64:
+        problems.append(f"{SECTION}.batch_size: must be between 1 and 64, got {options.batch_size}")
     if options.threads < 1:
         problems.append(f"{SECTION}.threads: must be at least 1, got {options.threads}")
     for role in ROLES:

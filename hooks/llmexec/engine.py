@@ -35,7 +35,9 @@ class Stats:
     cached: int = 0
     failed: int = 0
     unexecuted: int = 0
-    run_seconds: float = 0.0
+    loading: float = 0.0  # seconds, measured around runner calls
+    generation: float = 0.0
+    code: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Engine:
         self.settings, self.project_dir, self.factory = settings, project_dir, factory
         self.report, self.progress, self.titles = report, progress, titles
         self.rendered: dict[str, str] = {}
+        self.fresh: dict[str, dict[str, Any]] = {}  # outcomes executed by prefetch() in this build, failures too
         self.stats = Stats()
         self.store = self._new_store()
         self._runner: Runner | None = None
@@ -71,6 +74,7 @@ class Engine:
 
     def begin_build(self) -> None:
         self.rendered.clear()
+        self.fresh.clear()
         self.stats = Stats()
         self.store = self._new_store()
         self._started = time.perf_counter()
@@ -99,11 +103,26 @@ class Engine:
 
     def summary(self) -> str:
         s = self.stats
-        loading = getattr(self._runner, "load_seconds", 0.0)
         total = time.perf_counter() - self._started
+        rest = max(0.0, total - s.loading - s.generation - s.code)
         extra = f", {s.unexecuted} not executed ({self.settings.mode} mode)" if s.unexecuted else ""
-        return (f"{s.executed} blocks executed, {s.cached} from cache, {s.failed} failed{extra} "
-                f"(model loading {loading:.1f} s, running {s.run_seconds:.1f} s, total {total:.1f} s)")
+        return (f"{s.executed} blocks executed, {s.cached} from cache, {s.failed} failed{extra}; "
+                f"time: loading models {s.loading:.1f} s, generation {s.generation:.1f} s, code {s.code:.1f} s, "
+                f"the rest {rest:.1f} s")
+
+    def prefetch(self, pages: list[tuple[str, str, int]]) -> None:
+        """Before any page renders: run every missing generation of the whole site in batches."""
+        if not self.store.may_execute:
+            return
+        jobs: dict[str, Job] = {}
+        for page, markdown, offset in pages:
+            items = find_blocks(markdown, page=page, line_offset=offset, project_dir=self.project_dir)
+            for job in self.generate_jobs([b for b in items if isinstance(b, Block) and b.kind == "generate"]):
+                if job.key not in jobs and self.store.lookup(job.key) is None:
+                    jobs[job.key] = job
+        if jobs:
+            for job, outcome in zip(jobs.values(), self.execute_generate(list(jobs.values()))):
+                self.fresh[job.key] = to_json(outcome)
 
     def process_page(self, markdown: str, *, page: str, line_offset: int = 0) -> str:
         items = find_blocks(markdown, page=page, line_offset=line_offset, project_dir=self.project_dir)
@@ -146,7 +165,7 @@ class Engine:
                     for i, (b, key, hit) in enumerate(zip(blocks, keys, hits))]
         self.progress(f"{page}: running {len(blocks)} code block(s)")
         requests = [CodeRequest(b.source, b.filename, b.first_line, b.timeout or self.settings.timeout) for b in blocks]
-        outcomes = self._guarded(lambda: self.runner.run_code(page, requests), CodeOutcome)
+        outcomes = self._timed("code", lambda: self.runner.run_code(page, requests), CodeOutcome)
         first_failure = next((b for b, o in zip(blocks, outcomes) if o.status != "ok"), None)
         while len(outcomes) < len(blocks):
             where = f"{first_failure.page}:{first_failure.line}" if first_failure else "an earlier block"
@@ -158,9 +177,9 @@ class Engine:
 
     def _run_generate(self, blocks: list[Block]) -> list[tuple[Block, list[tuple[Any, GenerateOutcome, int]]]]:
         jobs = self.generate_jobs(blocks)
-        found = {job.key: self.store.lookup(job.key) for job in jobs}
-        misses = [job for job in jobs if found[job.key] is None]
-        self.stats.cached += len(jobs) - len(misses)
+        found = {job.key: self.fresh.get(job.key) or self.store.lookup(job.key) for job in jobs}
+        misses = list({job.key: job for job in jobs if found[job.key] is None}.values())
+        self.stats.cached += sum(1 for job in jobs if job.key not in self.fresh) - len(misses)
         if misses and not self.store.may_execute:
             for job in misses:
                 found[job.key] = to_json(self._unexecuted(job.key, self._job_entry(job)))
@@ -179,12 +198,17 @@ class Engine:
         return jobs
 
     def execute_generate(self, jobs: list[Job]) -> list[GenerateOutcome]:
-        """Run generation jobs (the runner batches them), record successes, report failures."""
+        """Run generation jobs, record successes, report failures. Jobs are sent grouped by model and
+        length, so the worker can batch them; outcomes come back in the caller's order."""
         self.progress(f"generating {len(jobs)} answer(s) for {len({(j.block.page, j.block.line) for j in jobs})} block(s)")
+        order = sorted(range(len(jobs)), key=lambda i: (jobs[i].role, jobs[i].limit))
         requests = [GenerateRequest(j.role, j.block.source, j.block.system, j.block.template, j.limit,
-                                    j.block.timeout or self.settings.timeout) for j in jobs]
-        outcomes = self._guarded(lambda: self.runner.generate(requests), GenerateOutcome)
-        outcomes += [GenerateOutcome(status="skipped", error="not run")] * (len(jobs) - len(outcomes))
+                                    j.block.timeout or self.settings.timeout) for j in (jobs[i] for i in order)]
+        sent = self._timed("generation", lambda: self.runner.generate(requests), GenerateOutcome)
+        sent += [GenerateOutcome(status="skipped", error="not run")] * (len(jobs) - len(sent))
+        outcomes: list[GenerateOutcome] = [sent[0]] * len(jobs)
+        for position, index in enumerate(order):
+            outcomes[index] = sent[position]
         for job, outcome in zip(jobs, outcomes):
             self._record(job.key, self._job_entry(job, outcome))
             if outcome.status != "ok":
@@ -192,13 +216,19 @@ class Engine:
                             f"{outcome.error}\n  --> {_FIXES.get(outcome.status, 'see the message above')}")
         return outcomes
 
-    def _guarded(self, call: Callable[[], list[Any]], outcome_type: type) -> list[Any]:
-        """The runner boundary: whatever it raises becomes a failed outcome with the message, not a traceback."""
+    def _timed(self, kind: str, call: Callable[[], list[Any]], outcome_type: type) -> list[Any]:
+        """The runner boundary: whatever it raises becomes a failed outcome with the message, not a traceback.
+        Also splits the wall time between model loading and `kind`."""
+        started, loaded = time.perf_counter(), getattr(self.runner, "load_seconds", 0.0)
         try:
             return call()
         except Exception as exc:  # noqa: BLE001 - reported on the page and in the log
             self.close()
             return [outcome_type(status="crashed", error=str(exc) or type(exc).__name__)]
+        finally:
+            loading = getattr(self._runner, "load_seconds", loaded) - loaded
+            self.stats.loading += loading
+            setattr(self.stats, kind, getattr(self.stats, kind) + time.perf_counter() - started - loading)
 
     def _unexecuted(self, key: str, entry: dict[str, Any]) -> Any:
         where = f"{entry['page']}:{entry['line']}"
@@ -218,7 +248,6 @@ class Engine:
         if outcome["status"] == "ok":
             self.store.record(key, entry)  # only successes are stored
             self.stats.executed += 1
-            self.stats.run_seconds += outcome["seconds"]
         elif outcome["status"] != "skipped":
             self.stats.failed += 1
 

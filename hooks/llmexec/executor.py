@@ -58,7 +58,8 @@ class WorkerRunner:
         process = self._ensure_started()
         if not self._configured:
             self._send(process, {"op": "configure", "models": {r: m.to_json() for r, m in self.settings.models.items()},
-                                 "model_cache": str(self.settings.model_cache_dir), "threads": self.settings.threads})
+                                 "model_cache": str(self.settings.model_cache_dir), "threads": self.settings.threads,
+                                 "batch_size": self.settings.batch_size})
             self.versions = self._receive(process, "configured").get("versions", {})
             self._configured = True
         self._send(process, message)

@@ -72,26 +72,38 @@ class LoadedModel:
 
     def generate(self, prompt: str, *, max_new_tokens: int = 48, template: str = "auto", system: str = "") -> Generation:
         """Greedy continuation of `prompt` (chat template applied where the model has one)."""
-        text, chat = self._format(prompt, template, system)
-        return self.generate_ids(self.encode(text, chat=chat), max_new_tokens)
+        return self.generate_batch([(prompt, template, system)], max_new_tokens)[0]
 
     def chat(self, message: str, *, system: str = "", max_new_tokens: int = 48) -> Generation:
         return self.generate(message, template="chat", system=system, max_new_tokens=max_new_tokens)
 
-    def generate_ids(self, input_ids: list[int], max_new_tokens: int) -> Generation:
+    def generate_batch(self, prompts: list[tuple[str, str, str]], max_new_tokens: int) -> list[Generation]:
+        """Greedy generation for (prompt, template, system) triples in one batch, left-padded.
+        In fp32 each row gets the same tokens it would get alone (the tests check it)."""
         started = time.perf_counter()
+        encoded = []
+        for prompt, template, system in prompts:
+            text, chat = self._format(prompt, template, system)
+            encoded.append(self.encode(text, chat=chat))
         eos = self._eos_ids()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(eos or {0})
+        width = max(len(ids) for ids in encoded)
+        ids = torch.tensor([[pad] * (width - len(row)) + row for row in encoded])
+        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in encoded])
         config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                  eos_token_id=sorted(eos) or None,
-                                  pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (sorted(eos) or [0])[0])
-        ids = torch.tensor([input_ids])
+                                  eos_token_id=sorted(eos) or None, pad_token_id=pad)
         with torch.inference_mode():
-            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
-        new = out[0, len(input_ids):].tolist()
-        finish: Literal["eos", "length"] = "eos" if new and new[-1] in eos else "length"
-        shown = new[:-1] if finish == "eos" else new
-        return Generation(self.role, self.artifact, self.tokenizer.decode(input_ids), len(input_ids),
-                          self.tokenizer.decode(shown), finish, len(new), round(time.perf_counter() - started, 3))
+            out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+        seconds = round((time.perf_counter() - started) / len(prompts), 3)
+        results = []
+        for row, input_ids in zip(out[:, width:].tolist(), encoded):
+            end = next((i for i, token in enumerate(row) if token in eos), None)
+            new = row[: end + 1] if end is not None else row
+            finish: Literal["eos", "length"] = "eos" if end is not None else "length"
+            shown = new[:-1] if finish == "eos" else new
+            results.append(Generation(self.role, self.artifact, self.tokenizer.decode(input_ids), len(input_ids),
+                                      self.tokenizer.decode(shown), finish, len(new), seconds))
+        return results
 
     def next_tokens(self, text: str, k: int = 5) -> list[tuple[str, float]]:
         """The k most likely next tokens after raw `text`, with their probabilities."""

@@ -29,6 +29,7 @@ class Zygote:
         self.specs: dict[str, ModelSpec] = {}
         self.model_cache = Path()
         self.threads = 1
+        self.batch_size = 1
         self.loaded: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
 
@@ -43,6 +44,7 @@ class Zygote:
         self.specs = {role: ModelSpec.from_json(spec) for role, spec in message["models"].items()}
         self.model_cache = Path(message["model_cache"])
         self.threads = int(message["threads"])
+        self.batch_size = int(message.get("batch_size", 1))
         self.failed.clear()  # a new build tries again models that failed to load before
 
     def model(self, role: str):
@@ -167,22 +169,36 @@ class Zygote:
                     return
 
     def _generate_child(self, requests: list[GenerateRequest], write_fd: int) -> None:
+        """Consecutive requests for the same model and length run as one left-padded batch."""
         import torch
 
         torch.set_num_threads(self.threads)
+        batches: list[list[GenerateRequest]] = []
+        for request in requests:
+            last = batches[-1] if batches else None
+            if last and len(last) < self.batch_size and (last[0].model, last[0].max_new_tokens) == (request.model, request.max_new_tokens):
+                last.append(request)
+            else:
+                batches.append([request])
         with os.fdopen(write_fd, "wb") as report:
-            for request in requests:
-                try:
-                    model = self.model(request.model)
-                    g = model.generate(request.prompt, max_new_tokens=request.max_new_tokens,
-                                       template=request.template, system=request.system)
-                    outcome = GenerateOutcome(status="ok", input_text=g.input_text, input_tokens=g.input_tokens,
-                                              text=g.text, finish_reason=g.finish_reason, new_tokens=g.new_tokens,
-                                              seconds=g.seconds)
-                except Exception as exc:
-                    outcome = GenerateOutcome(status="error", error=f"{type(exc).__name__}: {exc}")
-                report.write(dumps(to_json(outcome)))
+            for number, batch in enumerate(batches, 1):
+                self.log(f"generating batch {number}/{len(batches)}: {batch[0].model} model, {len(batch)} prompt(s), "
+                         f"{batch[0].max_new_tokens} new tokens at most")
+                for outcome in self._generate_batch(batch):
+                    report.write(dumps(to_json(outcome)))
                 report.flush()
+
+    def _generate_batch(self, batch: list[GenerateRequest]) -> list[GenerateOutcome]:
+        try:
+            model = self.model(batch[0].model)
+            results = model.generate_batch([(r.prompt, r.template, r.system) for r in batch], batch[0].max_new_tokens)
+        except Exception as exc:
+            if len(batch) > 1:  # find which prompt failed (e.g. system= without a chat template): run them alone
+                return [o for request in batch for o in self._generate_batch([request])]
+            return [GenerateOutcome(status="error", error=f"{type(exc).__name__}: {exc}")]
+        return [GenerateOutcome(status="ok", input_text=g.input_text, input_tokens=g.input_tokens, text=g.text,
+                                finish_reason=g.finish_reason, new_tokens=g.new_tokens, seconds=g.seconds)
+                for g in results]
 
 
 def _read_line(reader: BinaryIO, timeout: float) -> bytes | None:

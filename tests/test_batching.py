@@ -1,0 +1,50 @@
+"""Generation is batched across the whole site, and batching never changes an output."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from conftest import calls
+
+PROMPTS = ["hello", "the cat sat on the mat", "good morning my friend", "translate to french : hello world !",
+           "a dog", "the the the", "my friend sat on a dog , the cat sat on the mat"]
+
+
+def generations(html: str) -> list[str]:
+    return re.findall(r'<pre class="llmx-(?:input|output)"><code>(.*?)</code></pre>', html, re.S)
+
+
+def test_every_generate_block_of_the_site_goes_to_the_runner_in_one_call_grouped_by_model(bare_site, fake):
+    for n in range(3):
+        bare_site.write(f"docs/page{n}.md", f"# P{n}\n\n```generate\nfirst {n}\n```\n\n```generate model=base\nsecond {n}\n```\n")
+    bare_site.build()
+    (runner,) = fake
+    assert len(runner.generate_calls) == 1
+    roles = [r.model for r in runner.generate_calls[0]]
+    assert roles == sorted(roles) and len(roles) == 9
+
+
+def test_duplicate_prompts_are_generated_once(bare_site, fake):
+    bare_site.write("docs/a.md", "# A\n\n```generate model=base\nsame\n```\n")
+    bare_site.write("docs/b.md", "# B\n\n```generate model=base\nsame\n```\n\n```generate model=base\nsame\n```\n")
+    bare_site.build()
+    assert [len(c) for c in fake[0].generate_calls] == [1]
+
+
+def test_batched_outputs_equal_one_at_a_time_outputs(site, caplog):
+    caplog.set_level(logging.INFO, logger="mkdocs")
+    page = "# B\n\n" + "\n".join(f"```generate max_new_tokens={8 + i % 3}\n{p}\n```\n" for i, p in enumerate(PROMPTS))
+    site.write("docs/index.md", page)
+    site.llm_exec["batch_size"] = 8
+    site.build()
+    batched = generations(site.html())
+    assert re.search(r"generating batch 1/6: base model, 3 prompt\(s\), 8 new tokens at most", caplog.text)
+    site.llm_exec.update(batch_size=1, cache_dir=".cache/unbatched", lockfile="unbatched.lock")
+    site.build()
+    assert "generating batch 14/14: " in caplog.text  # 7 prompts x 2 models, one prompt per batch
+    assert generations(site.html()) == batched
+    assert len(batched) == 4 * len(PROMPTS)
+
