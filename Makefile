@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup models site serve test lock verify clean
+.PHONY: setup models site serve test lock verify bench clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,10 @@ lock: models
 verify: models
 	LLM_EXEC_MODE=verify LLM_EXEC_REPORT=$(CURDIR)/.cache/llm-exec/drift-report.md \
 	  $(VENV)/bin/mkdocs build --strict --site-dir .cache/llm-exec/verify-site
+
+# On demand, not part of `make test`: builds synthetic sites (10 and 50 pages) and prints ratios.
+bench: models
+	$(PY) benchmarks/bench.py
 
 clean:
 	rm -rf site .cache

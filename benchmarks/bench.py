@@ -1,0 +1,197 @@
+"""Build benchmark (run on demand: `make bench`). Builds synthetic sites of N pages with a fixed mix of code and
+generation blocks on the real default models and prints, measured side by side in one run:
+cold batched vs unbatched, fully cached vs plain MkDocs, a one-snippet edit on the serve code path vs cold,
+and peak memory. The last line sums up the ratios."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOK = ROOT / "hooks" / "llm_exec.py"
+ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT / "hooks")}
+SUMMARY = re.compile(r"(\d+) blocks executed, (\d+) from cache, (\d+) failed.*loading models ([\d.]+) s, "
+                     r"generation ([\d.]+) s, code ([\d.]+) s")
+SUBJECTS = ["rivers", "volcanoes", "bread", "bicycles", "owls", "glaciers", "violins", "comets", "bees", "lighthouses"]
+
+
+def page(i: int) -> str:
+    """Prose, one plain-Python code block, one generate on both models and one on the instruct model."""
+    subject = SUBJECTS[i % len(SUBJECTS)]
+    return f"""# Page {i}
+
+Some prose about {subject}, page {i}. It is here so pages have text around their blocks.
+
+```python exec
+words = "{subject} are interesting number {i}".split()
+print(len(words), sorted(words)[:3])
+```
+
+```generate model=both max_new_tokens=16
+Three facts about {subject} (list {i}):
+```
+
+```generate model=instruct max_new_tokens=16
+In one sentence, why do people like {subject}? (question {i})
+```
+"""
+
+
+def make_site(root: Path, n: int, *, batch_size: int, hook: bool = True) -> Path:
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "docs").mkdir(parents=True)
+    for i in range(n):
+        (root / "docs" / f"p{i}.md").write_text(page(i))
+    (root / "docs" / "index.md").write_text("# Synthetic site\n")
+    config = ["site_name: bench", "theme: {name: material, font: false}",
+              "markdown_extensions: [pymdownx.highlight, pymdownx.superfences]"]
+    if hook:
+        config += [f"hooks: [{json.dumps(str(HOOK))}]", f"extra: {{llm_exec: {{batch_size: {batch_size}}}}}"]
+    (root / "mkdocs.yml").write_text("\n".join(config) + "\n")
+    return root
+
+
+class PeakMemory:
+    """Samples the proportional set size (PSS: shared pages counted once) of a process tree."""
+
+    def __init__(self, pid: int) -> None:
+        self.root, self.peak, self._stop = psutil.Process(pid), 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            try:
+                for proc in [self.root, *self.root.children(recursive=True)]:
+                    try:
+                        total += proc.memory_full_info().pss
+                    except (psutil.Error, AttributeError):
+                        pass
+            except psutil.Error:
+                pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.25)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def build(root: Path, **env: str) -> tuple[float, str, int]:
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=root, env={**ENV, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    memory = PeakMemory(proc.pid)
+    _, err = proc.communicate()
+    peak = memory.stop()
+    if proc.returncode != 0:
+        sys.exit(f"build of {root} failed:\n{err[-3000:]}")
+    return time.perf_counter() - started, err, peak
+
+
+def summary(err: str) -> tuple[int, ...] | tuple[float, ...]:
+    found = SUMMARY.search(err)
+    if not found:
+        sys.exit(f"no llm_exec summary line in:\n{err[-2000:]}")
+    return tuple(float(x) for x in found.groups())
+
+
+def plain_site(hooked: Path, root: Path) -> Path:
+    """The same pages with every block replaced by its cached output, built by plain MkDocs (no hook)."""
+    make_site(root, 0, batch_size=8, hook=False)
+    entries = [json.loads(p.read_text()) for p in (hooked / "llm-exec.lock").glob("*.json")]
+    for source in (hooked / "docs").glob("*.md"):
+        text = source.read_text()
+        mine = sorted((e for e in entries if e["page"] == f"docs/{source.name}"), key=lambda e: (e["kind"], e["index"], e["role"]))
+        for entry in mine:
+            out = entry["outcome"]
+            shown = out.get("output") or f"{out.get('input_text')}\n---\n{out.get('text')}"
+            text += f"\n```text\n{shown}\n```\n"
+        text = re.sub(r"```(python exec|generate[^\n]*)\n", "```text\n", text)
+        (root / "docs" / source.name).write_text(text)
+    return root
+
+
+SERVE_EDIT = """
+import sys, time
+from pathlib import Path
+from mkdocs.commands.build import build
+from mkdocs.config import load_config
+root = Path(sys.argv[1])
+def once():
+    config = load_config(str(root / "mkdocs.yml"))
+    started = time.perf_counter()
+    build(config)
+    return time.perf_counter() - started, config
+first, config = once()
+# the serve code path: one process, so the hook module, its engine and the warm worker are kept
+page = root / "docs" / "p0.md"
+page.write_text(page.read_text().replace("(list 0)", "(list zero, edited)"))
+second, config = once()
+config.plugins.on_shutdown()
+print(f"{first:.3f} {second:.3f}")
+"""
+
+
+def serve_edit(root: Path) -> tuple[float, float]:
+    done = subprocess.run([sys.executable, "-c", SERVE_EDIT, str(root)], env=ENV, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(done.stderr[-3000:])
+    first, second = map(float, done.stdout.split()[-2:])
+    return first, second
+
+
+def median_build(root: Path, runs: int = 5) -> float:
+    return statistics.median(build(root)[0] for _ in range(runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pages", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench")
+    args = parser.parse_args()
+    ratios: dict[str, list[float]] = {"batched speed-up": [], "cached/plain": [], "edit/cold": []}
+    peak_all = 0
+    for n in args.pages:
+        print(f"== {n} pages: {n} code blocks, {3 * n} generations ({2 * n} instruct, {n} base), 16 new tokens each", flush=True)
+        batched_root = make_site(args.work / f"n{n}-batched", n, batch_size=8)
+        unbatched_root = make_site(args.work / f"n{n}-unbatched", n, batch_size=1)
+        t_b, err_b, mem_b = build(batched_root)
+        t_u, err_u, mem_u = build(unbatched_root)
+        s_b, s_u = summary(err_b), summary(err_u)
+        speedup = s_u[4] / s_b[4]
+        ratios["batched speed-up"].append(speedup)
+        print(f"cold build, batched:   {t_b:7.1f} s (generation {s_b[4]:.1f} s, loading {s_b[3]:.1f} s, code {s_b[5]:.1f} s)")
+        print(f"cold build, unbatched: {t_u:7.1f} s (generation {s_u[4]:.1f} s, loading {s_u[3]:.1f} s, code {s_u[5]:.1f} s)")
+        print(f"  generation speed-up from batching: {speedup:.2f}x (whole build {t_u / t_b:.2f}x)  target >= 3x")
+        plain_root = plain_site(batched_root, args.work / f"n{n}-plain")
+        t_c, t_p = median_build(batched_root), median_build(plain_root)
+        ratios["cached/plain"].append(t_c / t_p)
+        print(f"fully cached build {t_c:.2f} s vs plain MkDocs {t_p:.2f} s (median of 5): {t_c / t_p:.2f}x  target <= 1.25x")
+        edit_root = make_site(args.work / f"n{n}-serve", n, batch_size=8)
+        cold, edited = serve_edit(edit_root)
+        ratios["edit/cold"].append(edited / cold)
+        print(f"serve path: cold {cold:.1f} s, then one snippet edited: {edited:.2f} s ({edited / cold:.3f}x of cold)")
+        peak = max(mem_b, mem_u)
+        peak_all = max(peak_all, peak)
+        print(f"peak memory (PSS of MkDocs + worker + children): {peak / 2**30:.2f} GiB  target < 4 GB", flush=True)
+    print("SUMMARY: " + "; ".join(f"{k} " + "/".join(f"{v:.2f}x" for v in vs) for k, vs in ratios.items())
+          + f" (pages {'/'.join(map(str, args.pages))}); peak memory {peak_all / 2**30:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
