@@ -10,7 +10,7 @@ from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 from mkdocs.utils.meta import get_data
 
-from llmexec import assets
+from llmexec import assets, notebooks
 from llmexec.config import load_settings
 from llmexec.engine import OUTPUT_FENCE, Engine
 from llmexec.executor import runner_factory
@@ -53,9 +53,13 @@ def on_files(files: Files, /, *, config: MkDocsConfig) -> Files | None:
         files.append(File.generated(config, assets.CSS_PATH, content=assets.css()))
         pages = []
         for file in files.documentation_pages():
-            markdown = get_data(file.content_string)[0]  # what on_page_markdown will get, front matter removed
-            pages.append((_where(file, config), markdown, _offset(file, markdown)))
+            if file.src_uri.endswith(".md"):
+                markdown = get_data(file.content_string)[0]  # what on_page_markdown will get, front matter removed
+                pages.append((_where(file, config), markdown, _offset(file, markdown)))
         _engine.prefetch(pages)  # type: ignore[union-attr]
+        for file in files.documentation_pages():
+            if file.src_uri.endswith(".ipynb") and file.abs_src_path:  # rendered by mkdocs-jupyter, executed here
+                file.abs_src_path = str(_engine.process_notebook(Path(file.abs_src_path), _where(file, config)))  # type: ignore[union-attr]
     return files
 
 
@@ -63,6 +67,10 @@ def on_page_markdown(markdown: str, /, *, page: Page, config: MkDocsConfig, file
     if not _active(config):
         return None
     return _engine.process_page(markdown, page=_where(page.file, config), line_offset=_offset(page.file, markdown))  # type: ignore[union-attr]
+
+
+def on_post_page(output: str, /, *, page: Page, config: MkDocsConfig) -> str | None:
+    return notebooks.without_empty_script(output) if page.file.src_uri.endswith(".ipynb") else None
 
 
 def on_post_build(*, config: MkDocsConfig) -> None:

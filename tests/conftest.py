@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,7 @@ class Site:
     root: Path
     models: dict[str, dict[str, str]]
     llm_exec: dict
+    yaml: list[str] = field(default_factory=list)  # more top-level mkdocs.yml lines (plugins, ...)
 
     def write(self, relative: str, text: str) -> Path:
         path = self.root / relative
@@ -82,6 +84,7 @@ class Site:
             "markdown_extensions: [admonition, pymdownx.details, pymdownx.highlight, pymdownx.superfences,"
             " {pymdownx.tabbed: {alternate_style: true}}]",
             f"extra: {{llm_exec: {json.dumps(settings)}}}",
+            *self.yaml,
         ])
         return self.write("mkdocs.yml", text + "\n")
 
@@ -170,3 +173,19 @@ def fake():
 
 def calls(instances) -> int:
     return sum(len(r.code_calls) + len(r.generate_calls) for r in instances)
+
+
+@pytest.fixture(scope="session")
+def project_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """This project's own site, built ONCE per session with the real offline models, from a cold cache
+    (a copy without .cache/ or the lockfile): the real-model tests and the browser test share it."""
+    project = tmp_path_factory.mktemp("real") / "project"
+    for name in ("docs", "snippets", "hooks"):
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    env.pop("LLM_EXEC_MODE", None)  # the default mode (auto): execute what is missing
+    cold = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    assert cold.returncode == 0, cold.stderr[-4000:]
+    return project, cold

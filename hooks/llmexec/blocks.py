@@ -38,7 +38,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class Block:
-    """One executable fence: where it is, what it runs, and its validated options."""
+    """One executable fence (or notebook code cell): where it is, what it runs, and its validated options."""
 
     kind: BlockKind
     page: str  # the page's path as shown in messages, e.g. docs/index.md
@@ -57,7 +57,13 @@ class Block:
     template: Template = "auto"
     output: str = "text"  # code: "text" (escaped, the default), or the explicit opt-ins "markdown" and "html"
     show_source: bool = True
+    cell: bool = False  # a notebook code cell: `line` is the cell number, and its last expression is displayed
     options: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def where(self) -> str:
+        """How messages name it: page.md:LINE, or notebook.ipynb: cell N."""
+        return f"{self.page}: cell {self.line}" if self.cell else f"{self.page}:{self.line}"
 
 
 def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path) -> list[Block | Problem]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import render
+from . import notebooks, render
 from . import report as drift_report
 from .cache import atomic_write
 from .blocks import Block, Problem, find_blocks
@@ -164,11 +165,11 @@ class Engine:
             return [from_json(CodeOutcome, hit) if hit is not None else self._unexecuted(key, self._entry(b, i, key))
                     for i, (b, key, hit) in enumerate(zip(blocks, keys, hits))]
         self.progress(f"{page}: running {len(blocks)} code block(s)")
-        requests = [CodeRequest(b.source, b.filename, b.first_line, b.timeout or self.settings.timeout) for b in blocks]
+        requests = [CodeRequest(b.source, b.filename, b.first_line, b.timeout or self.settings.timeout, b.cell) for b in blocks]
         outcomes = self._timed("code", lambda: self.runner.run_code(page, requests), CodeOutcome)
         first_failure = next((b for b, o in zip(blocks, outcomes) if o.status != "ok"), None)
         while len(outcomes) < len(blocks):
-            where = f"{first_failure.page}:{first_failure.line}" if first_failure else "an earlier block"
+            where = first_failure.where if first_failure else "an earlier block"
             outcomes.append(CodeOutcome(status="skipped", error=f"not run: the block at {where} failed, and "
                                                                  "later blocks on a page depend on the earlier ones"))
         for index, (block, key, outcome) in enumerate(zip(blocks, keys, outcomes)):
@@ -212,7 +213,7 @@ class Engine:
         for job, outcome in zip(jobs, outcomes):
             self._record(job.key, self._job_entry(job, outcome))
             if outcome.status != "ok":
-                self.report(f"{job.block.page}:{job.block.line}: generate block failed on the {job.role} model: "
+                self.report(f"{job.block.where}: generate block failed on the {job.role} model: "
                             f"{outcome.error}\n  --> {_FIXES.get(outcome.status, 'see the message above')}")
         return outcomes
 
@@ -231,7 +232,7 @@ class Engine:
             setattr(self.stats, kind, getattr(self.stats, kind) + time.perf_counter() - started - loading)
 
     def _unexecuted(self, key: str, entry: dict[str, Any]) -> Any:
-        where = f"{entry['page']}:{entry['line']}"
+        where = entry["where"]
         self.store.not_executed(key, entry)
         if self.settings.mode == "preview":
             self.stats.unexecuted += 1
@@ -254,14 +255,14 @@ class Engine:
     def _entry(self, block: Block, index: int, key: str, *, outcome: CodeOutcome | None = None) -> dict[str, Any]:
         """A lockfile entry: the result with what produced it (no timestamps: rebuilds must not change it)."""
         used = outcome.models_used if outcome else ()
-        return {"kind": "code", "page": block.page, "line": block.line, "index": index, "role": "",
+        return {"kind": "code", "page": block.page, "line": block.line, "where": block.where, "index": index, "role": "",
                 "source": block.source, "file": block.filename if block.filename != block.page else "",
                 "models": {r: self._model_info(r) for r in used}, "versions": self._versions(),
                 "outcome": to_json(outcome) if outcome else {}}
 
     def _job_entry(self, job: Job, outcome: GenerateOutcome | None = None) -> dict[str, Any]:
         b = job.block
-        return {"kind": "generate", "page": b.page, "line": b.line, "index": job.index, "role": job.role,
+        return {"kind": "generate", "page": b.page, "line": b.line, "where": b.where, "index": job.index, "role": job.role,
                 "source": b.source, "settings": {"system": b.system, "template": b.template,
                                                  "max_new_tokens": job.limit, "decoding": "greedy, fp32"},
                 "models": {job.role: self._model_info(job.role)}, "versions": self._versions(),
@@ -276,6 +277,22 @@ class Engine:
 
     # -- rendering ---------------------------------------------------------------------------------
 
+    def process_notebook(self, path: Path, page: str) -> Path:
+        """Run a notebook's code cells like a page's code blocks; return the copy with outputs to render."""
+        notebook = notebooks.load(path, page)
+        blocks = notebooks.code_blocks(notebook, page)
+        outcomes = self._run_code(page, blocks)
+        for block, outcome in zip(blocks, outcomes):
+            self._report_failure(block, outcome)
+        target = self.settings.cache_dir / "notebooks" / page
+        atomic_write(target, json.dumps(notebooks.with_outputs(notebook, blocks, outcomes, self.settings.models), indent=1))
+        return target
+
+    def _report_failure(self, block: Block, outcome: CodeOutcome) -> None:
+        if outcome.status in _STATUS:
+            message = f"{block.where}: code {'cell' if block.cell else 'block'} {_STATUS[outcome.status]}\n{_indent(outcome.error)}"
+            self.report(f"{message}\n  --> {_FIXES[outcome.status]}")
+
     def _code_html(self, block: Block, outcome: CodeOutcome) -> str:
         if outcome.status == "ok" and block.output == "html":
             return render.trusted_html(outcome.output)
@@ -286,9 +303,8 @@ class Engine:
         if outcome.status == "unexecuted":
             return render.unexecuted(outcome.error) if self.settings.mode == "preview" else render.failure(
                 "No lockfile entry", f"{outcome.error}: {self.settings.mode} mode never executes; {LOCK_COMMAND}")
-        message = f"{block.page}:{block.line}: code block {_STATUS[outcome.status]}\n{_indent(outcome.error)}"
-        self.report(f"{message}\n  --> {_FIXES[outcome.status]}")
-        return render.failure(f"This block {_STATUS[outcome.status]} ({block.page}:{block.line})", outcome.error, outcome.output)
+        self._report_failure(block, outcome)
+        return render.failure(f"This block {_STATUS[outcome.status]} ({block.where})", outcome.error, outcome.output)
 
     def _source_lines(self, block: Block) -> list[str]:
         fence = "`" * max(3, _longest_run(block.source, "`") + 1)

@@ -18,6 +18,7 @@ class CodeRequest:
     filename: str  # named in tracebacks: the page or the snippet file
     first_line: int  # line of `code`'s first line within `filename`
     timeout: float
+    display_last: bool = False  # notebook cells: show the value of a final expression, as Jupyter does
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class CodeOutcome:
     error: str = ""  # traceback or reason; empty when status is ok
     seconds: float = 0.0
     models_used: tuple[str, ...] = ()
+    rich: tuple[dict[str, str], ...] = ()  # display() and figures: MIME bundles (image/png base64, text/html, text/plain)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,20 @@ def code_output(outcome: CodeOutcome, models: dict[str, ModelSpec]) -> str:
     caption = "Output"
     if used:
         caption += " · ran with " + "; ".join(f"{m.role} = {m.artifact}" for m in used)
-    body = _pre(outcome.output, "llmx-text") if outcome.output else '<p class="llmx-empty">(printed nothing)</p>'
+    body = _pre(outcome.output, "llmx-text") if outcome.output else ""
+    body += "".join(rich(bundle) for bundle in outcome.rich)
+    body = body or '<p class="llmx-empty">(printed nothing)</p>'
     return f'<div class="llmx-result"><div class="llmx-caption">{escape(caption)}</div>{body}</div>'
+
+
+def rich(bundle: dict[str, str], *, trusted: bool = False) -> str:
+    """One displayed value: a PNG as an inline image; HTML only when trusted, else shown as its source text."""
+    if "image/png" in bundle:
+        png = "".join(c for c in bundle["image/png"] if c.isalnum() or c in "+/=")  # base64 only, nothing else
+        return f'<img class="llmx-figure" alt="{escape(bundle.get("text/plain", "figure"))}" src="data:image/png;base64,{png}">'
+    if trusted and "text/html" in bundle:
+        return trusted_html(bundle["text/html"])
+    return _pre(bundle.get("text/html") or bundle.get("text/plain", ""), "llmx-text")
 
 
 def trusted_html(output: str) -> str:

@@ -35,7 +35,7 @@ def _fence(text: str, lang: str = "text") -> str:
 
 
 def _title(entry: dict[str, Any]) -> str:
-    where = f"{entry.get('page')}:{entry['line']}" if "line" in entry else f"{entry.get('page')} (block {entry.get('index', 0) + 1})"
+    where = entry.get("where") or f"{entry.get('page')} (block {entry.get('index', 0) + 1})"
     what = f"generate, {entry.get('role')} model" if entry.get("kind") == "generate" else "code block"
     return f"`{where}` · {what}"
 

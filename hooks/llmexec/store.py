@@ -66,7 +66,7 @@ class Store:
             return
         if self.mode not in ("auto", "refresh"):
             raise AssertionError(f"record() in {self.mode} mode")
-        stored = {k: v for k, v in entry.items() if k != "line"}  # lines move with prose edits: not stored
+        stored = {k: v for k, v in entry.items() if k not in ("line", "where")}  # lines move with prose edits: not stored
         old = self.locked_entry(key)
         if old is None or _observable(old["outcome"]) != _observable(entry["outcome"]) or _place(old) != _place(entry):
             self.lock.put(key, stored)  # unchanged outputs keep their entry byte for byte: no diff noise

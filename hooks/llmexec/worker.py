@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+from . import display
 from .models import ModelSpec
 from .protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, dumps, from_json, to_json
 
@@ -142,8 +143,10 @@ class Zygote:
 
         torch.set_num_threads(self.threads)
         used: set[str] = set()
+        shown: list[dict[str, str]] = []
         handles = {role: ModelHandle(role, self.model, used) for role in self.specs}
-        namespace: dict[str, Any] = {"__name__": "__main__", "models": handles, **handles}
+        namespace: dict[str, Any] = {"__name__": "__main__", "models": handles, **handles,
+                                     "display": lambda *values: shown.extend(display.mime_bundle(v) for v in values)}
         capture = tempfile.TemporaryFile()
         os.dup2(capture.fileno(), 1)
         os.dup2(capture.fileno(), 2)
@@ -155,14 +158,17 @@ class Zygote:
                 start = os.lseek(1, 0, os.SEEK_END)
                 started = time.perf_counter()
                 error = ""
+                shown.clear()
                 try:
-                    exec(compile("\n" * (block.first_line - 1) + block.code, block.filename, "exec"), namespace)
+                    display.run(block.code, block.filename, block.first_line, namespace,
+                                display_last=block.display_last, shown=shown)
                 except BaseException as exc:  # SystemExit and KeyboardInterrupt are snippet failures too
                     error = _snippet_traceback(exc)
                 stream.flush()
                 output = _read_from(1, start)
                 outcome = CodeOutcome(status="error" if error else "ok", output=output, error=error,
-                                      seconds=round(time.perf_counter() - started, 3), models_used=tuple(sorted(used)))
+                                      seconds=round(time.perf_counter() - started, 3), models_used=tuple(sorted(used)),
+                                      rich=tuple(shown))
                 report.write(dumps(to_json(outcome)))
                 report.flush()
                 if error:
@@ -227,7 +233,8 @@ def _read_from(fd: int, start: int) -> str:
 def _snippet_traceback(exc: BaseException) -> str:
     """The traceback without this module's frames: it starts at the snippet's own line."""
     te = traceback.TracebackException.from_exception(exc)
-    te.stack = traceback.StackSummary.from_list([f for f in te.stack if f.filename != __file__])
+    ours = (__file__, display.__file__)
+    te.stack = traceback.StackSummary.from_list([f for f in te.stack if f.filename not in ours])
     return "".join(te.format()).rstrip("\n")
 
 

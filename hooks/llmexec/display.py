@@ -1,0 +1,54 @@
+"""Worker side: rich outputs of a block (display(), a notebook cell's last value, matplotlib figures) as MIME bundles."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import io
+import sys
+from typing import Any
+
+MAX_REPR = 20_000
+
+
+def mime_bundle(value: Any) -> dict[str, str]:
+    """The richest representations an object offers: PNG, HTML, and always plain text."""
+    bundle: dict[str, str] = {"text/plain": repr(value)[:MAX_REPR]}
+    if type(value).__name__ == "Figure" and hasattr(value, "savefig"):
+        bundle["image/png"] = _png(value)
+        return bundle
+    for method, mime in (("_repr_png_", "image/png"), ("_repr_html_", "text/html")):
+        if callable(getattr(value, method, None)):
+            data = getattr(value, method)()
+            if data:
+                bundle[mime] = base64.b64encode(data).decode() if isinstance(data, bytes) else str(data)
+    return bundle
+
+
+def _png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def open_figures() -> list[dict[str, str]]:
+    """Figures left open by a block (plt.plot without plt.show), rendered and closed, as Jupyter's inline backend does."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None:
+        return []
+    bundles = [{"image/png": _png(pyplot.figure(n)), "text/plain": f"<Figure {n}>"} for n in pyplot.get_fignums()]
+    pyplot.close("all")
+    return bundles
+
+
+def run(code: str, filename: str, first_line: int, namespace: dict[str, Any], *, display_last: bool,
+        shown: list[dict[str, str]]) -> None:
+    """exec the block; with display_last, a final expression's value is shown like a notebook's Out[]."""
+    tree = ast.parse("\n" * (first_line - 1) + code, filename)
+    last = tree.body.pop() if display_last and tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, filename, "exec"), namespace)
+    if last is not None:
+        value = eval(compile(ast.Expression(last.value), filename, "eval"), namespace)
+        if value is not None:
+            shown.append(mime_bundle(value))
+    shown.extend(open_figures())

@@ -1,0 +1,96 @@
+"""Notebooks: code cells become chained blocks; the copy with outputs filled in is what mkdocs-jupyter renders."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from .blocks import Block, normalize_code
+from .errors import LlmExecError, with_fix
+from .models import ModelSpec
+from .protocol import CodeOutcome
+
+TRUSTED_TAG = "llm-exec:trusted-html"  # a cell tag: its HTML outputs are rendered, not shown as text
+
+
+def load(path: Path, page: str) -> dict[str, Any]:
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        notebook["cells"]  # noqa: B018 - a notebook without cells is not a notebook
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LlmExecError(with_fix(f"{page}: cannot read this notebook ({exc})", "open and save it in Jupyter, or fix the JSON")) from None
+    return notebook
+
+
+def code_blocks(notebook: dict[str, Any], page: str, timeout_of: Any = None) -> list[Block]:
+    """One Block per code cell; `line` is the cell's number among all cells (1-based), as messages show it."""
+    blocks = []
+    for number, cell in enumerate(notebook["cells"], 1):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        code = normalize_code("".join(source) if isinstance(source, list) else source)
+        if not code:
+            continue
+        timeout = (cell.get("metadata", {}).get("llm-exec") or {}).get("timeout")
+        blocks.append(Block("code", page, number, 0, 0, "", code, f"{page}: cell {number}", 1,
+                            timeout=float(timeout) if timeout else None, cell=True))
+    return blocks
+
+
+def with_outputs(notebook: dict[str, Any], blocks: list[Block], outcomes: list[CodeOutcome],
+                 models: dict[str, ModelSpec]) -> dict[str, Any]:
+    """A copy of the notebook whose code cells carry the outputs of this build (never written back to docs/)."""
+    copy = json.loads(json.dumps(notebook))
+    by_cell = {block.line: outcome for block, outcome in zip(blocks, outcomes)}
+    count = 0
+    for number, cell in enumerate(copy["cells"], 1):
+        if cell.get("cell_type") != "code":
+            continue
+        cell["outputs"], cell["execution_count"] = [], None
+        outcome = by_cell.get(number)
+        if outcome is None:
+            continue
+        count += 1
+        cell["execution_count"] = count
+        trusted = TRUSTED_TAG in cell.get("metadata", {}).get("tags", [])
+        cell["outputs"] = _outputs(outcome, trusted, models, f"{blocks[0].page}: cell {number}")
+    return copy
+
+
+def _outputs(outcome: CodeOutcome, trusted: bool, models: dict[str, ModelSpec], where: str) -> list[dict[str, Any]]:
+    outputs: list[dict[str, Any]] = []
+    if outcome.output:
+        outputs.append({"output_type": "stream", "name": "stdout", "text": outcome.output})
+    for bundle in outcome.rich:
+        data = dict(bundle)
+        if "text/html" in data and not trusted:  # untrusted HTML is shown as its source text
+            data = {"text/plain": data["text/html"]}
+        outputs.append({"output_type": "display_data", "data": data, "metadata": {}})
+    if outcome.status == "ok":
+        used = [models[r] for r in outcome.models_used if r in models]
+        if used:
+            caption = "ran with " + "; ".join(f"{m.role} = {m.artifact}" for m in used)
+            outputs.append(_html(f'<div class="llmx-caption">{escape(caption)}</div>'))
+    elif outcome.status == "unexecuted":
+        outputs.append(_html('<div class="llmx-result llmx-unexecuted"><div class="llmx-caption">Not executed in this '
+                             'preview</div><p>The code of this cell changed; preview builds never run code.</p></div>'))
+    elif outcome.status == "skipped":
+        outputs.append({"output_type": "stream", "name": "stderr", "text": outcome.error + "\n"})
+    else:
+        lines = outcome.error.splitlines() or [outcome.status]
+        outputs.append({"output_type": "error", "ename": outcome.status, "evalue": f"{where}: {lines[-1]}",
+                        "traceback": lines})
+    return outputs
+
+
+def _html(markup: str) -> dict[str, Any]:
+    return {"output_type": "display_data", "data": {"text/html": markup, "text/plain": ""}, "metadata": {}}
+
+
+def without_empty_script(html: str) -> str:
+    """mkdocs-jupyter emits `<script src="">` when no MathJax URL is set: the browser would fetch the page as a
+    script and log an error. The site loads nothing from a CDN, so the tag goes."""
+    return html.replace('<script src=""> </script>', "")
