@@ -1,10 +1,10 @@
 # The same request, given to each model the way it was trained to read text:
 # the base model gets raw text, the instruct model its chat template.
-request = "Write a short list of three fruits."
+request = "Name three planets."
 
-raw = base.generate(request, max_new_tokens=32)
-chat = instruct.generate(request, max_new_tokens=32)
-
-for result in (raw, chat):
-    print(f"--- {result.model} ({result.finish_reason}, {result.new_tokens} new tokens)")
-    print(result.text)
+for model in (base, instruct):
+    result = model.generate(request, max_new_tokens=40)
+    print(f"--- {result.model}: {result.new_tokens} new tokens, "
+          f"finish reason {result.finish_reason!r}")
+    print(result.text.strip())
+    print()
