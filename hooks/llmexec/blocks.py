@@ -204,6 +204,15 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
                  options=options)
 
 
+def fence_for(text: str) -> str:
+    """A backtick fence longer than any run of backticks inside `text`, so the text cannot close it."""
+    longest = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    return "`" * max(3, longest + 1)
+
+
 def normalize_code(text: str) -> str:
     """Dedent, drop trailing spaces and surrounding blank lines: edits that cannot change behaviour."""
     lines = [line.rstrip() for line in textwrap.dedent(text.replace("\r\n", "\n")).split("\n")]

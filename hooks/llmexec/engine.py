@@ -12,12 +12,14 @@ from typing import Any
 from . import notebooks, render
 from . import report as drift_report
 from .cache import atomic_write
-from .blocks import Block, Problem, find_blocks
+from . import entries
+from .blocks import Block, Problem, fence_for, find_blocks
 from .cache import ResultCache
 from .config import Settings
 from .executor import RunnerFactory
 from .keys import code_keys, generate_key
 from .protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, Runner, from_json, to_json
+from .entries import Job
 from .store import LOCK_COMMAND, Store
 
 OUTPUT_FENCE = "llmx-output"
@@ -39,17 +41,6 @@ class Stats:
     loading: float = 0.0  # seconds, measured around runner calls
     generation: float = 0.0
     code: float = 0.0
-
-
-@dataclass(frozen=True)
-class Job:
-    """One generation to look up or run: a generate block's answer from one model."""
-
-    block: Block
-    role: str
-    key: str
-    limit: int
-    index: int  # the block's position among the page's generate blocks
 
 
 class Engine:
@@ -162,7 +153,8 @@ class Engine:
             self.stats.cached += len(blocks)
             return [from_json(CodeOutcome, hit) for hit in hits if hit is not None]
         if not self.store.may_execute:
-            return [from_json(CodeOutcome, hit) if hit is not None else self._unexecuted(key, self._entry(b, i, key))
+            return [from_json(CodeOutcome, hit) if hit is not None else
+                    self._unexecuted(key, entries.code(b, i, None, self.settings.models, {}))
                     for i, (b, key, hit) in enumerate(zip(blocks, keys, hits))]
         self.progress(f"{page}: running {len(blocks)} code block(s)")
         requests = [CodeRequest(b.source, b.filename, b.first_line, b.timeout or self.settings.timeout, b.cell) for b in blocks]
@@ -173,7 +165,7 @@ class Engine:
             outcomes.append(CodeOutcome(status="skipped", error=f"not run: the block at {where} failed, and "
                                                                  "later blocks on a page depend on the earlier ones"))
         for index, (block, key, outcome) in enumerate(zip(blocks, keys, outcomes)):
-            self._record(key, self._entry(block, index, key, outcome=outcome))
+            self._record(key, entries.code(block, index, outcome, self.settings.models, self._versions()))
         return outcomes
 
     def _run_generate(self, blocks: list[Block]) -> list[tuple[Block, list[tuple[Any, GenerateOutcome, int]]]]:
@@ -183,7 +175,7 @@ class Engine:
         self.stats.cached += sum(1 for job in jobs if job.key not in self.fresh) - len(misses)
         if misses and not self.store.may_execute:
             for job in misses:
-                found[job.key] = to_json(self._unexecuted(job.key, self._job_entry(job)))
+                found[job.key] = to_json(self._unexecuted(job.key, entries.generate(job, None, self.settings.models, {})))
         elif misses:
             for job, outcome in zip(misses, self.execute_generate(misses)):
                 found[job.key] = to_json(outcome)
@@ -211,7 +203,7 @@ class Engine:
         for position, index in enumerate(order):
             outcomes[index] = sent[position]
         for job, outcome in zip(jobs, outcomes):
-            self._record(job.key, self._job_entry(job, outcome))
+            self._record(job.key, entries.generate(job, outcome, self.settings.models, self._versions()))
             if outcome.status != "ok":
                 self.report(f"{job.block.where}: generate block failed on the {job.role} model: "
                             f"{outcome.error}\n  --> {_FIXES.get(outcome.status, 'see the message above')}")
@@ -230,6 +222,9 @@ class Engine:
             loading = getattr(self._runner, "load_seconds", loaded) - loaded
             self.stats.loading += loading
             setattr(self.stats, kind, getattr(self.stats, kind) + time.perf_counter() - started - loading)
+
+    def _versions(self) -> dict[str, str]:
+        return dict(getattr(self._runner, "versions", {}) or {})
 
     def _unexecuted(self, key: str, entry: dict[str, Any]) -> Any:
         where = entry["where"]
@@ -251,29 +246,6 @@ class Engine:
             self.stats.executed += 1
         elif outcome["status"] != "skipped":
             self.stats.failed += 1
-
-    def _entry(self, block: Block, index: int, key: str, *, outcome: CodeOutcome | None = None) -> dict[str, Any]:
-        """A lockfile entry: the result with what produced it (no timestamps: rebuilds must not change it)."""
-        used = outcome.models_used if outcome else ()
-        return {"kind": "code", "page": block.page, "line": block.line, "where": block.where, "index": index, "role": "",
-                "source": block.source, "file": block.filename if block.filename != block.page else "",
-                "models": {r: self._model_info(r) for r in used}, "versions": self._versions(),
-                "outcome": to_json(outcome) if outcome else {}}
-
-    def _job_entry(self, job: Job, outcome: GenerateOutcome | None = None) -> dict[str, Any]:
-        b = job.block
-        return {"kind": "generate", "page": b.page, "line": b.line, "where": b.where, "index": job.index, "role": job.role,
-                "source": b.source, "settings": {"system": b.system, "template": b.template,
-                                                 "max_new_tokens": job.limit, "decoding": "greedy, fp32"},
-                "models": {job.role: self._model_info(job.role)}, "versions": self._versions(),
-                "outcome": to_json(outcome) if outcome else {}}
-
-    def _model_info(self, role: str) -> dict[str, str]:
-        spec = self.settings.models[role]
-        return {"artifact": spec.artifact, "identity": spec.identity}
-
-    def _versions(self) -> dict[str, str]:
-        return dict(getattr(self._runner, "versions", {}) or {})
 
     # -- rendering ---------------------------------------------------------------------------------
 
@@ -307,7 +279,7 @@ class Engine:
         return render.failure(f"This block {_STATUS[outcome.status]} ({block.where})", outcome.error, outcome.output)
 
     def _source_lines(self, block: Block) -> list[str]:
-        fence = "`" * max(3, _longest_run(block.source, "`") + 1)
+        fence = fence_for(block.source)
         title = f' title="{block.title.replace(chr(34), "")}"' if block.title and self.titles else ""
         body = [block.indent + line if line else "" for line in block.source.split("\n")]
         return [f"{block.indent}{fence}python{title}", *body, f"{block.indent}{fence}", ""]
@@ -324,11 +296,3 @@ class Engine:
 
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
-
-
-def _longest_run(text: str, char: str) -> int:
-    best = run = 0
-    for c in text:
-        run = run + 1 if c == char else 0
-        best = max(best, run)
-    return best

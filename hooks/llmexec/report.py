@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .blocks import fence_for
 from .store import LOCK_COMMAND, Drift
 
 
@@ -26,11 +27,7 @@ def first_divergence(old: str, new: str) -> tuple[int, int, int] | None:
 
 
 def _fence(text: str, lang: str = "text") -> str:
-    longest, run = 0, 0
-    for c in text:
-        run = run + 1 if c == "`" else 0
-        longest = max(longest, run)
-    fence = "`" * max(3, longest + 1)
+    fence = fence_for(text)
     return f"{fence}{lang}\n{text}\n{fence}"
 
 

@@ -1,0 +1,44 @@
+"""Lockfile entries: a result with what produced it (no timestamps or line numbers, so rebuilds leave it as it is)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .blocks import Block
+from .models import ModelSpec
+from .protocol import CodeOutcome, GenerateOutcome, to_json
+
+
+@dataclass(frozen=True)
+class Job:
+    """One generation to look up or run: a generate block's answer from one model."""
+
+    block: Block
+    role: str
+    key: str
+    limit: int
+    index: int  # the block's position among the page's generate blocks
+
+
+def code(block: Block, index: int, outcome: CodeOutcome | None, models: dict[str, ModelSpec],
+         versions: dict[str, str]) -> dict[str, Any]:
+    used = outcome.models_used if outcome else ()
+    return {"kind": "code", "page": block.page, "line": block.line, "where": block.where, "index": index, "role": "",
+            "source": block.source, "file": block.filename if block.filename != block.page and not block.cell else "",
+            "models": {role: _model(models[role]) for role in used}, "versions": versions,
+            "outcome": to_json(outcome) if outcome else {}}
+
+
+def generate(job: Job, outcome: GenerateOutcome | None, models: dict[str, ModelSpec],
+             versions: dict[str, str]) -> dict[str, Any]:
+    b = job.block
+    return {"kind": "generate", "page": b.page, "line": b.line, "where": b.where, "index": job.index, "role": job.role,
+            "source": b.source, "settings": {"system": b.system, "template": b.template,
+                                             "max_new_tokens": job.limit, "decoding": "greedy, fp32"},
+            "models": {job.role: _model(models[job.role])}, "versions": versions,
+            "outcome": to_json(outcome) if outcome else {}}
+
+
+def _model(spec: ModelSpec) -> dict[str, str]:
+    return {"artifact": spec.artifact, "identity": spec.identity}
