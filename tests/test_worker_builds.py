@@ -161,3 +161,10 @@ def test_hostile_output_from_a_snippet_stays_text(site):
     assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
     assert "<img src=x" not in html and "<script>document" not in html
+
+
+def test_each_output_names_only_the_models_its_block_used(site):
+    site.write("docs/index.md", "# U\n\n```python exec\nprint(base.role)\n```\n\n```python exec\nprint('no model here')\n```\n")
+    site.build()
+    captions = re.findall(r'<div class="llmx-caption">(.*?)</div>', site.html())
+    assert captions == ["Output · ran with base = tiny-base (test model)", "Output"]

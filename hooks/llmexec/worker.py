@@ -159,6 +159,7 @@ class Zygote:
                 started = time.perf_counter()
                 error = ""
                 shown.clear()
+                used.clear()  # the models this block touched, for its provenance caption
                 try:
                     display.run(block.code, block.filename, block.first_line, namespace,
                                 display_last=block.display_last, shown=shown)
