@@ -143,7 +143,7 @@ class FakeRunner:
     def begin_build(self) -> None:
         pass
 
-    def run_code(self, page: str, blocks: Sequence[CodeRequest]) -> list[CodeOutcome]:
+    def run_code(self, page: str, blocks: Sequence[CodeRequest], resume: int = 0) -> list[CodeOutcome]:
         self.code_calls.append(list(blocks))
         outcomes = []
         for block in blocks:

@@ -110,3 +110,22 @@ def test_real_worker_rich_outputs_tracebacks_and_time_limits(site, caplog):
     assert 'File "docs/broken.ipynb: cell 1", line 3' in caplog.text and "AttributeError" in caplog.text
     assert "docs/slow.ipynb: cell 1: code cell ran past its time limit" in caplog.text
     assert "not run: the block at docs/broken.ipynb: cell 1 failed" in site.html("broken/index.html")
+
+
+def test_editing_a_code_cell_re_executes_from_that_cell_on(site, tmp_path):
+    site.yaml = JUPYTER
+    site.write("docs/index.md", "# Home\n")
+    runs = tmp_path / "runs.txt"
+    cells = [("code", f"open({str(runs)!r}, 'a').write('1')\nx = 5"), ("markdown", "Prose."),
+             ("code", f"open({str(runs)!r}, 'a').write('2')\nx *= 2"),
+             ("code", f"open({str(runs)!r}, 'a').write('3')\nprint('x =', x)")]
+    site.write("docs/nb.ipynb", notebook(*cells))
+    site.build()
+    site.write("docs/nb.ipynb", notebook(*cells[:1], ("markdown", "Other prose."), *cells[2:]))
+    site.build()
+    assert runs.read_text() == "123"  # a Markdown cell edit executes nothing
+    cells[3] = ("code", f"open({str(runs)!r}, 'a').write('3')\nprint('x is now', x)")
+    site.write("docs/nb.ipynb", notebook(*cells))
+    site.build()
+    assert runs.read_text() == "1233"  # only the edited cell (cell 4) ran
+    assert "x is now 10" in site.html("nb/index.html")

@@ -168,3 +168,40 @@ def test_each_output_names_only_the_models_its_block_used(site):
     site.build()
     captions = re.findall(r'<div class="llmx-caption">(.*?)</div>', site.html())
     assert captions == ["Output · ran with base = tiny-base (test model)", "Output"]
+
+
+def test_editing_a_block_re_executes_from_that_block_on_with_the_state_restored(site, tmp_path):
+    runs = tmp_path / "runs.txt"
+    page = f"""
+        # Chain
+
+        ```python exec
+        open({str(runs)!r}, "a").write("1")
+        def double(v):
+            return 2 * v
+        x = 20
+        ```
+
+        ```python exec
+        open({str(runs)!r}, "a").write("2")
+        x += 1
+        ```
+
+        ```python exec
+        open({str(runs)!r}, "a").write("3")
+        print("result", double(x))
+        ```
+        """
+    site.write("docs/index.md", page)
+    site.build()
+    assert runs.read_text() == "123" and "result 42" in site.html()
+    site.write("docs/index.md", page.replace('print("result", double(x))', 'print("edited", double(x) + 1)'))
+    site.build()
+    assert runs.read_text() == "1233"  # only the edited block ran again
+    assert "edited 43" in site.html()  # with x and double() restored from the checkpoint
+    for state in (site.root / ".cache" / "llm-exec" / "states").glob("*.pkl"):
+        state.write_bytes(b"corrupt")
+    site.write("docs/index.md", page.replace('print("result", double(x))', 'print("again", double(x))'))
+    site.build()
+    assert runs.read_text() == "1233123"  # an unreadable checkpoint costs a replay, never a wrong result
+    assert "again 42" in site.html()

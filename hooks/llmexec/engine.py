@@ -156,17 +156,32 @@ class Engine:
             return [from_json(CodeOutcome, hit) if hit is not None else
                     self._unexecuted(key, entries.code(b, i, None, self.settings.models, {}))
                     for i, (b, key, hit) in enumerate(zip(blocks, keys, hits))]
-        self.progress(f"{page}: running {len(blocks)} code block(s)")
-        requests = [CodeRequest(b.source, b.filename, b.first_line, b.timeout or self.settings.timeout, b.cell) for b in blocks]
-        outcomes = self._timed("code", lambda: self.runner.run_code(page, requests), CodeOutcome)
+        resume = self._resume_point(keys, hits)
+        self.progress(f"{page}: running {len(blocks) - resume} code block(s)"
+                      + (f" from block {resume + 1}, the state before it restored" if resume else ""))
+        requests = [CodeRequest(b.source, b.filename, b.first_line, b.timeout or self.settings.timeout, b.cell, key)
+                    for b, key in zip(blocks, keys)]
+        outcomes = self._timed("code", lambda: self.runner.run_code(page, requests, resume), CodeOutcome)
+        restored = sum(1 for o in outcomes if o.status == "restored")
+        self.stats.cached += restored
+        outcomes = [from_json(CodeOutcome, hits[i]) if o.status == "restored" else o  # type: ignore[arg-type]
+                    for i, o in enumerate(outcomes)]
         first_failure = next((b for b, o in zip(blocks, outcomes) if o.status != "ok"), None)
         while len(outcomes) < len(blocks):
             where = first_failure.where if first_failure else "an earlier block"
             outcomes.append(CodeOutcome(status="skipped", error=f"not run: the block at {where} failed, and "
                                                                  "later blocks on a page depend on the earlier ones"))
         for index, (block, key, outcome) in enumerate(zip(blocks, keys, outcomes)):
-            self._record(key, entries.code(block, index, outcome, self.settings.models, self._versions()))
+            if index >= restored:
+                self._record(key, entries.code(block, index, outcome, self.settings.models, self._versions()))
         return outcomes
+
+    def _resume_point(self, keys: list[str], hits: list[dict[str, Any] | None]) -> int:
+        """How many leading blocks need not run: all cached, and the state after the last of them checkpointed."""
+        for k in range(len(keys) - 1, 0, -1):
+            if all(hit is not None for hit in hits[:k]) and (self.settings.cache_dir / "states" / f"{keys[k - 1]}.pkl").is_file():
+                return k
+        return 0
 
     def _run_generate(self, blocks: list[Block]) -> list[tuple[Block, list[tuple[Any, GenerateOutcome, int]]]]:
         jobs = self.generate_jobs(blocks)

@@ -35,8 +35,8 @@ class WorkerRunner:
     def begin_build(self) -> None:
         self._configured = False  # models that failed to load are tried again once per build
 
-    def run_code(self, page: str, blocks: Sequence[CodeRequest]) -> list[CodeOutcome]:
-        reply = self._call({"op": "code", "page": page, "blocks": [to_json(b) for b in blocks]})
+    def run_code(self, page: str, blocks: Sequence[CodeRequest], resume: int = 0) -> list[CodeOutcome]:
+        reply = self._call({"op": "code", "page": page, "blocks": [to_json(b) for b in blocks], "resume": resume})
         return [from_json(CodeOutcome, o) for o in reply["outcomes"]]
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
@@ -59,7 +59,8 @@ class WorkerRunner:
         if not self._configured:
             self._send(process, {"op": "configure", "models": {r: m.to_json() for r, m in self.settings.models.items()},
                                  "model_cache": str(self.settings.model_cache_dir), "threads": self.settings.threads,
-                                 "batch_size": self.settings.batch_size})
+                                 "batch_size": self.settings.batch_size,
+                                 "states": str(self.settings.cache_dir / "states")})
             self.versions = self._receive(process, "configured").get("versions", {})
             self._configured = True
         self._send(process, message)

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, Protocol, Sequence, TypeVar
 
-Status = Literal["ok", "error", "timeout", "crashed", "skipped", "unexecuted"]
+Status = Literal["ok", "error", "timeout", "crashed", "skipped", "unexecuted", "restored"]
 FinishReason = Literal["eos", "length", ""]
 
 
@@ -19,6 +19,7 @@ class CodeRequest:
     first_line: int  # line of `code`'s first line within `filename`
     timeout: float
     display_last: bool = False  # notebook cells: show the value of a final expression, as Jupyter does
+    key: str = ""  # the block's cache key: names the checkpoint of the state after it
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,10 @@ class Runner(Protocol):
 
     def begin_build(self) -> None: ...
 
-    def run_code(self, page: str, blocks: Sequence[CodeRequest]) -> list[CodeOutcome]: ...
+    def run_code(self, page: str, blocks: Sequence[CodeRequest], resume: int = 0) -> list[CodeOutcome]:
+        """Run blocks in order in one namespace. With resume=k, the state checkpointed after block k-1 may be
+        restored instead of running blocks 0..k-1; those then come back with status "restored"."""
+        ...
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]: ...
 

@@ -157,6 +157,16 @@ class ModelHandle:
     def __repr__(self) -> str:
         return f"<{self._role} model handle>"
 
+    def __reduce__(self):  # a checkpoint stores the role; restoring re-binds to this worker's model
+        return (handle, (self._role,))
+
+
+HANDLES: dict[str, ModelHandle] = {}  # the current child's handles, for unpickling
+
+
+def handle(role: str) -> ModelHandle:
+    return HANDLES[role]
+
 
 def load_model(spec: ModelSpec, model_cache: Path, log: Callable[[str], None]) -> LoadedModel:
     """Load from a local folder only; presets are converted once from their verified GGUF."""

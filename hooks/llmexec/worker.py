@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from . import display
+from . import checkpoints, display
 from .models import ModelSpec
 from .protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, dumps, from_json, to_json
 
@@ -31,6 +31,7 @@ class Zygote:
         self.model_cache = Path()
         self.threads = 1
         self.batch_size = 1
+        self.states = Path()
         self.loaded: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
 
@@ -46,6 +47,7 @@ class Zygote:
         self.model_cache = Path(message["model_cache"])
         self.threads = int(message["threads"])
         self.batch_size = int(message.get("batch_size", 1))
+        self.states = Path(message["states"])
         self.failed.clear()  # a new build tries again models that failed to load before
 
     def model(self, role: str):
@@ -76,7 +78,7 @@ class Zygote:
             except ModelUnavailable:
                 pass  # reported by the block that uses it
 
-    def run_code(self, page: str, blocks: list[CodeRequest]) -> list[CodeOutcome]:
+    def run_code(self, page: str, blocks: list[CodeRequest], resume: int = 0) -> list[CodeOutcome]:
         names = set()
         for block in blocks:
             try:
@@ -84,7 +86,8 @@ class Zygote:
             except SyntaxError:
                 pass  # the child reports it with its page line
         self.preload(names | ({"base", "instruct"} if "models" in names else set()))
-        return self._in_children(blocks, self._code_child, CodeOutcome, independent=False)
+        return self._in_children(blocks, lambda rest, fd: self._code_child(rest, fd, resume), CodeOutcome,
+                                 independent=False)
 
     def generate(self, requests: list[GenerateRequest]) -> list[GenerateOutcome]:
         self.preload({r.model for r in requests})
@@ -122,7 +125,7 @@ class Zygote:
                         break
                     outcome = from_json(outcome_type, json.loads(line))
                     outcomes.append(outcome)
-                    if outcome.status != "ok" and not independent:
+                    if outcome.status not in ("ok", "restored") and not independent:
                         break
             finally:
                 reader.close()
@@ -136,17 +139,21 @@ class Zygote:
                 break
         return outcomes
 
-    def _code_child(self, blocks: list[CodeRequest], write_fd: int) -> None:
+    def _code_child(self, blocks: list[CodeRequest], write_fd: int, resume: int) -> None:
         import torch
 
+        from . import runtime
         from .runtime import ModelHandle
 
         torch.set_num_threads(self.threads)
         used: set[str] = set()
         shown: list[dict[str, str]] = []
         handles = {role: ModelHandle(role, self.model, used) for role in self.specs}
+        runtime.HANDLES.update(handles)
         namespace: dict[str, Any] = {"__name__": "__main__", "models": handles, **handles,
                                      "display": lambda *values: shown.extend(display.mime_bundle(v) for v in values)}
+        reserved = set(namespace)
+        state = checkpoints.restore(self.states / f"{blocks[resume - 1].key}.pkl") if resume else None
         capture = tempfile.TemporaryFile()
         os.dup2(capture.fileno(), 1)
         os.dup2(capture.fileno(), 2)
@@ -154,6 +161,12 @@ class Zygote:
                                   write_through=True)
         sys.stdout = sys.stderr = stream
         with os.fdopen(write_fd, "wb") as report:
+            if state is not None:  # the earlier blocks' outputs are cached; their state is all that is needed
+                namespace.update(state)
+                for _ in blocks[:resume]:
+                    report.write(dumps(to_json(CodeOutcome(status="restored"))))
+                report.flush()
+                blocks = blocks[resume:]
             for block in blocks:
                 start = os.lseek(1, 0, os.SEEK_END)
                 started = time.perf_counter()
@@ -170,6 +183,8 @@ class Zygote:
                 outcome = CodeOutcome(status="error" if error else "ok", output=output, error=error,
                                       seconds=round(time.perf_counter() - started, 3), models_used=tuple(sorted(used)),
                                       rich=tuple(shown))
+                if not error and block.key:
+                    checkpoints.save(namespace, reserved, self.states / f"{block.key}.pkl")
                 report.write(dumps(to_json(outcome)))
                 report.flush()
                 if error:
@@ -264,7 +279,8 @@ def main() -> None:
             zygote.send(op="configured", versions=_versions())
         elif op == "code":
             blocks = [from_json(CodeRequest, b) for b in message["blocks"]]
-            zygote.send(op="result", outcomes=[to_json(o) for o in zygote.run_code(message["page"], blocks)])
+            outcomes = zygote.run_code(message["page"], blocks, message.get("resume", 0))
+            zygote.send(op="result", outcomes=[to_json(o) for o in outcomes])
         elif op == "generate":
             requests = [from_json(GenerateRequest, r) for r in message["requests"]]
             zygote.send(op="result", outcomes=[to_json(o) for o in zygote.generate(requests)])

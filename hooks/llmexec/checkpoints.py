@@ -1,0 +1,39 @@
+"""Worker side: a page's or notebook's state after each block, saved so an edit re-executes from that block on."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+MAX_BYTES = 256 * 1024 * 1024  # a bigger state is not worth a file: the page is replayed instead
+
+
+def save(namespace: dict[str, Any], reserved: set[str], path: Path) -> bool:
+    """Pickle the user's variables (cloudpickle: functions and classes defined in blocks too).
+    Anything unpicklable (an open file, a generator) means no checkpoint, never a failure."""
+    import cloudpickle
+
+    state = {k: v for k, v in namespace.items() if k not in reserved and not k.startswith("__")}
+    try:
+        data = cloudpickle.dumps(state)
+    except Exception:  # noqa: BLE001 - any object may refuse to pickle
+        return False
+    if len(data) > MAX_BYTES:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    temp.write_bytes(data)
+    os.replace(temp, path)
+    return True
+
+
+def restore(path: Path) -> dict[str, Any] | None:
+    """The saved variables, or None when the file is missing or unreadable (then everything is re-executed)."""
+    import pickle
+
+    try:
+        return pickle.loads(path.read_bytes())
+    except Exception:  # noqa: BLE001 - a stale or corrupt checkpoint only costs a replay
+        return None
