@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup models site serve test lock verify bench clean
+.PHONY: setup models browser site serve test lock verify bench clean
 
 setup: $(STAMP)
 
@@ -26,7 +26,13 @@ site: models
 serve: setup
 	$(VENV)/bin/mkdocs serve
 
-test: models
+# Headless Chromium for tests/test_browser.py: Debian's chromium and chromium-driver, installed when missing.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium chromium-driver; fi
+
+test: models browser
 	$(PY) -m pytest
 
 # Execute what changed and record it in llm-exec.lock/ (commit the result).

@@ -5,36 +5,21 @@ from __future__ import annotations
 import html
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
 
 pytestmark = pytest.mark.real_models
-
-
-@pytest.fixture(scope="module")
-def built_site(tmp_path_factory):
-    project = tmp_path_factory.mktemp("real") / "project"
-    for name in ("docs", "snippets", "hooks"):
-        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    cold = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=1800)
-    assert cold.returncode == 0, cold.stderr[-4000:]
-    return project, cold
 
 
 def _blocks(page: str, css: str) -> list[str]:
     return [html.unescape(m) for m in re.findall(rf'<pre class="{css}"><code>(.*?)</code></pre>', page, re.S)]
 
 
-def test_home_page_shows_both_real_models_with_provenance(built_site):
-    project, _ = built_site
+def test_home_page_shows_both_real_models_with_provenance(project_site):
+    project, _ = project_site
     page = (project / "site" / "index.html").read_text()
     assert "google/gemma-3-270m (GGUF Q4_K_M, sha256 a5fd3b62230a…)" in page
     assert "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, sha256 b179c9523d0e…)" in page
@@ -45,8 +30,8 @@ def test_home_page_shows_both_real_models_with_provenance(built_site):
     assert all(text.strip() for text in _blocks(page, "llmx-output"))
 
 
-def test_a_second_build_executes_nothing_and_imports_no_torch(built_site):
-    project, _ = built_site
+def test_a_second_build_executes_nothing_and_imports_no_torch(project_site):
+    project, _ = project_site
     blocker = ("import sys\nclass B:\n def find_spec(self, n, p=None, t=None):\n"
                "  if n.split('.')[0] in ('torch', 'transformers'): raise ImportError(n + ' blocked')\n"
                "sys.meta_path.insert(0, B())\nfrom mkdocs.__main__ import cli\nsys.exit(cli())")
@@ -56,7 +41,7 @@ def test_a_second_build_executes_nothing_and_imports_no_torch(built_site):
     assert re.search(r"0 blocks executed, \d+ from cache, 0 failed", warm.stderr)
 
 
-def test_no_page_loads_anything_from_another_host(built_site):
+def test_no_page_loads_anything_from_another_host(project_site):
     """Fonts, scripts, styles and images all come from the site itself: it works with no network."""
     from html.parser import HTMLParser
 
@@ -72,7 +57,7 @@ def test_no_page_loads_anything_from_another_host(built_site):
             if url and re.match(r"^(https?:)?//", url):
                 self.external.append(f"<{tag}> {url}")
 
-    project, _ = built_site
+    project, _ = project_site
     pages = list((project / "site").rglob("*.html"))
     assert pages
     for path in pages:
