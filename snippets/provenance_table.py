@@ -1,6 +1,7 @@
 # Provenance of both models, read from the configuration and the loaded
 # models while the site is built.
 import platform
+import re
 
 import safetensors
 import tokenizers
@@ -31,7 +32,7 @@ rows = {
 def cell(value: str) -> str:
     if not value:
         return "–"
-    if len(value) > 24 and " " not in value:  # a hash: let it wrap
+    if re.fullmatch(r"[0-9a-f]{40,}", value):  # a hash: let it wrap
         return f'<code style="word-break: break-all">{value}</code>'
     return value.replace("|", "\\|")
 
