@@ -76,6 +76,8 @@ def generation(columns: list[tuple[ModelSpec, GenerateOutcome, int]]) -> str:
             parts.append(_pre(outcome.input_text, "llmx-input"))
             parts.append('<div class="llmx-label">Generated</div>')
             parts.append(_pre(outcome.text, "llmx-output"))
+            if not outcome.text.strip():
+                parts.append('<p class="llmx-empty">(empty: the model generated no visible text)</p>')
             stop = _FINISH.get(outcome.finish_reason, outcome.finish_reason).format(limit=limit)
             count = f"{outcome.new_tokens} new token{'s' if outcome.new_tokens != 1 else ''}"
             parts.append(f'<footer>{escape(stop)} · {count} · greedy, fp32</footer>')
