@@ -95,7 +95,7 @@ def test_real_worker_rich_outputs_tracebacks_and_time_limits(site, caplog):
         tags={2: ["llm-exec:trusted-html"]}))
     site.write("docs/broken.ipynb", notebook(("code", "x = 1\n\nx.missing"), ("code", "print('never')")))
     site.write("docs/slow.ipynb", json.dumps({**json.loads(notebook(("code", "import time\ntime.sleep(60)"))),
-                                                 "cells": [{"cell_type": "code", "execution_count": None, "outputs": [],
+                                                 "cells": [{"id": "slow", "cell_type": "code", "execution_count": None, "outputs": [],
                                                             "metadata": {"llm-exec": {"timeout": 2}},
                                                             "source": ["import time\n", "time.sleep(60)"]}]}))
     with pytest.raises(Abort):
