@@ -74,7 +74,7 @@ def test_batching_never_changes_what_the_real_models_generate(tmp_path):
                "Translate to German: Thank you very much for your help.", "Q: What is 12 times 12?\nA:", "Once upon a time"]
     page = "# B\n\n" + "\n".join(f"```generate max_new_tokens=24\n{p}\n```\n" for p in prompts)
     outputs = []
-    for batch_size in (8, 1):
+    for batch_size in (16, 1):
         project = tmp_path / f"batch-{batch_size}"
         (project / "docs").mkdir(parents=True)
         (project / "docs" / "index.md").write_text(page)

@@ -46,7 +46,7 @@ class _Options(base.Config):
     timeout = c.Type((int, float), default=120)
     max_new_tokens = c.Type(int, default=48)
     threads = c.Type(int, default=2)
-    batch_size = c.Type(int, default=8)
+    batch_size = c.Type(int, default=16)
 
 
 @dataclass(frozen=True)
