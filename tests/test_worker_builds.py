@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 from mkdocs.exceptions import Abort
@@ -205,3 +209,46 @@ def test_editing_a_block_re_executes_from_that_block_on_with_the_state_restored(
     site.build()
     assert runs.read_text() == "1233123"  # an unreadable checkpoint costs a replay, never a wrong result
     assert "again 42" in site.html()
+
+
+def test_serve_rebuilds_keep_the_models_warm_and_re_execute_only_the_edit(site, caplog):
+    """The `mkdocs serve` code path: one process, config reloaded per rebuild, on_shutdown only at the end."""
+    import logging
+
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    caplog.set_level(logging.INFO, logger="mkdocs")
+    page = "# S\n\n```python exec\nprint(base.generate('hello', max_new_tokens=2).new_tokens)\n```\n\n```generate\nthe cat\n```\n"
+    site.write("docs/index.md", page)
+    config = None
+    for text in (page, page.replace("the cat", "the dog")):
+        site.write("docs/index.md", text)
+        config = load_config(str(site.config()), site_dir=str(site.root / "site"))
+        if text is page:
+            config.plugins.on_startup(command="serve", dirty=False)
+        build(config)
+    config.plugins.on_shutdown()
+    assert caplog.text.count("loading base model") == 1 and caplog.text.count("loading instruct model") == 1
+    assert caplog.text.count("starting the execution worker") == 1
+    summaries = [r.getMessage() for r in caplog.records if "blocks executed" in r.getMessage()]
+    assert summaries[0].startswith("llm_exec: 3 blocks executed, 0 from cache")
+    assert summaries[1].startswith("llm_exec: 2 blocks executed, 1 from cache")  # only the edited prompt ran
+
+
+def test_two_builds_at_once_share_the_cache_and_lockfile_safely(site):
+    pages = {f"docs/p{i}.md": f"# P{i}\n\n```python exec\nprint({i} * 3)\n```\n\n```generate model=base\nhello {i}\n```\n"
+             for i in range(3)}
+    for path, text in pages.items():
+        site.write(path, text)
+    config = site.config()
+    procs = [subprocess.Popen([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d",
+                               str(site.root / f"site-{n}")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}) for n in range(2)]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    entries = list((site.root / "llm-exec.lock").glob("*.json")) + list((site.root / ".cache").rglob("results/*.json"))
+    assert len(entries) == 12 and all(json.loads(e.read_text())["outcome"]["status"] == "ok" for e in entries)
+    assert not list(site.root.rglob("*.tmp"))
+    locked = site.build_cli(env={"LLM_EXEC_MODE": "locked"})
+    assert locked.returncode == 0 and "0 blocks executed, 6 from cache" in locked.stderr
