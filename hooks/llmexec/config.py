@@ -65,6 +65,11 @@ class Settings:
     threads: int
     batch_size: int  # prompts per generation batch; 1 turns batching off
 
+    @property
+    def states_dir(self) -> Path:
+        """Checkpoints of page state after each block (pickles: this folder must stay trusted)."""
+        return self.cache_dir / "states"
+
     def worker_fingerprint(self) -> str:
         """What a running worker depends on: a change means it must be restarted."""
         models = {role: spec.to_json() for role, spec in self.models.items()}

@@ -12,7 +12,7 @@ from typing import Any
 from . import notebooks, render
 from . import report as drift_report
 from .cache import atomic_write
-from . import entries
+from . import checkpoints, entries
 from .blocks import Block, Problem, fence_for, find_blocks
 from .cache import ResultCache
 from .config import Settings
@@ -179,7 +179,7 @@ class Engine:
     def _resume_point(self, keys: list[str], hits: list[dict[str, Any] | None]) -> int:
         """How many leading blocks need not run: all cached, and the state after the last of them checkpointed."""
         for k in range(len(keys) - 1, 0, -1):
-            if all(hit is not None for hit in hits[:k]) and (self.settings.cache_dir / "states" / f"{keys[k - 1]}.pkl").is_file():
+            if all(hit is not None for hit in hits[:k]) and checkpoints.path(self.settings.states_dir, keys[k - 1]).is_file():
                 return k
         return 0
 

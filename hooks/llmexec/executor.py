@@ -60,7 +60,7 @@ class WorkerRunner:
             self._send(process, {"op": "configure", "models": {r: m.to_json() for r, m in self.settings.models.items()},
                                  "model_cache": str(self.settings.model_cache_dir), "threads": self.settings.threads,
                                  "batch_size": self.settings.batch_size,
-                                 "states": str(self.settings.cache_dir / "states")})
+                                 "states": str(self.settings.states_dir)})
             self.versions = self._receive(process, "configured").get("versions", {})
             self._configured = True
         self._send(process, message)

@@ -153,7 +153,7 @@ class Zygote:
         namespace: dict[str, Any] = {"__name__": "__main__", "models": handles, **handles,
                                      "display": lambda *values: shown.extend(display.mime_bundle(v) for v in values)}
         reserved = set(namespace)
-        state = checkpoints.restore(self.states / f"{blocks[resume - 1].key}.pkl") if resume else None
+        state = checkpoints.restore(checkpoints.path(self.states, blocks[resume - 1].key)) if resume else None
         capture = tempfile.TemporaryFile()
         os.dup2(capture.fileno(), 1)
         os.dup2(capture.fileno(), 2)
@@ -184,7 +184,7 @@ class Zygote:
                                       seconds=round(time.perf_counter() - started, 3), models_used=tuple(sorted(used)),
                                       rich=tuple(shown))
                 if not error and block.key:
-                    checkpoints.save(namespace, reserved, self.states / f"{block.key}.pkl")
+                    checkpoints.save(namespace, reserved, checkpoints.path(self.states, block.key))
                 report.write(dumps(to_json(outcome)))
                 report.flush()
                 if error:
