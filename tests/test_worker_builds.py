@@ -74,14 +74,24 @@ def test_models_generate_and_the_page_names_them(site):
     assert "ran with base = tiny-base (test model); instruct = tiny-instruct (test model)" in html
 
 
-def test_outputs_are_byte_identical_across_cold_builds(site):
-    site.write("docs/index.md", "# G\n\n```generate max_new_tokens=8\nthe cat sat on\n```\n")
-    site.build()
-    first = site.html()
-    for entry in (site.root / ".cache").rglob("*.json"):
-        entry.unlink()
-    site.build()
-    assert site.html() == first
+def test_outputs_are_byte_identical_across_cold_builds(site, caplog):
+    """Two builds from nothing (no cache, no lockfile, no site): both execute everything, and agree byte for byte."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="mkdocs")
+    site.write("docs/index.md", "# G\n\n```generate max_new_tokens=8\nthe cat sat on\n```\n\n"
+                                "```python exec\nprint(base.generate('hello world', max_new_tokens=6).text)\n```\n")
+    pages = []
+    for _ in range(2):
+        for built in (".cache", "llm-exec.lock", "site"):
+            shutil.rmtree(site.root / built, ignore_errors=True)
+        caplog.clear()
+        site.build()
+        summaries = [r.getMessage() for r in caplog.records if "blocks executed" in r.getMessage()]
+        assert len(summaries) == 1 and summaries[0].startswith("llm_exec: 3 blocks executed, 0 from cache, 0 failed")
+        assert "starting the execution worker" in caplog.text
+        pages.append(site.html())
+    assert pages[0] == pages[1]
 
 
 def test_tracebacks_point_at_the_page_line(site, caplog):
