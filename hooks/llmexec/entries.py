@@ -22,22 +22,27 @@ class Job:
 
 
 def code(block: Block, index: int, outcome: CodeOutcome | None, models: dict[str, ModelSpec],
-         versions: dict[str, str]) -> dict[str, Any]:
+         versions: dict[str, str], machine: dict[str, Any] | None = None) -> dict[str, Any]:
     used = outcome.models_used if outcome else ()
     return {"kind": "code", "page": block.page, "line": block.line, "where": block.where, "index": index, "role": "",
             "source": block.source, "file": block.filename if block.filename != block.page and not block.cell else "",
             "models": {role: _model(models[role]) for role in used}, "versions": versions,
-            "outcome": to_json(outcome) if outcome else {}}
+            **_machine(machine), "outcome": to_json(outcome) if outcome else {}}
 
 
 def generate(job: Job, outcome: GenerateOutcome | None, models: dict[str, ModelSpec],
-             versions: dict[str, str]) -> dict[str, Any]:
+             versions: dict[str, str], machine: dict[str, Any] | None = None) -> dict[str, Any]:
     b = job.block
     return {"kind": "generate", "page": b.page, "line": b.line, "where": b.where, "index": job.index, "role": job.role,
             "source": b.source, "settings": {"system": b.system, "template": b.template,
                                              "max_new_tokens": job.limit, "decoding": "greedy, fp32"},
             "models": {job.role: _model(models[job.role])}, "versions": versions,
-            "outcome": to_json(outcome) if outcome else {}}
+            **_machine(machine), "outcome": to_json(outcome) if outcome else {}}
+
+
+def _machine(machine: dict[str, Any] | None) -> dict[str, Any]:
+    """CPU architecture, vector extensions and threads: what verify names when another machine disagrees."""
+    return {"machine": machine} if machine else {}
 
 
 def _model(spec: ModelSpec) -> dict[str, str]:

@@ -30,6 +30,7 @@ class WorkerRunner:
         self.process: subprocess.Popen[bytes] | None = None
         self.load_seconds = 0.0
         self.versions: dict[str, str] = {}
+        self.machine: dict[str, Any] = {}  # CPU architecture, vector extensions, threads: recorded with each entry
         self._configured = False
 
     def begin_build(self) -> None:
@@ -61,7 +62,8 @@ class WorkerRunner:
                                  "model_cache": str(self.settings.model_cache_dir), "threads": self.settings.threads,
                                  "batch_size": self.settings.batch_size,
                                  "states": str(self.settings.states_dir)})
-            self.versions = self._receive(process, "configured").get("versions", {})
+            configured = self._receive(process, "configured")
+            self.versions, self.machine = configured.get("versions", {}), configured.get("machine", {})
             self._configured = True
         self._send(process, message)
         return self._receive(process, "result")

@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from . import checkpoints, display
+from . import checkpoints, display, machine
 from .models import ModelSpec
 from .protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, dumps, from_json, to_json
 
@@ -276,7 +276,7 @@ def main() -> None:
         op = message["op"]
         if op == "configure":
             zygote.configure(message)
-            zygote.send(op="configured", versions=_versions())
+            zygote.send(op="configured", versions=_versions(), machine=machine.describe(zygote.threads))
         elif op == "code":
             blocks = [from_json(CodeRequest, b) for b in message["blocks"]]
             outcomes = zygote.run_code(message["page"], blocks, message.get("resume", 0))
