@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+from html import escape
 
 import pytest
 from mkdocs.exceptions import Abort
@@ -30,6 +33,16 @@ CELLS = [("markdown", "# A notebook\n\nIntro."), ("code", "x = 20"), ("markdown"
          ("code", "x += 1\nprint('x is', x)"), ("code", "print(x * 2)")]
 
 
+def cell_outputs(page: str, cell_id: str) -> list[tuple[str, str]]:
+    """The rendered outputs of one notebook cell, in order: (MIME type, or the renderer's name for images; inner HTML)."""
+    start = page.index(f'id="cell-id={cell_id}"')
+    end = page.find('id="cell-id=', start + 1)
+    section = page[start:end if end != -1 else len(page)]
+    return [(mime or renderer, inner) for renderer, mime, inner in re.findall(
+        r'<div class="jp-(\w+)[^"]* jp-OutputArea-output"(?: data-mime-type="([^"]+)")? tabindex="0">\n(.*?)\n</div>\n</div>',
+        section, re.S)]
+
+
 @pytest.fixture
 def nb_site(bare_site):
     bare_site.yaml = JUPYTER
@@ -38,15 +51,16 @@ def nb_site(bare_site):
 
 
 def test_cells_run_in_order_and_outputs_appear_in_the_rendered_page(nb_site, fake):
-    nb_site.write("docs/nb.ipynb", notebook(*CELLS))
+    source = nb_site.write("docs/nb.ipynb", notebook(*CELLS)).read_text()
     nb_site.build()
     html = nb_site.html("nb/index.html")
-    assert "ran: x += 1" in html and "ran: print(x * 2)" in html
+    caption = ("text/html", '<div class="llmx-caption">ran with base = fake-base</div>')
+    assert cell_outputs(html, "cell3") == [("text/plain", "<pre>ran: x += 1\nprint('x is', x)\n</pre>"), caption]
+    assert cell_outputs(html, "cell4") == [("text/plain", "<pre>ran: print(x * 2)\n</pre>"), caption]
     (call,) = fake[0].code_calls
     assert [b.filename for b in call] == ["docs/nb.ipynb: cell 2", "docs/nb.ipynb: cell 4", "docs/nb.ipynb: cell 5"]
     assert all(b.display_last for b in call)
-    assert "outputs" not in json.loads((nb_site.root / "docs" / "nb.ipynb").read_text())["cells"][1] or \
-        json.loads((nb_site.root / "docs" / "nb.ipynb").read_text())["cells"][1]["outputs"] == []  # docs/ untouched
+    assert (nb_site.root / "docs" / "nb.ipynb").read_text() == source  # docs/ untouched: outputs go into a copy
     assert '<script src=""' not in html
 
 
@@ -101,15 +115,23 @@ def test_real_worker_rich_outputs_tracebacks_and_time_limits(site, caplog):
     with pytest.raises(Abort):
         site.build()
     rich = site.html("rich/index.html")
-    assert '<img src="data:image/png;base64,' in rich or 'src="data:image/png;base64,' in rich
-    assert "&lt;table&gt;&lt;tr&gt;&lt;td&gt;cell" in rich  # untrusted HTML is text
-    assert "<table><tr><td>cell</td></tr></table>" in rich  # the tagged cell's HTML is rendered
-    assert "ran with instruct = tiny-instruct (test model)" in rich
-    assert ">2<" in rich or "2</pre>" in rich  # the last expression's value, like Out[]
+    text, image = cell_outputs(rich, "cell0")  # the chart cell: its last value, then the figure as a PNG
+    assert text == ("text/plain", "<pre>Text(0.5, 1.0, 'probabilities')</pre>") and image[0] == "RenderedImage"
+    png = re.fullmatch(r'<img alt="[^"]*" class="" src="data:image/png;base64,([A-Za-z0-9+/=]+)"/>', image[1])
+    assert png and base64.b64decode(png[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    table = "<table><tr><td>cell</td></tr></table>"
+    assert cell_outputs(rich, "cell1") == [("text/plain", f"<pre>{escape(table)}</pre>")]  # untrusted HTML is text
+    assert cell_outputs(rich, "cell2") == [("text/html", table)]  # the tagged cell's HTML is rendered
+    printed, value, caption = cell_outputs(rich, "cell3")
+    assert printed in [("text/plain", "<pre>eos\n</pre>"), ("text/plain", "<pre>length\n</pre>")]
+    assert value == ("text/plain", "<pre>2</pre>")  # the last expression's value, like Out[]
+    assert caption == ("text/html", '<div class="llmx-caption">ran with instruct = tiny-instruct (test model)</div>')
     assert "docs/broken.ipynb: cell 1: code cell raised an exception" in caplog.text
     assert 'File "docs/broken.ipynb: cell 1", line 3' in caplog.text and "AttributeError" in caplog.text
     assert "docs/slow.ipynb: cell 1: code cell ran past its time limit" in caplog.text
-    assert "not run: the block at docs/broken.ipynb: cell 1 failed" in site.html("broken/index.html")
+    assert cell_outputs(site.html("broken/index.html"), "cell1") == [(
+        "application/vnd.jupyter.stderr", "<pre>not run: the block at docs/broken.ipynb: cell 1 failed, "
+        "and later blocks on a page depend on the earlier ones\n</pre>")]
 
 
 def test_editing_a_code_cell_re_executes_from_that_cell_on(site, tmp_path):
