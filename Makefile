@@ -39,10 +39,11 @@ test: models browser
 lock: models
 	LLM_EXEC_MODE=auto $(VENV)/bin/mkdocs build --strict
 
-# Re-execute every block and compare with the lockfile; fails on any drift and writes a report.
+# Re-execute blocks and compare with the lockfile; fails naming each block that differs, writes a report,
+# never writes the lockfile. SINCE=<git ref>: only the blocks whose entries were added or changed since then.
+SINCE ?=
 verify: models
-	LLM_EXEC_MODE=verify LLM_EXEC_REPORT=$(CURDIR)/.cache/llm-exec/drift-report.md \
-	  $(VENV)/bin/mkdocs build --strict --site-dir .cache/llm-exec/verify-site
+	PYTHONPATH=hooks $(PY) -m llmexec verify --report $(CURDIR)/.cache/llm-exec/drift-report.md $(if $(SINCE),--since $(SINCE))
 
 # On demand, not part of `make test`: builds synthetic sites (10 and 50 pages) and prints ratios.
 bench: models

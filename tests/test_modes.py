@@ -109,7 +109,7 @@ def test_preview_marks_changed_blocks_writes_nothing_and_reports(bare_site, fake
     assert snapshot(bare_site.root / ".cache" / "llm-exec" / "results") == cache
     report = (tmp_path / "report.md").read_text()
     assert "2 block(s) changed inputs and were not executed" in report
-    assert "`docs/index.md:7` · generate, base model" in report
+    assert "`docs/index.md:7` · generate block, base model" in report
     assert "Previous input (lockfile)" in report and "Say hi" in report
     assert "<img src=x onerror=alert(1)>" not in html
 
@@ -148,7 +148,7 @@ def test_verify_reports_drift_with_the_first_divergence(bare_site, fake, monkeyp
     monkeypatch.setenv("LLM_EXEC_MODE", "verify")
     monkeypatch.setenv("LLM_EXEC_REPORT", str(tmp_path / "drift.md"))
     bare_site.build()
-    assert "Every executed block matches the committed lockfile." in (tmp_path / "drift.md").read_text()
+    assert "Every executed block matches the committed lockfile" in (tmp_path / "drift.md").read_text()
     lock = bare_site.root / "llm-exec.lock"
     tampered = next(p for p in lock.glob("*.json") if json.loads(p.read_text())["kind"] == "code")
     data = json.loads(tampered.read_text())

@@ -1,9 +1,12 @@
-"""Command line: `python -m llmexec prepare` verifies and converts the configured preset models ahead of a build."""
+"""Command line: `prepare` converts the configured preset models ahead of a build; `verify` re-executes and compares."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,13 +44,37 @@ def prepare(config_file: Path) -> int:
     return 0
 
 
+def verify(config_file: Path, since: str, report: Path | None) -> int:
+    """A strict build in verify mode into a throwaway folder: re-executes every block (or, with `since`, the blocks
+    whose lockfile entries were added or changed since that git ref), never writes the lockfile, and exits
+    non-zero naming each block whose output differs. The drift report is written too."""
+    env = {**os.environ, "LLM_EXEC_MODE": "verify", "LLM_EXEC_SINCE": since, "NO_MKDOCS_2_WARNING": "1"}
+    if report:
+        env["LLM_EXEC_REPORT"] = str(report.resolve())
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="llm-exec-verify-") as site_dir:
+        done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config_file),
+                               "-d", site_dir], env=env)
+    verdict = "every re-executed block reproduced its lockfile entry" if done.returncode == 0 else "FAILED (see above)"
+    print(f"llm-exec verify{f' --since {since}' if since else ''}: {verdict} "
+          f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    return 0 if done.returncode == 0 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llmexec")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="verify and convert the models named in mkdocs.yml, so builds start fast")
     p.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
+    v = sub.add_parser("verify", help="re-execute blocks and compare them with the lockfile; never writes it")
+    v.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
+    v.add_argument("--since", default="", metavar="GIT_REF",
+                   help="only the blocks whose lockfile entries were added or changed since this ref (default: all)")
+    v.add_argument("--report", type=Path, default=None, help="where to write the drift report (Markdown)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "verify":
+            return verify(args.config_file, args.since, args.report)
         return prepare(args.config_file)
     except LlmExecError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

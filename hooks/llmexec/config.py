@@ -19,6 +19,8 @@ from .store import MODES, Mode
 SECTION = "extra.llm_exec"
 MODE_ENV = "LLM_EXEC_MODE"
 REPORT_ENV = "LLM_EXEC_REPORT"
+SINCE_ENV = "LLM_EXEC_SINCE"  # verify: re-execute only the blocks whose lockfile entries changed since this git ref
+PREVIEW_EXECUTE_ENV = "LLM_EXEC_PREVIEW_EXECUTE"  # preview: "1" executes blocks with no entry (marked, never stored)
 ROLES = ("base", "instruct")
 DEFAULT_PRESETS = {"base": "gemma-3-270m", "instruct": "smollm2-135m-instruct"}
 
@@ -64,6 +66,8 @@ class Settings:
     max_new_tokens: int
     threads: int
     batch_size: int  # prompts per generation batch; 1 turns batching off
+    since: str = ""  # verify mode: a git ref; only lockfile entries added or changed since it are re-executed
+    preview_execute: bool = False  # preview mode: execute blocks that have no entry, for this preview only
 
     @property
     def states_dir(self) -> Path:
@@ -82,7 +86,8 @@ def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, 
     raw = extra.get("llm_exec") or {}
     if not isinstance(raw, dict):
         raise ConfigError(with_fix(f"{SECTION} must be a mapping, got {type(raw).__name__}", "see README, 'Configuration'"))
-    env_mode = (os.environ if environ is None else environ).get(MODE_ENV, "")
+    env = os.environ if environ is None else environ
+    env_mode = env.get(MODE_ENV, "")
     if env_mode and env_mode not in MODES:
         raise ConfigError(with_fix(f"${MODE_ENV}={env_mode!r} is not an execution mode",
                                    f"use one of {', '.join(MODES)}, or unset {MODE_ENV} to use {SECTION}.mode"))
@@ -99,12 +104,16 @@ def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, 
     if problems:
         raise ConfigError(with_fix("invalid configuration in mkdocs.yml:\n    " + "\n    ".join(problems),
                                    "fix the keys above; the allowed keys are listed in README, 'Configuration'"))
+    if env.get(SINCE_ENV) and (env_mode or options.mode) != "verify":
+        raise ConfigError(with_fix(f"${SINCE_ENV} is set, but the mode is {env_mode or options.mode}: only verify "
+                                   "re-executes the entries changed since a git ref", f"run: make verify SINCE=REF, "
+                                   f"or unset {SINCE_ENV}"))
     models = {role: _model_spec(role, options.models[role], config_dir) for role in ROLES}
     return Settings(
         enabled=options.enabled,
         mode=env_mode or options.mode,  # type: ignore[arg-type]
         lockfile=(config_dir / options.lockfile).resolve(),
-        report=Path((os.environ if environ is None else environ).get(REPORT_ENV)
+        report=Path(env.get(REPORT_ENV)
                     or config_dir / options.cache_dir / "drift-report.md").resolve(),
         models=models,
         cache_dir=(config_dir / options.cache_dir).resolve(),
@@ -113,6 +122,8 @@ def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, 
         max_new_tokens=options.max_new_tokens,
         threads=options.threads,
         batch_size=options.batch_size,
+        since=env.get(SINCE_ENV, ""),
+        preview_execute=env.get(PREVIEW_EXECUTE_ENV, "") == "1",
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from . import notebooks, render
 from . import report as drift_report
 from .cache import atomic_write
-from . import checkpoints, entries
+from . import checkpoints, entries, since
 from .blocks import Block, Problem, fence_for, find_blocks
 from .cache import ResultCache
 from .config import Settings
@@ -52,6 +52,7 @@ class Engine:
         self.report, self.progress, self.titles = report, progress, titles
         self.rendered: dict[str, str] = {}
         self.fresh: dict[str, dict[str, Any]] = {}  # outcomes executed by prefetch() in this build, failures too
+        self.preview_only: set[str] = set()  # "where#role" executed by a preview build: shown marked, never stored
         self.stats = Stats()
         self.store = self._new_store()
         self._runner: Runner | None = None
@@ -67,6 +68,7 @@ class Engine:
     def begin_build(self) -> None:
         self.rendered.clear()
         self.fresh.clear()
+        self.preview_only.clear()
         self.stats = Stats()
         self.store = self._new_store()
         self._started = time.perf_counter()
@@ -75,7 +77,12 @@ class Engine:
 
     def _new_store(self) -> Store:
         s = self.settings
-        return Store(s.mode, ResultCache(s.lockfile), ResultCache(s.cache_dir / "results"), self.progress, self.report)
+        only = since.changed_keys(s.lockfile, s.since) if s.mode == "verify" and s.since else None
+        if only is not None:
+            self.progress(f"verify: {len(only)} lockfile entr{'y' if len(only) == 1 else 'ies'} added or changed since "
+                          f"{s.since}; only their blocks (and the code blocks they depend on) are re-executed")
+        return Store(s.mode, ResultCache(s.lockfile), ResultCache(s.cache_dir / "results"), self.progress, self.report,
+                     only=only, preview_execute=s.preview_execute)
 
     def end_build(self, *, dirty: bool) -> int:
         """Write the drift report (verify, preview), fail on drift (verify), prune the lockfile after a complete build."""
@@ -86,6 +93,8 @@ class Engine:
         if self.settings.mode == "verify" and (drift.changed or drift.new):
             self.report(f"{len(drift.changed)} block(s) differ from the lockfile and {len(drift.new)} have no entry; "
                         f"see {self.settings.report}\n  --> if the new outputs are right: {LOCK_COMMAND}")
+        elif self.settings.mode == "verify":
+            self.progress(f"verify: all {len(drift.matched)} re-executed block(s) reproduced their lockfile entries")
         return self.store.finish(complete=not dirty and self.stats.failed == 0)
 
     def close(self) -> None:
@@ -128,6 +137,10 @@ class Engine:
                 html[block.line] = [block.indent + line if line else "" for line in outcome.output.split("\n")]
             else:
                 html[block.line] = self._code_html(block, outcome)
+            if f"{block.where}#" in self.preview_only:
+                out = html[block.line]
+                html[block.line] = (render.preview_only() + out if isinstance(out, str)
+                                    else [block.indent + render.preview_only(), "", *out])
         for block, columns in self._run_generate([b for b in blocks if b.kind == "generate"]):
             html[block.line] = render.generation(columns)
         lines = markdown.split("\n")
@@ -156,11 +169,12 @@ class Engine:
             return [from_json(CodeOutcome, hit) if hit is not None else
                     self._unexecuted(key, entries.code(b, i, None, self.settings.models, {}))
                     for i, (b, key, hit) in enumerate(zip(blocks, keys, hits))]
-        resume = self._resume_point(keys, hits)
+        preview = self.settings.mode == "preview"  # untrusted code: its state is never pickled nor restored
+        resume = 0 if preview else self._resume_point(keys, hits)
         self.progress(f"{page}: running {len(blocks) - resume} code block(s)"
                       + (f" from block {resume + 1}, the state before it restored" if resume else ""))
-        requests = [CodeRequest(b.source, b.filename, b.first_line, b.timeout or self.settings.timeout, b.cell, key)
-                    for b, key in zip(blocks, keys)]
+        requests = [CodeRequest(b.source, b.filename, b.first_line, b.timeout or self.settings.timeout, b.cell,
+                                "" if preview else key) for b, key in zip(blocks, keys)]
         outcomes = self._timed("code", lambda: self.runner.run_code(page, requests, resume), CodeOutcome)
         restored = sum(1 for o in outcomes if o.status == "restored")
         self.stats.cached += restored
@@ -173,7 +187,8 @@ class Engine:
                                                                  "later blocks on a page depend on the earlier ones"))
         for index, (block, key, outcome) in enumerate(zip(blocks, keys, outcomes)):
             if index >= restored:
-                self._record(key, entries.code(block, index, outcome, self.settings.models, self._versions()))
+                self._record(key, entries.code(block, index, outcome, self.settings.models, self._versions(),
+                                               self._machine()))
         return outcomes
 
     def _resume_point(self, keys: list[str], hits: list[dict[str, Any] | None]) -> int:
@@ -183,7 +198,7 @@ class Engine:
                 return k
         return 0
 
-    def _run_generate(self, blocks: list[Block]) -> list[tuple[Block, list[tuple[Any, GenerateOutcome, int]]]]:
+    def _run_generate(self, blocks: list[Block]) -> list[tuple[Block, list[tuple[Any, GenerateOutcome, int, bool]]]]:
         jobs = self.generate_jobs(blocks)
         found = {job.key: self.fresh.get(job.key) or self.store.lookup(job.key) for job in jobs}
         misses = list({job.key: job for job in jobs if found[job.key] is None}.values())
@@ -194,8 +209,9 @@ class Engine:
         elif misses:
             for job, outcome in zip(misses, self.execute_generate(misses)):
                 found[job.key] = to_json(outcome)
-        return [(block, [(self.settings.models[j.role], from_json(GenerateOutcome, found[j.key]), j.limit)  # type: ignore[arg-type]
-                         for j in jobs if j.block is block]) for block in blocks]
+        return [(block, [(self.settings.models[j.role], from_json(GenerateOutcome, found[j.key]), j.limit,  # type: ignore[arg-type]
+                          f"{block.where}#{j.role}" in self.preview_only) for j in jobs if j.block is block])
+                for block in blocks]
 
     def generate_jobs(self, blocks: list[Block]) -> list[Job]:
         jobs = []
@@ -218,7 +234,7 @@ class Engine:
         for position, index in enumerate(order):
             outcomes[index] = sent[position]
         for job, outcome in zip(jobs, outcomes):
-            self._record(job.key, entries.generate(job, outcome, self.settings.models, self._versions()))
+            self._record(job.key, entries.generate(job, outcome, self.settings.models, self._versions(), self._machine()))
             if outcome.status != "ok":
                 self.report(f"{job.block.where}: generate block failed on the {job.role} model: "
                             f"{outcome.error}\n  --> {_FIXES.get(outcome.status, 'see the message above')}")
@@ -241,6 +257,9 @@ class Engine:
     def _versions(self) -> dict[str, str]:
         return dict(getattr(self._runner, "versions", {}) or {})
 
+    def _machine(self) -> dict[str, Any]:
+        return dict(getattr(self._runner, "machine", {}) or {})
+
     def _unexecuted(self, key: str, entry: dict[str, Any]) -> Any:
         where = entry["where"]
         self.store.not_executed(key, entry)
@@ -257,8 +276,14 @@ class Engine:
     def _record(self, key: str, entry: dict[str, Any]) -> None:
         outcome = entry["outcome"]
         if outcome["status"] == "ok":
-            self.store.record(key, entry)  # only successes are stored
+            verdict = self.store.record(key, entry)  # only successes are stored
             self.stats.executed += 1
+            if verdict == "changed":
+                old = self.store.locked_entry(key) or {}
+                path = self.store.lock.path(key)
+                self.report(drift_report.mismatch(old, entry, f"{path.parent.name}/{path.name}"))
+            elif verdict == "new" and self.settings.mode == "preview":
+                self.preview_only.add(f"{entry['where']}#{entry['role']}")
         elif outcome["status"] != "skipped":
             self.stats.failed += 1
 
@@ -272,7 +297,9 @@ class Engine:
         for block, outcome in zip(blocks, outcomes):
             self._report_failure(block, outcome)
         target = self.settings.cache_dir / "notebooks" / page
-        atomic_write(target, json.dumps(notebooks.with_outputs(notebook, blocks, outcomes, self.settings.models), indent=1))
+        preview = {b.line for b in blocks if f"{b.where}#" in self.preview_only}
+        atomic_write(target, json.dumps(notebooks.with_outputs(notebook, blocks, outcomes, self.settings.models, preview),
+                                        indent=1))
         return target
 
     def _report_failure(self, block: Block, outcome: CodeOutcome) -> None:

@@ -11,6 +11,7 @@ from .blocks import Block, normalize_code
 from .errors import LlmExecError, with_fix
 from .models import ModelSpec
 from .protocol import CodeOutcome
+from .render import PREVIEW_ONLY
 
 TRUSTED_TAG = "llm-exec:trusted-html"  # a cell tag: its HTML outputs are rendered, not shown as text
 
@@ -41,7 +42,7 @@ def code_blocks(notebook: dict[str, Any], page: str, timeout_of: Any = None) -> 
 
 
 def with_outputs(notebook: dict[str, Any], blocks: list[Block], outcomes: list[CodeOutcome],
-                 models: dict[str, ModelSpec]) -> dict[str, Any]:
+                 models: dict[str, ModelSpec], preview: set[int] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
     """A copy of the notebook whose code cells carry the outputs of this build (never written back to docs/)."""
     copy = json.loads(json.dumps(notebook))
     by_cell = {block.line: outcome for block, outcome in zip(blocks, outcomes)}
@@ -57,6 +58,8 @@ def with_outputs(notebook: dict[str, Any], blocks: list[Block], outcomes: list[C
         cell["execution_count"] = count
         trusted = TRUSTED_TAG in cell.get("metadata", {}).get("tags", [])
         cell["outputs"] = _outputs(outcome, trusted, models, f"{blocks[0].page}: cell {number}")
+        if number in preview:  # executed by a preview build: real, but not in the lockfile yet
+            cell["outputs"].insert(0, _html(f'<div class="llmx-preview-only">{escape(PREVIEW_ONLY)}</div>'))
     return copy
 
 

@@ -58,17 +58,29 @@ def unexecuted(where: str) -> str:
             f'Its output appears once the lockfile is updated.</p></div>')
 
 
+PREVIEW_ONLY = ("Executed for this preview only: this output is not in the lockfile yet, and the published site "
+                "will show it once a maintainer records it (make lock).")
+
+
+def preview_only() -> str:
+    """The marker on an output that a preview build executed: real, but not yet reviewed into the lockfile."""
+    return f'<div class="llmx-preview-only" role="note">{escape(PREVIEW_ONLY)}</div>'
+
+
 def skipped(reason: str) -> str:
     return f'<div class="llmx-result llmx-skipped"><div class="llmx-caption">Not run</div><p>{escape(reason)}</p></div>'
 
 
-def generation(columns: list[tuple[ModelSpec, GenerateOutcome, int]]) -> str:
-    """One column per model: its artifact, the exact input it received, what it generated and why it stopped."""
+def generation(columns: list[tuple[ModelSpec, GenerateOutcome, int, bool]]) -> str:
+    """One column per model: its artifact, the exact input it received, what it generated and why it stopped;
+    a column executed by a preview build says so."""
     parts = [f'<div class="llmx-generate llmx-cols-{len(columns)}">']
-    for spec, outcome, limit in columns:
+    for spec, outcome, limit, preview in columns:
         parts.append(f'<section class="llmx-model llmx-{escape(spec.role)}">')
         parts.append(f'<header><span class="llmx-role">{escape(spec.role)}</span> '
                      f'<span class="llmx-artifact">{escape(spec.artifact)}</span></header>')
+        if preview:
+            parts.append(preview_only())
         if outcome.status == "unexecuted":
             parts.append(unexecuted(outcome.error))
         elif outcome.status == "ok":

@@ -11,6 +11,7 @@ from .cache import Corrupt, ResultCache
 
 Mode = Literal["auto", "locked", "refresh", "preview", "verify"]
 MODES: tuple[Mode, ...] = ("auto", "locked", "refresh", "preview", "verify")
+Verdict = Literal["stored", "new", "changed", "matched"]
 LOCK_COMMAND = "make lock   (runs: LLM_EXEC_MODE=auto mkdocs build --strict), then commit llm-exec.lock/"
 
 
@@ -19,30 +20,33 @@ class Drift:
     """What verify and preview builds found, for the report."""
 
     changed: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # (old entry, new entry)
+    matched: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # verify: reproduced exactly
     unexecuted: list[tuple[dict[str, Any], dict[str, Any] | None]] = field(default_factory=list)  # (new, old?)
-    new: list[dict[str, Any]] = field(default_factory=list)
+    new: list[dict[str, Any]] = field(default_factory=list)  # no entry; in preview: executed for the preview only
 
 
 class Store:
     """Mode policy in one place.
     auto: lockfile, then cache, else execute and record.   refresh: execute everything, record.
-    locked: lockfile only, never execute.   preview: lockfile only, never execute, never write.
-    verify: execute everything, write nothing, compare with the lockfile."""
+    locked: lockfile only, never execute.   preview: lockfile only, never write; with preview_execute, blocks
+    with no entry are executed for this build only.   verify: execute everything (or, with `only`, the entries
+    changed since a git ref), write nothing, compare with the lockfile."""
 
     def __init__(self, mode: Mode, lock: ResultCache, cache: ResultCache, progress: Callable[[str], None],
-                 report: Callable[[str], None]) -> None:
+                 report: Callable[[str], None], *, only: set[str] | None = None, preview_execute: bool = False) -> None:
         self.mode, self.lock, self.cache, self.progress, self.report = mode, lock, cache, progress, report
+        self.only, self.preview_execute = only, preview_execute
         self.used: set[str] = set()
         self.drift = Drift()
 
     @property
     def may_execute(self) -> bool:
-        return self.mode in ("auto", "refresh", "verify")
+        return self.mode in ("auto", "refresh", "verify") or (self.mode == "preview" and self.preview_execute)
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         """The stored outcome for a key, or None when it must be executed (or cannot be, in locked/preview)."""
         self.used.add(key)
-        if self.mode in ("refresh", "verify"):
+        if self.mode == "refresh" or (self.mode == "verify" and (self.only is None or key in self.only)):
             return None
         entry = self._read(self.lock, key)
         if entry is None and self.mode == "auto":
@@ -55,15 +59,22 @@ class Store:
         entry = self.lock.get(key)
         return entry if isinstance(entry, dict) else None
 
-    def record(self, key: str, entry: dict[str, Any]) -> None:
-        """Store a successful execution: both stores in auto/refresh, nothing in verify (it compares instead)."""
+    def record(self, key: str, entry: dict[str, Any]) -> Verdict:
+        """Store a successful execution: both stores in auto/refresh; nothing in verify (it compares instead)
+        nor in preview (the output is shown for this build only)."""
+        if self.mode == "preview":
+            self.drift.new.append(entry)
+            return "new"
         if self.mode == "verify":
             old = self.locked_entry(key)
             if old is None:
                 self.drift.new.append(entry)
-            elif _observable(old["outcome"]) != _observable(entry["outcome"]):
+                return "new"
+            if _observable(old["outcome"]) != _observable(entry["outcome"]):
                 self.drift.changed.append((old, entry))
-            return
+                return "changed"
+            self.drift.matched.append((old, entry))
+            return "matched"
         if self.mode not in ("auto", "refresh"):
             raise AssertionError(f"record() in {self.mode} mode")
         stored = {k: v for k, v in entry.items() if k not in ("line", "where")}  # lines move with prose edits: not stored
@@ -71,6 +82,7 @@ class Store:
         if old is None or _observable(old["outcome"]) != _observable(entry["outcome"]) or _place(old) != _place(entry):
             self.lock.put(key, stored)  # unchanged outputs keep their entry byte for byte: no diff noise
         self.cache.put(key, stored)
+        return "stored"
 
     def not_executed(self, key: str, entry: dict[str, Any]) -> None:
         """A preview/locked block whose inputs have no lockfile entry; the old entry at the same place, if any."""
