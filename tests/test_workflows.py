@@ -55,6 +55,34 @@ def test_publish_builds_locked_without_torch():
     assert "torch" not in (ROOT / "requirements-site.txt").read_text().split("#")[0]
 
 
+def test_publish_refuses_to_deploy_unless_the_changed_entries_reproduce():
+    publish = load("publish.yml")
+    jobs = publish["jobs"]
+    assert jobs["build"]["needs"] == "verify" and jobs["deploy"]["needs"] == "build"
+    assert "permissions" not in jobs["verify"] and publish["permissions"] == {"contents": "read"}
+    verify = jobs["verify"]["steps"]
+    assert verify[0]["with"]["fetch-depth"] == 0
+    run = next(s for s in verify if "make verify" in s.get("run", ""))
+    assert run["run"] == 'make verify SINCE="$SINCE"' and "continue-on-error" not in run
+    assert run["env"]["SINCE"] == "${{ steps.since.outputs.since }}"
+    since = next(s for s in verify if s.get("id") == "since")["run"]
+    assert "published/published-commit" in since and 'git diff --quiet "$since" HEAD -- llm-exec.lock' in since
+    cached = next(s for s in verify if s.get("uses", "").startswith("actions/cache@"))
+    assert "requirements-models.txt" in cached["with"]["key"] and cached["with"]["path"] == "~/.cache/llm-exec/models"
+    assert any(s.get("run") == 'echo "$GITHUB_SHA" > site/published-commit' for s in jobs["build"]["steps"])
+
+
+def test_untrusted_preview_checks_changed_entries_and_never_saves_a_cache():
+    preview = load("preview.yml")
+    found = steps(preview)
+    assert not [s for s in found if s.get("uses", "").startswith("actions/cache@")]  # restore only
+    assert all("cache" not in s.get("with", {}) for s in found if "setup-python" in s.get("uses", ""))
+    check = next(s for s in found if "make verify SINCE=" in s.get("run", ""))
+    assert check["continue-on-error"] is True  # advisory
+    build = next(s for s in found if s.get("env", {}).get("LLM_EXEC_MODE") == "preview")
+    assert build["env"]["LLM_EXEC_PREVIEW_EXECUTE"] == "1"
+
+
 def test_untrusted_preview_build_has_no_secrets_or_write_access():
     preview = load("preview.yml")
     assert list(preview["on"]) == ["pull_request"]
