@@ -27,7 +27,7 @@ def on_startup(*, command: str, dirty: bool) -> None:
 
 def on_config(config: MkDocsConfig) -> MkDocsConfig | None:
     global _engine
-    project_dir = Path(config.config_file_path).parent
+    project_dir = Path(config.config_file_path).resolve().parent
     watched = (Path(config.docs_dir), *(Path(w) for w in config.watch))
     settings = load_settings(config.extra, project_dir, watched)
     if not settings.enabled:
@@ -88,7 +88,7 @@ def on_shutdown() -> None:
 
 def _where(file: File, config: MkDocsConfig) -> str:
     """The page's path as messages show it: relative to mkdocs.yml (docs/index.md), else its docs path."""
-    project = Path(config.config_file_path).parent
+    project = Path(config.config_file_path).resolve().parent
     src = Path(file.abs_src_path) if file.abs_src_path else None
     return src.relative_to(project).as_posix() if src and src.is_relative_to(project) else file.src_uri
 

@@ -53,7 +53,7 @@ def verify(config_file: Path, since: str, report: Path | None) -> int:
         env["LLM_EXEC_REPORT"] = str(report.resolve())
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="llm-exec-verify-") as site_dir:
-        done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config_file),
+        done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config_file.resolve()),
                                "-d", site_dir], env=env)
     verdict = "every re-executed block reproduced its lockfile entry" if done.returncode == 0 else "FAILED (see above)"
     print(f"llm-exec verify{f' --since {since}' if since else ''}: {verdict} "
