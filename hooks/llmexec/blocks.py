@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import keyword
 import re
 import shlex
 import textwrap
@@ -14,10 +16,11 @@ Template = Literal["auto", "chat", "raw"]
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
 _CODE_LANGS = {"python", "py", "python3"}
-_CODE_OPTIONS = {"exec", "file", "timeout", "title", "output", "show"}
+_CODE_OPTIONS = {"exec", "file", "timeout", "title", "output", "show", "id"}
 OutputFormat = Literal["text", "markdown", "html"]
-_GENERATE_OPTIONS = {"model", "max_new_tokens", "system", "template", "timeout"}
+_GENERATE_OPTIONS = {"model", "max_new_tokens", "system", "template", "timeout", "id"}
 MODEL_CHOICES = ("base", "instruct", "both")
+_CLAIM_NAMES = {"matches", "words"}  # helpers of checked claims besides Python's built-ins (claims.HELPERS)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Block:
     output: str = "text"  # code: "text" (escaped, the default), or the explicit opt-ins "markdown" and "html"
     show_source: bool = True
     cell: bool = False  # a notebook code cell: `line` is the cell number, and its last expression is displayed
+    name: str = ""  # id=NAME: how checked claims in the page's prose refer to this block's result
     options: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -70,6 +74,7 @@ def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path
     """Scan Markdown for ```python exec``` and ```generate``` fences; other fences are skipped whole."""
     lines = markdown.split("\n")
     found: list[Block | Problem] = []
+    names: dict[str, int] = {}
     i = 0
     while i < len(lines):
         opening = _FENCE.match(lines[i])
@@ -84,10 +89,40 @@ def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path
         if item is not None:
             if close >= len(lines):
                 item = Problem(page, line_no, "this executable fence is never closed", f"add a closing {fence}")
+            if isinstance(item, Block) and item.name:
+                if item.name in names:
+                    item = Problem(page, line_no, f"id={item.name} is already used by the block at line {names[item.name]}",
+                                   "give each block on a page its own id")
+                else:
+                    names[item.name] = line_no
             item = replace(item, start=i, end=min(close + 1, len(lines)), indent=indent)
             found.append(item)
         i = close + 1
     return found
+
+
+def fence_spans(markdown: str) -> list[tuple[int, int]]:
+    """(first line, one past the last line) of every fenced block, executable or not: prose is what lies outside."""
+    lines = markdown.split("\n")
+    spans, i = [], 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i])
+        if opening:
+            close = _closing_index(lines, i + 1, opening["indent"], opening["fence"])
+            spans.append((i, min(close + 1, len(lines))))
+            i = close + 1
+        else:
+            i += 1
+    return spans
+
+
+def name_problem(name: str) -> str:
+    """'' for a usable block id; else why not (claims refer to it as a Python name)."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        return f"id={name!r} is not a name a claim can use"
+    if name in _CLAIM_NAMES or hasattr(builtins, name):
+        return f"id={name} would hide the function {name}() that checks can call"
+    return ""
 
 
 def _closing_index(lines: list[str], start: int, indent: str, fence: str) -> int:
@@ -132,6 +167,12 @@ def _unknown(options: dict[str, str], allowed: set[str], what: str, page: str, l
     return None
 
 
+def _name(options: dict[str, str], page: str, line: int) -> Problem | None:
+    if "id" in options and (reason := name_problem(options["id"])):
+        return Problem(page, line, reason, "write e.g. id=capital (letters, digits and _, not starting with a digit)")
+    return None
+
+
 def _timeout(options: dict[str, str], page: str, line: int) -> float | None | Problem:
     if "timeout" not in options:
         return None
@@ -156,6 +197,8 @@ def _code_block(options: dict[str, str], body: list[str], *, page: str, line: in
                        "use output=text (escaped, the default), output=markdown or output=html (rendered: trusted snippets only)")
     if show not in ("both", "output"):
         return Problem(page, line, f"show={show!r} is not a choice", "use show=both (code and output) or show=output")
+    if problem := _name(options, page, line):
+        return problem
     inline = "\n".join(body)
     if options.get("file"):
         if inline.strip():
@@ -173,7 +216,7 @@ def _code_block(options: dict[str, str], body: list[str], *, page: str, line: in
     first += _leading_blank_lines(textwrap.dedent(text))
     return Block("code", page, line, 0, 0, "", code, filename, first, timeout=timeout,
                  title=options.get("title", options.get("file", "")), output=output, show_source=show == "both",
-                 options=options)
+                 name=options.get("id", ""), options=options)
 
 
 def _generate_block(options: dict[str, str], body: list[str], *, page: str, line: int) -> Block | Problem:
@@ -182,6 +225,8 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
     timeout = _timeout(options, page, line)
     if isinstance(timeout, Problem):
         return timeout
+    if problem := _name(options, page, line):
+        return problem
     model = options.get("model", "both")
     if model not in MODEL_CHOICES:
         return Problem(page, line, f"generate block names unknown model {model!r}",
@@ -201,7 +246,7 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
     roles = ("base", "instruct") if model == "both" else (model,)
     return Block("generate", page, line, 0, 0, "", prompt, page, line + 1, timeout=timeout, models=roles,
                  max_new_tokens=max_new, system=options.get("system", ""), template=template,  # type: ignore[arg-type]
-                 options=options)
+                 name=options.get("id", ""), options=options)
 
 
 def fence_for(text: str) -> str:

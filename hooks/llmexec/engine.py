@@ -12,7 +12,7 @@ from typing import Any
 from . import notebooks, render
 from . import report as drift_report
 from .cache import atomic_write
-from . import checkpoints, entries, since
+from . import checkpoints, claims, entries, evidence, since
 from .blocks import Block, Problem, fence_for, find_blocks
 from .cache import ResultCache
 from .config import Settings
@@ -28,8 +28,11 @@ _FIXES = {
     "error": "fix the code (the traceback gives the line), or drop `exec` to show the block without running it",
     "timeout": "make it faster, or raise the limit: timeout=SECONDS on the fence, or extra.llm_exec.timeout in mkdocs.yml",
     "crashed": "the process running the block died; look for os._exit, a native crash or memory use in the snippet",
+    "memory": "use less memory (smaller pieces, `del` what is done with), or raise the limit: "
+              "extra.llm_exec.memory_limit (GB) in mkdocs.yml",
 }
-_STATUS = {"error": "raised an exception", "timeout": "ran past its time limit", "crashed": "crashed"}
+_STATUS = {"error": "raised an exception", "timeout": "ran past its time limit", "memory": "ran past its memory limit",
+           "crashed": "crashed"}
 
 
 @dataclass
@@ -38,6 +41,8 @@ class Stats:
     cached: int = 0
     failed: int = 0
     unexecuted: int = 0
+    claims: int = 0
+    failed_claims: int = 0
     loading: float = 0.0  # seconds, measured around runner calls
     generation: float = 0.0
     code: float = 0.0
@@ -107,7 +112,8 @@ class Engine:
         total = time.perf_counter() - self._started
         rest = max(0.0, total - s.loading - s.generation - s.code)
         extra = f", {s.unexecuted} not executed ({self.settings.mode} mode)" if s.unexecuted else ""
-        return (f"{s.executed} blocks executed, {s.cached} from cache, {s.failed} failed{extra}; "
+        checked = f"; {s.claims} claims checked, {s.failed_claims} false or broken" if s.claims else ""
+        return (f"{s.executed} blocks executed, {s.cached} from cache, {s.failed} failed{extra}{checked}; "
                 f"time: loading models {s.loading:.1f} s, generation {s.generation:.1f} s, code {s.code:.1f} s, "
                 f"the rest {rest:.1f} s")
 
@@ -127,12 +133,16 @@ class Engine:
 
     def process_page(self, markdown: str, *, page: str, line_offset: int = 0) -> str:
         items = find_blocks(markdown, page=page, line_offset=line_offset, project_dir=self.project_dir)
-        if not items:
+        found = claims.find_claims(markdown, page=page, line_offset=line_offset)
+        if not items and not found:
             return markdown
         blocks = [b for b in items if isinstance(b, Block)]
         code = [b for b in blocks if b.kind == "code"]
         html: dict[int, str | list[str]] = {}  # HTML for an output fence, or Markdown lines put in the page
+        results: dict[str, Any] = {}  # what claims read, by block id
         for block, outcome in zip(code, self._run_code(page, code)):
+            if block.name:
+                results[block.name] = evidence.ran(outcome)
             if outcome.status == "ok" and block.output == "markdown":
                 html[block.line] = [block.indent + line if line else "" for line in outcome.output.split("\n")]
             else:
@@ -143,6 +153,14 @@ class Engine:
                                     else [block.indent + render.preview_only(), "", *out])
         for block, columns in self._run_generate([b for b in blocks if b.kind == "generate"]):
             html[block.line] = render.generation(columns)
+            if block.name:
+                results[block.name] = evidence.generated(block.where, [(spec.role, o, limit) for spec, o, limit, _ in columns])
+        for block in blocks:
+            if block.name:
+                out, target = html[block.line], render.anchor(block.name)
+                html[block.line] = (f'<span id="{target}"></span>' + out if isinstance(out, str)
+                                    else [f'{block.indent}<span id="{target}"></span>', "", *out])
+        markdown = self.check_claims(markdown, found, results, {b.name: b.where for b in blocks if b.name})
         lines = markdown.split("\n")
         for item in reversed(items):
             if isinstance(item, Problem):
@@ -287,18 +305,43 @@ class Engine:
         elif outcome["status"] != "skipped":
             self.stats.failed += 1
 
+    def check_claims(self, markdown: str, found: list[claims.Claim], results: dict[str, Any],
+                     wheres: dict[str, str]) -> str:
+        """Evaluate each claim over the page's results and put its sentence back with its mark (line count kept).
+        A false claim or a broken check is an error (fails --strict; under serve the page shows it)."""
+        for claim in reversed(found):
+            verdict = claims.evaluate(claim, results)
+            self.stats.claims += 1
+            if verdict.state in ("false", "error"):
+                self.stats.failed_claims += 1
+                self.report(claims.message(claim, verdict, wheres))
+                self.store.drift.claims.append((claim.where, " ".join(claim.sentence.split()), claim.expression,
+                                                verdict.detail))
+            elif verdict.state == "unchecked":
+                self.progress(f"{claim.where}: claim not checked: {verdict.detail}")
+            names = [n for n in claim.names() if n in wheres]
+            mark = render.claim(claim.sentence, claim.expression, verdict.state, verdict.detail,
+                                render.anchor(names[0]) if names else "")
+            markdown = markdown[:claim.start] + mark + markdown[claim.end:]
+        return markdown
+
     # -- rendering ---------------------------------------------------------------------------------
 
     def process_notebook(self, path: Path, page: str) -> Path:
-        """Run a notebook's code cells like a page's code blocks; return the copy with outputs to render."""
+        """Run a notebook's code cells like a page's code blocks, check the claims in its Markdown cells;
+        return the copy with outputs to render."""
         notebook = notebooks.load(path, page)
         blocks = notebooks.code_blocks(notebook, page)
         outcomes = self._run_code(page, blocks)
         for block, outcome in zip(blocks, outcomes):
             self._report_failure(block, outcome)
+        results = {b.name: evidence.ran(o) for b, o in zip(blocks, outcomes) if b.name}
+        wheres = {b.name: b.where for b in blocks if b.name}
+        checked = notebooks.with_claims(notebook, page, lambda text, cell: self.check_claims(
+            text, claims.find_claims(text, page=page, line_offset=0, cell=cell), results, wheres))
         target = self.settings.cache_dir / "notebooks" / page
         preview = {b.line for b in blocks if f"{b.where}#" in self.preview_only}
-        atomic_write(target, json.dumps(notebooks.with_outputs(notebook, blocks, outcomes, self.settings.models, preview),
+        atomic_write(target, json.dumps(notebooks.with_outputs(checked, blocks, outcomes, self.settings.models, preview),
                                         indent=1))
         return target
 

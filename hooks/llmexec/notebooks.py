@@ -7,7 +7,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .blocks import Block, normalize_code
+from .blocks import Block, name_problem, normalize_code
 from .errors import LlmExecError, with_fix
 from .models import ModelSpec
 from .protocol import CodeOutcome
@@ -35,10 +35,25 @@ def code_blocks(notebook: dict[str, Any], page: str, timeout_of: Any = None) -> 
         code = normalize_code("".join(source) if isinstance(source, list) else source)
         if not code:
             continue
-        timeout = (cell.get("metadata", {}).get("llm-exec") or {}).get("timeout")
+        options = cell.get("metadata", {}).get("llm-exec") or {}
+        timeout, name = options.get("timeout"), str(options.get("id", ""))
+        if name and (reason := name_problem(name)):
+            raise LlmExecError(with_fix(f"{page}: cell {number}: {reason}", 'set "llm-exec": {"id": "capital"} in '
+                                        "the cell's metadata (letters, digits and _)"))
         blocks.append(Block("code", page, number, 0, 0, "", code, f"{page}: cell {number}", 1,
-                            timeout=float(timeout) if timeout else None, cell=True))
+                            timeout=float(timeout) if timeout else None, cell=True, name=name))
     return blocks
+
+
+def with_claims(notebook: dict[str, Any], page: str, check: Any) -> dict[str, Any]:
+    """A copy whose Markdown cells went through `check(text, where)`: claims replaced by checked sentences."""
+    copy = json.loads(json.dumps(notebook))
+    for number, cell in enumerate(copy["cells"], 1):
+        if cell.get("cell_type") == "markdown":
+            source = cell.get("source", "")
+            text = "".join(source) if isinstance(source, list) else source
+            cell["source"] = check(text, number)
+    return copy
 
 
 def with_outputs(notebook: dict[str, Any], blocks: list[Block], outcomes: list[CodeOutcome],
@@ -58,6 +73,9 @@ def with_outputs(notebook: dict[str, Any], blocks: list[Block], outcomes: list[C
         cell["execution_count"] = count
         trusted = TRUSTED_TAG in cell.get("metadata", {}).get("tags", [])
         cell["outputs"] = _outputs(outcome, trusted, models, f"{blocks[0].page}: cell {number}")
+        name = next((b.name for b in blocks if b.line == number), "")
+        if name:  # where the checked claims about this cell link to
+            cell["outputs"].insert(0, _html(f'<span id="llmx-{escape(name)}"></span>'))
         if number in preview:  # executed by a preview build: real, but not in the lockfile yet
             cell["outputs"].insert(0, _html(f'<div class="llmx-preview-only">{escape(PREVIEW_ONLY)}</div>'))
     return copy

@@ -98,3 +98,25 @@ def generation(columns: list[tuple[ModelSpec, GenerateOutcome, int, bool]]) -> s
         parts.append("</section>")
     parts.append("</div>")
     return "".join(parts)
+
+
+_MARKS = {"true": ("✓", "llmx-claim-true", "Checked against the recorded output when this site was built: "),
+          "false": ("✗", "llmx-claim-false", "FAILED when this site was built: "),
+          "error": ("✗", "llmx-claim-false", "This check could not be evaluated: "),
+          "unchecked": ("?", "llmx-claim-unchecked", "Not checked in this build: ")}
+
+
+def claim(sentence: str, expression: str, state: str, detail: str, anchor: str) -> str:
+    """A checked sentence, inline: the sentence's own Markdown, then a small mark linking to the evidence that
+    reveals the check on hover or keyboard focus (CSS only: works with JavaScript off)."""
+    mark, css, lead = _MARKS[state]
+    shown = lead + expression + (f"\n{detail}" if detail and state != "true" else "")
+    target = f' href="#{escape(anchor)}"' if anchor else ' href="#" role="note"'
+    attribute = escape(shown).replace("\n", "&#10;")  # one line: the page keeps its line numbers
+    return (f'<span class="llmx-claim {css}">{sentence}<a class="llmx-check"{target} '
+            f'aria-label="{attribute}" data-check="{attribute}">{mark}</a></span>')
+
+
+def anchor(name: str) -> str:
+    """Where a claim's mark links to: the output of the block with that id."""
+    return f"llmx-{name}"

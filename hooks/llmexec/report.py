@@ -104,6 +104,11 @@ def render(drift: Drift, mode: str) -> str:
     """The whole report; stable order (page, then position) so two runs over the same change read the same."""
     parts = [f"# Executed outputs: drift report ({mode} build)", ""]
     total = len(drift.changed) + len(drift.new) + len(drift.unexecuted)
+    if drift.claims:
+        parts += [f"## Sentences these outputs make false ({len(drift.claims)})", ""]
+        for where, sentence, check, why in sorted(drift.claims):
+            parts.append(f"- `{where}`: {sentence}  \n  check `{check}`" + (f": {why}" if why else ""))
+        parts.append("")
     if not total:
         parts.append(f"Every executed block matches the committed lockfile ({len(drift.matched)} re-executed)."
                      if drift.matched or mode == "verify" else "Every block has its lockfile entry.")

@@ -23,6 +23,7 @@ class Drift:
     matched: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # verify: reproduced exactly
     unexecuted: list[tuple[dict[str, Any], dict[str, Any] | None]] = field(default_factory=list)  # (new, old?)
     new: list[dict[str, Any]] = field(default_factory=list)  # no entry; in preview: executed for the preview only
+    claims: list[tuple[str, str, str, str]] = field(default_factory=list)  # (where, sentence, check, why) that fail
 
 
 class Store:
