@@ -80,7 +80,8 @@ class Store:
             raise AssertionError(f"record() in {self.mode} mode")
         stored = {k: v for k, v in entry.items() if k not in ("line", "where")}  # lines move with prose edits: not stored
         old = self.locked_entry(key)
-        if old is None or _observable(old["outcome"]) != _observable(entry["outcome"]) or _place(old) != _place(entry):
+        if (old is None or _observable(old["outcome"]) != _observable(entry["outcome"]) or _place(old) != _place(entry)
+                or ("machine" in entry and "machine" not in old)):  # an entry from before the machine was recorded
             self.lock.put(key, stored)  # unchanged outputs keep their entry byte for byte: no diff noise
         self.cache.put(key, stored)
         return "stored"
