@@ -49,6 +49,7 @@ class _Options(base.Config):
     max_new_tokens = c.Type(int, default=48)
     threads = c.Type(int, default=2)
     batch_size = c.Type(int, default=16)
+    memory_limit = c.Type((int, float), default=4)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class Settings:
     max_new_tokens: int
     threads: int
     batch_size: int  # prompts per generation batch; 1 turns batching off
+    memory_limit: float  # GB (10**9 bytes) a page's process may grow by before it is stopped
     since: str = ""  # verify mode: a git ref; only lockfile entries added or changed since it are re-executed
     preview_execute: bool = False  # preview mode: execute blocks that have no entry, for this preview only
 
@@ -122,6 +124,7 @@ def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, 
         max_new_tokens=options.max_new_tokens,
         threads=options.threads,
         batch_size=options.batch_size,
+        memory_limit=float(options.memory_limit),
         since=env.get(SINCE_ENV, ""),
         preview_execute=env.get(PREVIEW_EXECUTE_ENV, "") == "1",
     )
@@ -135,6 +138,8 @@ def _check_values(options: _Options) -> list[str]:
         problems.append(f"{SECTION}.max_new_tokens: must be between 1 and 4096, got {options.max_new_tokens}")
     if not 1 <= options.batch_size <= 64:
         problems.append(f"{SECTION}.batch_size: must be between 1 and 64, got {options.batch_size}")
+    if options.memory_limit <= 0:
+        problems.append(f"{SECTION}.memory_limit: must be a positive number of GB, got {options.memory_limit}")
     if options.threads < 1:
         problems.append(f"{SECTION}.threads: must be at least 1, got {options.threads}")
     for role in ROLES:

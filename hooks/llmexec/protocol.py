@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, Protocol, Sequence, TypeVar
 
-Status = Literal["ok", "error", "timeout", "crashed", "skipped", "unexecuted", "restored"]
+Status = Literal["ok", "error", "timeout", "memory", "crashed", "skipped", "unexecuted", "restored"]
 FinishReason = Literal["eos", "length", ""]
 
 
@@ -54,6 +54,7 @@ class GenerateOutcome:
     finish_reason: FinishReason = ""
     new_tokens: int = 0
     seconds: float = 0.0
+    batch_size: int = 0  # prompts in the batch that produced it (0: not generated)
 
 
 class Runner(Protocol):

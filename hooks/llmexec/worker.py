@@ -13,13 +13,15 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Literal
 
 from . import checkpoints, display, machine
 from .models import ModelSpec
 from .protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, dumps, from_json, to_json
 
 MAX_OUTPUT = 64 * 1024  # characters of a block's output kept; the rest is cut with a note
+GB = 10**9
+POLL_SECONDS = 0.05  # how often the zygote, waiting on a child, checks the child's memory
 
 
 class Zygote:
@@ -31,6 +33,7 @@ class Zygote:
         self.model_cache = Path()
         self.threads = 1
         self.batch_size = 1
+        self.memory_limit = 4.0  # GB a child may grow by (resident, anonymous) before it is killed
         self.states = Path()
         self.loaded: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
@@ -47,6 +50,7 @@ class Zygote:
         self.model_cache = Path(message["model_cache"])
         self.threads = int(message["threads"])
         self.batch_size = int(message.get("batch_size", 1))
+        self.memory_limit = float(message.get("memory_limit", 4.0))
         self.states = Path(message["states"])
         self.failed.clear()  # a new build tries again models that failed to load before
 
@@ -94,13 +98,14 @@ class Zygote:
         return self._in_children(requests, self._generate_child, GenerateOutcome, independent=True)
 
     def _in_children(self, items: list, child: Callable[[list, int], None], outcome_type, *, independent: bool) -> list:
-        """Fork a child that reports one JSON line per item; enforce each item's time limit.
-        A timeout or crash ends that child: code pages stop there (their state is gone); independent
-        generation requests go on in a fresh child."""
+        """Fork a child that reports one JSON line per item; enforce each item's time limit and the memory limit.
+        A fault ends that child: code pages stop there (their state is gone); independent generation requests
+        go on in a fresh child."""
         outcomes: list = []
         while len(outcomes) < len(items):
             rest = items[len(outcomes):]
             read_fd, write_fd = os.pipe()
+            baseline = _anon_bytes("self")  # the child starts with the zygote's pages, models included
             pid = os.fork()
             if pid == 0:  # child
                 os.close(read_fd)
@@ -111,24 +116,23 @@ class Zygote:
                     code = 70
                 os._exit(code)
             os.close(write_fd)
-            reader = os.fdopen(read_fd, "rb")
+            watch = _Watch(pid, read_fd, baseline, self.memory_limit)
             try:
                 for item in rest:
-                    line = _read_line(reader, item.timeout)
-                    if line is None:
-                        os.kill(pid, signal.SIGKILL)
-                        outcomes.append(outcome_type(status="timeout", error=f"stopped after its time limit of {item.timeout:g} s"))
-                        break
-                    if line == b"":
+                    line = watch.next_line(item.timeout)
+                    if isinstance(line, bytes):
+                        outcomes.append(from_json(outcome_type, json.loads(line)))
+                        if outcomes[-1].status not in ("ok", "restored") and not independent:
+                            break
+                        continue
+                    if line == "eof":
                         outcomes.append(outcome_type(status="crashed", error=_death(pid)))
                         pid = 0
-                        break
-                    outcome = from_json(outcome_type, json.loads(line))
-                    outcomes.append(outcome)
-                    if outcome.status not in ("ok", "restored") and not independent:
-                        break
+                    else:
+                        outcomes.append(outcome_type(status=line, error=watch.fault(line, item.timeout)))
+                    break
             finally:
-                reader.close()
+                os.close(read_fd)
                 if pid:
                     try:
                         os.kill(pid, signal.SIGKILL)
@@ -219,14 +223,58 @@ class Zygote:
                 return [o for request in batch for o in self._generate_batch([request])]
             return [GenerateOutcome(status="error", error=f"{type(exc).__name__}: {exc}")]
         return [GenerateOutcome(status="ok", input_text=g.input_text, input_tokens=g.input_tokens, text=g.text,
-                                finish_reason=g.finish_reason, new_tokens=g.new_tokens, seconds=g.seconds)
+                                finish_reason=g.finish_reason, new_tokens=g.new_tokens, seconds=g.seconds,
+                                batch_size=len(batch))
                 for g in results]
 
 
-def _read_line(reader: BinaryIO, timeout: float) -> bytes | None:
-    """A line from the child, b'' if it died, None if `timeout` passed first."""
-    ready, _, _ = select.select([reader], [], [], timeout)
-    return reader.readline() if ready else None
+class _Watch:
+    """A child seen from the zygote: its report lines, read from the raw pipe (select() cannot see what a buffered
+    reader has already pulled in), each within its time limit, while its memory growth since the fork is polled."""
+
+    def __init__(self, pid: int, fd: int, baseline: int, limit_gb: float) -> None:
+        self.pid, self.fd, self.baseline, self.limit_gb = pid, fd, baseline, limit_gb
+        self.buffer = bytearray()
+        self.grown = 0
+
+    def next_line(self, timeout: float) -> bytes | Literal["eof", "timeout", "memory"]:
+        deadline, checked = time.monotonic() + timeout, 0.0
+        while (end := self.buffer.find(b"\n")) < 0:
+            now = time.monotonic()
+            if now - checked >= POLL_SECONDS:
+                checked, self.grown = now, _anon_bytes(self.pid) - self.baseline
+                if self.grown > self.limit_gb * GB:
+                    return "memory"
+            if now >= deadline:
+                return "timeout"
+            ready, _, _ = select.select([self.fd], [], [], min(deadline - now, POLL_SECONDS))
+            if ready:
+                data = os.read(self.fd, 1 << 16)
+                if not data:
+                    return "eof"
+                self.buffer += data
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
+        return line
+
+    def fault(self, kind: str, timeout: float) -> str:
+        if kind == "memory":
+            return (f"ran past its memory limit of {self.limit_gb:g} GB (its process had grown by "
+                    f"{self.grown / GB:.2f} GB when it was stopped)")
+        return f"stopped after its time limit of {timeout:g} s"
+
+
+def _anon_bytes(pid: int | str) -> int:
+    """Resident anonymous memory (RssAnon) of a process, 0 once it is gone. File pages, such as memory-mapped
+    weights, are left out: the kernel can drop them."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _death(pid: int) -> str:
