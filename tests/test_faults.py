@@ -7,6 +7,9 @@ import logging
 import pytest
 from mkdocs.exceptions import Abort
 
+from llmexec.config import load_settings
+from llmexec.errors import ConfigError
+
 from test_notebooks import JUPYTER, notebook
 
 BIG = 'print("x" * 2_000_000)'  # an outcome line far larger than a pipe's buffer
@@ -110,3 +113,11 @@ def test_a_block_that_keeps_allocating_is_stopped_at_its_memory_limit_and_the_bu
     assert "ran past its memory limit of 0.5 GB" in log
     assert "survived 60 chunks" not in site.html() and "before" in site.html()
     assert "next page fine" in site.html("after/index.html")
+
+
+@pytest.mark.parametrize("value", [0, -1, "lots"])
+def test_a_memory_limit_must_be_a_positive_number_of_gb(tmp_path, value):
+    with pytest.raises(ConfigError) as err:
+        load_settings({"llm_exec": {"memory_limit": value}}, tmp_path)
+    assert "extra.llm_exec.memory_limit" in str(err.value) and "--> " in str(err.value)
+    assert load_settings({"llm_exec": {"memory_limit": 1.5}}, tmp_path).memory_limit == 1.5
