@@ -161,7 +161,7 @@ def test_the_command_line_on_real_models_names_the_block_and_what_differs_betwee
     committed_site(site)
     path, data = entry(site, "generate", "base")
     assert "avx" in data["machine"]["vector_extensions"] or data["machine"]["arch"] != "x86_64"
-    assert data["machine"]["torch_threads"] == 2  # BATCHSIZE-TODO
+    assert data["machine"]["torch_threads"] == 2 and data["outcome"]["batch_size"] == 1
     untouched = run_verify(site, "HEAD")
     assert untouched.returncode == 0, untouched.stderr[-3000:]
     assert "starting the execution worker" not in untouched.stderr  # nothing re-executed, torch never imported

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -31,18 +32,30 @@ class WorkerRunner:
         self.load_seconds = 0.0
         self.versions: dict[str, str] = {}
         self.machine: dict[str, Any] = {}  # CPU architecture, vector extensions, threads: recorded with each entry
+        self._streamed: list[dict[str, Any]] = []  # outcomes of the current call, as the worker finished them
         self._configured = False
 
     def begin_build(self) -> None:
         self._configured = False  # models that failed to load are tried again once per build
 
     def run_code(self, page: str, blocks: Sequence[CodeRequest], resume: int = 0) -> list[CodeOutcome]:
-        reply = self._call({"op": "code", "page": page, "blocks": [to_json(b) for b in blocks], "resume": resume})
-        return [from_json(CodeOutcome, o) for o in reply["outcomes"]]
+        return self._outcomes({"op": "code", "page": page, "blocks": [to_json(b) for b in blocks], "resume": resume},
+                              CodeOutcome)
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
-        reply = self._call({"op": "generate", "requests": [to_json(r) for r in requests]})
-        return [from_json(GenerateOutcome, o) for o in reply["outcomes"]]
+        return self._outcomes({"op": "generate", "requests": [to_json(r) for r in requests]}, GenerateOutcome)
+
+    def _outcomes(self, message: dict[str, Any], outcome_type: type) -> list[Any]:
+        """The worker streams each outcome as it is done; if the worker dies, the outcomes it finished are kept and
+        the item it was on is the one reported as crashed."""
+        self._streamed = []
+        try:
+            reply = self._call(message)
+        except WorkerError as exc:
+            if not self._streamed and self.process is None and not self._configured:
+                raise  # it never started: the engine reports that once
+            return [from_json(outcome_type, o) for o in self._streamed] + [outcome_type(status="crashed", error=str(exc))]
+        return [from_json(outcome_type, o) for o in reply["outcomes"]]
 
     def close(self) -> None:
         if self.process and self.process.poll() is None:
@@ -96,6 +109,8 @@ class WorkerRunner:
             if message["op"] == "log":
                 self.load_seconds += message.get("load_seconds", 0.0)
                 self.progress(message["message"])
+            elif message["op"] == "outcome":
+                self._streamed.append(message["outcome"])
             elif message["op"] == op:
                 return message
         self._died(process)
@@ -105,6 +120,13 @@ class WorkerRunner:
         code = process.wait()
         self.process = None
         tail = _tail(self.log_path)
+        if code < 0:  # a signal: nothing in the log explains it
+            name = signal.Signals(-code).name
+            raise WorkerError(with_fix(
+                f"the execution worker was killed by {name} while running this block",
+                ("out of memory (the kernel's OOM killer sends SIGKILL), or killed from outside: by the block itself "
+                 "(os.kill of its parent) or another process" if name == "SIGKILL" else f"look for what sent {name}")
+                + "; the next block starts a new worker"))
         raise WorkerError(with_fix(f"the execution worker exited with code {code} while busy; last lines of its log "
                                    f"{self.log_path}:\n{tail}",
                                    "fix the cause above (a missing package: run `make setup`); the next build starts a new worker"))

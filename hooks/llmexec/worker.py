@@ -90,18 +90,24 @@ class Zygote:
             except SyntaxError:
                 pass  # the child reports it with its page line
         self.preload(names | ({"base", "instruct"} if "models" in names else set()))
-        return self._in_children(blocks, lambda rest, fd: self._code_child(rest, fd, resume), CodeOutcome,
+        return self._in_children(blocks, lambda rest, report: self._code_child(rest, report, resume), CodeOutcome,
                                  independent=False)
 
     def generate(self, requests: list[GenerateRequest]) -> list[GenerateOutcome]:
         self.preload({r.model for r in requests})
         return self._in_children(requests, self._generate_child, GenerateOutcome, independent=True)
 
-    def _in_children(self, items: list, child: Callable[[list, int], None], outcome_type, *, independent: bool) -> list:
-        """Fork a child that reports one JSON line per item; enforce each item's time limit and the memory limit.
-        A fault ends that child: code pages stop there (their state is gone); independent generation requests
-        go on in a fresh child."""
+    def _in_children(self, items: list, child: Callable[[list, BinaryIO], None], outcome_type, *,
+                     independent: bool) -> list:
+        """Fork a child that reports one JSON line per item (and its log lines) on its own pipe; enforce each item's
+        time limit and the memory limit. A fault ends that child: code pages stop there (their state is gone);
+        independent generation requests go on in a fresh child. Only this process writes the protocol channel."""
         outcomes: list = []
+
+        def add(outcome: Any) -> None:  # streamed at once: if this process dies, what finished is not lost
+            outcomes.append(outcome)
+            self.send(op="outcome", outcome=to_json(outcome))
+
         while len(outcomes) < len(items):
             rest = items[len(outcomes):]
             read_fd, write_fd = os.pipe()
@@ -109,10 +115,14 @@ class Zygote:
             pid = os.fork()
             if pid == 0:  # child
                 os.close(read_fd)
+                _orphan_guard(self.out)
                 code = 0
                 try:
-                    child(rest, write_fd)
+                    with os.fdopen(write_fd, "wb") as report:
+                        self.out = report  # its log lines (model loads, batches) go through the parent
+                        child(rest, report)
                 except BaseException:
+                    traceback.print_exc(file=sys.__stderr__)  # into the worker log: a fault of this module, not a block's
                     code = 70
                 os._exit(code)
             os.close(write_fd)
@@ -120,16 +130,19 @@ class Zygote:
             try:
                 for item in rest:
                     line = watch.next_line(item.timeout)
+                    while isinstance(line, bytes) and line.startswith(b'{"op": "log"'):
+                        self.send(**json.loads(line))  # a log line of the child: passed on, the item still runs
+                        line = watch.next_line(item.timeout)
                     if isinstance(line, bytes):
-                        outcomes.append(from_json(outcome_type, json.loads(line)))
+                        add(from_json(outcome_type, json.loads(line)))
                         if outcomes[-1].status not in ("ok", "restored") and not independent:
                             break
                         continue
                     if line == "eof":
-                        outcomes.append(outcome_type(status="crashed", error=_death(pid)))
+                        add(outcome_type(status="crashed", error=_death(pid)))
                         pid = 0
                     else:
-                        outcomes.append(outcome_type(status=line, error=watch.fault(line, item.timeout)))
+                        add(outcome_type(status=line, error=watch.fault(line, item.timeout)))
                     break
             finally:
                 os.close(read_fd)
@@ -143,7 +156,7 @@ class Zygote:
                 break
         return outcomes
 
-    def _code_child(self, blocks: list[CodeRequest], write_fd: int, resume: int) -> None:
+    def _code_child(self, blocks: list[CodeRequest], report: BinaryIO, resume: int) -> None:
         import torch
 
         from . import runtime
@@ -154,8 +167,10 @@ class Zygote:
         shown: list[dict[str, str]] = []
         handles = {role: ModelHandle(role, self.model, used) for role in self.specs}
         runtime.HANDLES.update(handles)
+        noted: dict[str, Any] = {}
         namespace: dict[str, Any] = {"__name__": "__main__", "models": handles, **handles,
-                                     "display": lambda *values: shown.extend(display.mime_bundle(v) for v in values)}
+                                     "display": lambda *values: shown.extend(display.mime_bundle(v) for v in values),
+                                     "note": lambda **values: noted.update(display.notes(values))}
         reserved = set(namespace)
         state = checkpoints.restore(checkpoints.path(self.states, blocks[resume - 1].key)) if resume else None
         capture = tempfile.TemporaryFile()
@@ -164,37 +179,37 @@ class Zygote:
         stream = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), encoding="utf-8", errors="backslashreplace",
                                   write_through=True)
         sys.stdout = sys.stderr = stream
-        with os.fdopen(write_fd, "wb") as report:
-            if state is not None:  # the earlier blocks' outputs are cached; their state is all that is needed
-                namespace.update(state)
-                for _ in blocks[:resume]:
-                    report.write(dumps(to_json(CodeOutcome(status="restored"))))
-                report.flush()
-                blocks = blocks[resume:]
-            for block in blocks:
-                start = os.lseek(1, 0, os.SEEK_END)
-                started = time.perf_counter()
-                error = ""
-                shown.clear()
-                used.clear()  # the models this block touched, for its provenance caption
-                try:
-                    display.run(block.code, block.filename, block.first_line, namespace,
-                                display_last=block.display_last, shown=shown)
-                except BaseException as exc:  # SystemExit and KeyboardInterrupt are snippet failures too
-                    error = _snippet_traceback(exc)
-                stream.flush()
-                output = _read_from(1, start)
-                outcome = CodeOutcome(status="error" if error else "ok", output=output, error=error,
-                                      seconds=round(time.perf_counter() - started, 3), models_used=tuple(sorted(used)),
-                                      rich=tuple(shown))
-                if not error and block.key:
-                    checkpoints.save(namespace, reserved, checkpoints.path(self.states, block.key))
-                report.write(dumps(to_json(outcome)))
-                report.flush()
-                if error:
-                    return
+        if state is not None:  # the earlier blocks' outputs are cached; their state is all that is needed
+            namespace.update(state)
+            for _ in blocks[:resume]:
+                report.write(dumps(to_json(CodeOutcome(status="restored"))))
+            report.flush()
+            blocks = blocks[resume:]
+        for block in blocks:
+            start = os.lseek(1, 0, os.SEEK_END)
+            started = time.perf_counter()
+            error = ""
+            shown.clear()
+            noted.clear()
+            used.clear()  # the models this block touched, for its provenance caption
+            try:
+                display.run(block.code, block.filename, block.first_line, namespace,
+                            display_last=block.display_last, shown=shown)
+            except BaseException as exc:  # SystemExit and KeyboardInterrupt are snippet failures too
+                error = _snippet_traceback(exc)
+            stream.flush()
+            output = _read_from(1, start)
+            outcome = CodeOutcome(status="error" if error else "ok", output=output, error=error,
+                                  seconds=round(time.perf_counter() - started, 3), models_used=tuple(sorted(used)),
+                                  rich=tuple(shown), notes=dict(noted))
+            if not error and block.key:
+                checkpoints.save(namespace, reserved, checkpoints.path(self.states, block.key))
+            report.write(dumps(to_json(outcome)))
+            report.flush()
+            if error:
+                return
 
-    def _generate_child(self, requests: list[GenerateRequest], write_fd: int) -> None:
+    def _generate_child(self, requests: list[GenerateRequest], report: BinaryIO) -> None:
         """Consecutive requests for the same model and length run as one left-padded batch."""
         import torch
 
@@ -206,13 +221,12 @@ class Zygote:
                 last.append(request)
             else:
                 batches.append([request])
-        with os.fdopen(write_fd, "wb") as report:
-            for number, batch in enumerate(batches, 1):
-                self.log(f"generating batch {number}/{len(batches)}: {batch[0].model} model, {len(batch)} prompt(s), "
-                         f"{batch[0].max_new_tokens} new tokens at most")
-                for outcome in self._generate_batch(batch):
-                    report.write(dumps(to_json(outcome)))
-                report.flush()
+        for number, batch in enumerate(batches, 1):
+            self.log(f"generating batch {number}/{len(batches)}: {batch[0].model} model, {len(batch)} prompt(s), "
+                     f"{batch[0].max_new_tokens} new tokens at most")
+            for outcome in self._generate_batch(batch):
+                report.write(dumps(to_json(outcome)))
+            report.flush()
 
     def _generate_batch(self, batch: list[GenerateRequest]) -> list[GenerateOutcome]:
         try:
@@ -275,6 +289,22 @@ def _anon_bytes(pid: int | str) -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def _orphan_guard(protocol: BinaryIO) -> None:
+    """In a forked child: drop the worker's protocol pipe and stdin, so that if the worker dies the build sees it
+    at once (no orphan keeps the pipe open), and ask the kernel to kill this child when the worker dies."""
+    protocol.close()
+    try:
+        os.close(0)
+    except OSError:
+        pass
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001
+        pass  # not Linux: the closed pipe still lets the build see the worker's death
 
 
 def _death(pid: int) -> str:
