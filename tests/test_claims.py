@@ -159,3 +159,32 @@ BLOCK_TORCH = textwrap.dedent("""
         return _real_import(name, *args, **kwargs)
     builtins.__import__ = _no_torch
 """)
+
+
+def test_code_blocks_note_values_for_claims_with_the_real_worker(site, caplog):
+    site.write("docs/index.md", """
+        # Notes
+
+        ```python exec id=probs
+        import torch
+        p = torch.tensor(0.25)
+        note(p=p, label="low", tokens=[1, 2])
+        print("noted")
+        ```
+
+        [The probability is below a half]{check: probs.notes.p < 0.5 and probs.notes["label"] == "low"},
+        [and the block printed once]{check: probs.lines == ["noted"]}.
+
+        ```python exec
+        note(bad=object())
+        ```
+        """)
+    with pytest.raises(Abort):
+        site.build()
+    assert "docs/index.md:13: code block raised an exception" in caplog.text
+    assert "note(bad=...) takes numbers, strings, booleans and lists or dicts of them, not object" in caplog.text
+    assert "this sentence is not true" not in caplog.text and "cannot check" not in caplog.text
+    entry = next(json.loads(p.read_text()) for p in (site.root / "llm-exec.lock").glob("*.json")
+                 if "note(p=p" in json.loads(p.read_text())["source"])
+    assert entry["outcome"]["notes"] == {"p": 0.25, "label": "low", "tokens": [1, 2]}
+    assert site.html().count("llmx-claim-true") == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import base64
 import io
+import json
 import sys
 from typing import Any
 
@@ -23,6 +24,21 @@ def mime_bundle(value: Any) -> dict[str, str]:
             if data:
                 bundle[mime] = base64.b64encode(data).decode() if isinstance(data, bytes) else str(data)
     return bundle
+
+
+def notes(values: dict[str, Any]) -> dict[str, Any]:
+    """What note(name=value) records for checked claims: plain JSON values only, so a claim reads exactly what the
+    lockfile stores (numpy and torch scalars become numbers)."""
+    noted = {}
+    for name, value in values.items():
+        value = value.item() if hasattr(value, "item") and callable(value.item) and not isinstance(value, (list, dict)) else value
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise TypeError(f"note({name}=...) takes numbers, strings, booleans and lists or dicts of them, "
+                            f"not {type(value).__name__}") from None
+        noted[name] = value
+    return noted
 
 
 def _png(figure: Any) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Protocol, Sequence, TypeVar
 
 Status = Literal["ok", "error", "timeout", "memory", "crashed", "skipped", "unexecuted", "restored"]
@@ -30,6 +30,7 @@ class CodeOutcome:
     seconds: float = 0.0
     models_used: tuple[str, ...] = ()
     rich: tuple[dict[str, str], ...] = ()  # display() and figures: MIME bundles (image/png base64, text/html, text/plain)
+    notes: dict[str, Any] = field(default_factory=dict)  # note(name=value): JSON values that checked claims read
 
 
 @dataclass(frozen=True)
