@@ -9,6 +9,7 @@ prompts = {
     "Gemma's own turn markers": (
         f"<start_of_turn>user\n{question}<end_of_turn>\n<start_of_turn>model\n"),
 }
+written = {}
 for name, prompt in prompts.items():
     result = base.generate(prompt, max_new_tokens=32, template="raw")
     print(f"=== {name} ({result.input_tokens} tokens with <bos>; "
@@ -17,3 +18,5 @@ for name, prompt in prompts.items():
     print(">>> the base model wrote:")
     print(result.text)
     print()
+    written[name] = result.text
+note(chatml=written["ChatML, the instruct model's markup"], gemma=written["Gemma's own turn markers"])

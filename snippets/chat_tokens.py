@@ -16,3 +16,4 @@ for i in ids:
         pieces.append("<br>")
 print(f"{len(ids)} tokens, {sum(i in special for i in ids)} of them special:\n")
 print(" ".join(pieces))
+note(tokens=len(ids), special=[tok.decode([i]) for i in ids if i in special])

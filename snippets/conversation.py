@@ -19,4 +19,6 @@ ended = new[-1].item() == tok.eos_token_id
 print("=== the input, history included")
 print(prompt)
 print("=== the reply (" + ("it ended its turn" if ended else "cut off") + ")")
-print(tok.decode(new, skip_special_tokens=True))
+reply = tok.decode(new, skip_special_tokens=True)
+print(reply)
+note(reply=reply, ended=ended)

@@ -7,6 +7,7 @@ opening = "The rain had not stopped for three days when the letter arrived."
 inputs = base.tokenizer(opening, return_tensors="pt")
 start = inputs["input_ids"].shape[1]
 
+summaries, ended = [], []
 for seed in (1, 2, 3):
     torch.manual_seed(seed)
     with torch.inference_mode():
@@ -21,3 +22,6 @@ for seed in (1, 2, 3):
     print(f">>> one sentence (instruct model, {how}):")
     print(summary.text.strip())
     print()
+    summaries.append(summary.text.strip())
+    ended.append(summary.finish_reason == "eos")
+note(summaries=summaries, ended=ended)

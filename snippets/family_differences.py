@@ -21,8 +21,11 @@ for key in rows["base"]:
 
 sentence = "Unbelievably, the bioluminescent jellyfish outshone Reykjavík."
 print(f"\nThe same sentence, *{sentence}*, cut into tokens by each model:\n")
+counts = {}
 for role, model in (("base", base), ("instruct", instruct)):
     ids = model.tokenizer(sentence, add_special_tokens=False)["input_ids"]
     pieces = [model.tokenizer.decode([i]).replace(" ", "␣") for i in ids]
     shown = " ".join(f"`{piece}`" for piece in pieces)
     print(f"- **{role}**, {len(ids)} tokens: {shown}")
+    counts[role] = len(ids)
+note(tokens=counts)

@@ -21,6 +21,7 @@ reviews = [
     "The battery died after a day.",
     "A warm, funny and moving story.",
 ]
+labels = []
 print("| review | P(positive) | P(negative) | the model's label |")
 print("| :-- | --: | --: | :-- |")
 for review in reviews:
@@ -31,3 +32,5 @@ for review in reviews:
     p = {label: float(probs[i]) for label, i in label_ids.items()}
     label = max(p, key=p.get)
     print(f"| {review} | {p['positive']:.0%} | {p['negative']:.0%} | {label} |")
+    labels.append(label)
+note(labels=labels)

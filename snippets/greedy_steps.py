@@ -13,3 +13,4 @@ for step in range(1, 9):
     print(f"| {step} | {end} | {visible(token)} | {p:.1%} |")
     text += token
 print(f"\nAfter eight steps the text reads: {visible(text)}")
+note(text=text)

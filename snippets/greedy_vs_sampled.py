@@ -20,8 +20,11 @@ for seed in (1, 2, 3):
     torch.manual_seed(seed)
     draws[f"sampled, seed {seed}"] = run(do_sample=True, temperature=0.8, top_p=0.95)
 
+copied = {}
 for name, text in draws.items():
     copies = sum(line.strip() == prompt for line in text.split("\n"))
+    copied[name] = copies
     print(f"--- {name}: the prompt line copied {copies} times")
     print(text.strip())
     print()
+note(copies=copied)  # {"greedy": n, "sampled, seed 1": n, ...}

@@ -16,12 +16,15 @@ prompts = [
     "def fibonacci(n):\n    ",
 ]
 
+top = {}
 print('<div class="grid" markdown>')
 for prompt in prompts:
     print(f'<div markdown>\n\nAfter {shown(prompt)}\n')
     print("| next token | probability | |")
     print("| :-- | --: | :-- |")
-    for token, p in base.next_tokens(prompt, k=5):
+    top[prompt] = base.next_tokens(prompt, k=5)
+    for token, p in top[prompt]:
         print(f"| {shown(token)} | {p:.1%} | {bar(p)} |")
     print("\n</div>")
 print("</div>")
+note(top=top)  # for the checked sentences: {prompt: [[token, probability], ...]}

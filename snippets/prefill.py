@@ -2,6 +2,7 @@
 # the reply. The model can only go on from there, so the opening decides the
 # shape of the answer. Greedy, with the instruct model's own template.
 tok = instruct.tokenizer
+replies = []  # noted for the checked sentences: [{"prefill", "reply", "ended"}, ...]
 
 
 def reply(request: str, prefill: str = "") -> None:
@@ -13,6 +14,8 @@ def reply(request: str, prefill: str = "") -> None:
     print(f"--- {label} ({how}):")
     print(prefill + result.text)
     print()
+    replies.append({"prefill": prefill, "reply": prefill + result.text,
+                    "ended": result.finish_reason == "eos"})
 
 
 reply("Answer with one word: what colour is grass?")
@@ -22,3 +25,4 @@ reply("Reply in JSON with keys name and age for a 30 year old named Ana.",
       prefill='{"name": "Ana", "age":')
 reply("Reply in JSON with keys name and age for a 30 year old named Ana.",
       prefill='{\n  "name": "Ana",\n  "age": 30')
+note(replies=replies)

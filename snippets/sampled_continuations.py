@@ -5,6 +5,7 @@ import torch
 prompt = "The rain had not stopped for three days when the letter arrived."
 inputs = base.tokenizer(prompt, return_tensors="pt")
 start = inputs["input_ids"].shape[1]
+draws = []
 for seed in (1, 2, 3):
     torch.manual_seed(seed)
     with torch.inference_mode():
@@ -14,3 +15,5 @@ for seed in (1, 2, 3):
     print(f"--- draw with seed {seed}")
     print(prompt + new)
     print()
+    draws.append(new)
+note(draws=draws)

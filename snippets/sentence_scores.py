@@ -20,8 +20,11 @@ sentences = [
     "Paris is the capital of France.",
     "Paris is the capital of Germany.",
 ]
+scores, counts = {}, {}
 print("| sentence | tokens | log-probability |")
 print("| :-- | --: | --: |")
 for sentence in sentences:
     total, count = log_probability(base, sentence)
     print(f"| {sentence} | {count} | {total:.1f} |")
+    scores[sentence], counts[sentence] = total, count
+note(scores=scores, counts=counts)

@@ -8,9 +8,11 @@ inputs = {
     "the chat template (what it was tuned on)": instruct.format_prompt(question),
     "the bare question (template left out)": question,
 }
+top = {}
 print("| the instruct model was given | its five most likely next tokens |")
 print("| :-- | :-- |")
 for label, text in inputs.items():
-    top = instruct.next_tokens(text, k=5)
-    shown = ", ".join(f"{visible(t)} {p:.0%}" for t, p in top)
+    top[label] = instruct.next_tokens(text, k=5)
+    shown = ", ".join(f"{visible(t)} {p:.0%}" for t, p in top[label])
     print(f"| {label} | {shown} |")
+note(template=top["the chat template (what it was tuned on)"], bare=top["the bare question (template left out)"])
