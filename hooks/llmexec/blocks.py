@@ -18,7 +18,9 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^
 _CODE_LANGS = {"python", "py", "python3"}
 _CODE_OPTIONS = {"exec", "file", "timeout", "title", "output", "show", "id"}
 OutputFormat = Literal["text", "markdown", "html"]
-_GENERATE_OPTIONS = {"model", "max_new_tokens", "system", "template", "timeout", "id"}
+_GENERATE_OPTIONS = {"model", "max_new_tokens", "system", "template", "timeout", "id", "prefill", "stop", "seed",
+                     "temperature", "top_p", "generation_prompt"}
+_ESCAPES = {"\\n": "\n", "\\t": "\t", "\\\\": "\\"}  # what stop="\n" and prefill="...\n" mean
 MODEL_CHOICES = ("base", "instruct", "both")
 _CLAIM_NAMES = {"matches", "words"}  # helpers of checked claims besides Python's built-ins (claims.HELPERS)
 
@@ -62,6 +64,12 @@ class Block:
     show_source: bool = True
     cell: bool = False  # a notebook code cell: `line` is the cell number, and its last expression is displayed
     name: str = ""  # id=NAME: how checked claims in the page's prose refer to this block's result
+    prefill: str = ""  # generate: the start of the reply, given to the model
+    stop: tuple[str, ...] = ()  # generate: the answer ends at the first of these
+    seed: int | None = None  # generate: a reproducible sampled draw instead of greedy decoding
+    temperature: float = 1.0
+    top_p: float = 1.0
+    generation_prompt: bool = True  # generate: open the assistant's turn after the chat template
     options: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -155,7 +163,7 @@ def _parse_options(text: str) -> dict[str, str]:
     options: dict[str, str] = {}
     for token in shlex.split(text):
         key, _, value = token.partition("=")
-        options[key] = value
+        options[key] = options[key] + "\x1f" + value if key == "stop" and key in options else value  # stop= repeats
     return options
 
 
@@ -243,10 +251,48 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
     prompt = normalize_prompt("\n".join(body))
     if not prompt:
         return Problem(page, line, "this generate block has no prompt", "write the prompt between the fences")
+    decoding = _decoding(options, page, line)
+    if isinstance(decoding, Problem):
+        return decoding
     roles = ("base", "instruct") if model == "both" else (model,)
+    stop = tuple(_unescape(s) for s in options["stop"].split("\x1f")) if "stop" in options else ()
     return Block("generate", page, line, 0, 0, "", prompt, page, line + 1, timeout=timeout, models=roles,
                  max_new_tokens=max_new, system=options.get("system", ""), template=template,  # type: ignore[arg-type]
-                 name=options.get("id", ""), options=options)
+                 name=options.get("id", ""), prefill=_unescape(options.get("prefill", "")), stop=stop, **decoding,
+                 options=options)
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\[nt\\]", lambda m: _ESCAPES[m.group(0)], text)
+
+
+def _decoding(options: dict[str, str], page: str, line: int) -> dict[str, object] | Problem:
+    """seed= turns on sampling (reproducible: the seed is part of the key); temperature= and top_p= need it."""
+    found: dict[str, object] = {}
+    if "seed" in options:
+        if not options["seed"].isdigit():
+            return Problem(page, line, f"seed={options['seed']!r} is not a whole number", "write e.g. seed=1")
+        found["seed"] = int(options["seed"])
+    for name, low, high in (("temperature", 0.0, 5.0), ("top_p", 0.0, 1.0)):
+        if name not in options:
+            continue
+        if "seed" not in options:
+            return Problem(page, line, f"{name}= only applies to sampling, and sampling needs a seed to be reproducible",
+                           f"add seed=N (e.g. seed=1) to sample, or drop {name}= for greedy decoding")
+        try:
+            value = float(options[name])
+        except ValueError:
+            value = -1.0
+        if not low < value <= high:
+            return Problem(page, line, f"{name}={options[name]!r} is not a number above {low:g} and at most {high:g}",
+                           f"write e.g. {name}={0.8 if name == 'temperature' else 0.95}")
+        found[name] = value
+    if "generation_prompt" in options:
+        if options["generation_prompt"] not in ("true", "false"):
+            return Problem(page, line, f"generation_prompt={options['generation_prompt']!r} is not true or false",
+                           "write generation_prompt=false to leave the assistant's turn unopened")
+        found["generation_prompt"] = options["generation_prompt"] == "true"
+    return found
 
 
 def fence_for(text: str) -> str:

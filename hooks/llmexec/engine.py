@@ -245,7 +245,9 @@ class Engine:
         self.progress(f"generating {len(jobs)} answer(s) for {len({(j.block.page, j.block.line) for j in jobs})} block(s)")
         order = sorted(range(len(jobs)), key=lambda i: (jobs[i].role, jobs[i].limit))
         requests = [GenerateRequest(j.role, j.block.source, j.block.system, j.block.template, j.limit,
-                                    j.block.timeout or self.settings.timeout) for j in (jobs[i] for i in order)]
+                                    j.block.timeout or self.settings.timeout, j.block.prefill, j.block.stop,
+                                    j.block.seed, j.block.temperature, j.block.top_p, j.block.generation_prompt)
+                    for j in (jobs[i] for i in order)]
         sent = self._timed("generation", lambda: self.runner.generate(requests), GenerateOutcome)
         sent += [GenerateOutcome(status="skipped", error="not run")] * (len(jobs) - len(sent))
         outcomes: list[GenerateOutcome] = [sent[0]] * len(jobs)

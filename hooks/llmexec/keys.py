@@ -39,5 +39,17 @@ def generate_key(block: Block, model: ModelSpec, max_new_tokens: int) -> str:
         "system": block.system,
         "template": block.template,
         "max_new_tokens": max_new_tokens,
-        "decoding": "greedy-fp32",
+        "decoding": decoding(block),
+        **{name: value for name, value in (("prefill", block.prefill), ("stop", list(block.stop)),
+                                            ("generation_prompt", block.generation_prompt)) if value != _DEFAULTS[name]},
     })
+
+
+_DEFAULTS: dict[str, object] = {"prefill": "", "stop": [], "generation_prompt": True}  # left out: old keys stay valid
+
+
+def decoding(block: Block) -> str:
+    """How tokens are chosen, as keyed: greedy, or a seeded draw with its settings."""
+    if block.seed is None:
+        return "greedy-fp32"
+    return f"sample-fp32:seed={block.seed}:temperature={block.temperature:g}:top_p={block.top_p:g}"

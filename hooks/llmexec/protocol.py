@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Protocol, Sequence, TypeVar
 
 Status = Literal["ok", "error", "timeout", "memory", "crashed", "skipped", "unexecuted", "restored"]
-FinishReason = Literal["eos", "length", ""]
+FinishReason = Literal["eos", "length", "stop", ""]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class CodeOutcome:
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    """One prompt for one model, decoded greedily."""
+    """One prompt for one model: greedy, or a seeded draw."""
 
     model: str  # role: base or instruct
     prompt: str
@@ -43,6 +43,16 @@ class GenerateRequest:
     template: Literal["auto", "chat", "raw"]
     max_new_tokens: int
     timeout: float
+    prefill: str = ""  # the start of the reply, given; the model continues it
+    stop: tuple[str, ...] = ()  # the answer ends at the first of these strings
+    seed: int | None = None  # sampling, reproducible: each seeded request runs alone
+    temperature: float = 1.0
+    top_p: float = 1.0
+    generation_prompt: bool = True
+
+    def batch_key(self) -> tuple[Any, ...]:
+        """Requests with equal keys may share a batch: same model, length, decoding and stop sequences."""
+        return self.model, self.max_new_tokens, self.seed, self.temperature, self.top_p, self.stop
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class GenerateOutcome:
     new_tokens: int = 0
     seconds: float = 0.0
     batch_size: int = 0  # prompts in the batch that produced it (0: not generated)
+    decoding: str = ""  # "greedy, fp32" or the seeded draw's settings ("" in entries older than sampling)
 
 
 class Runner(Protocol):

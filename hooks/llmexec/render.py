@@ -10,6 +10,7 @@ from .protocol import CodeOutcome, GenerateOutcome
 _FINISH = {
     "eos": "stopped: the model emitted its end-of-sequence token",
     "length": "stopped: reached max_new_tokens ({limit})",
+    "stop": "stopped: at a stop sequence (cut there)",
 }
 
 
@@ -92,7 +93,7 @@ def generation(columns: list[tuple[ModelSpec, GenerateOutcome, int, bool]]) -> s
                 parts.append('<p class="llmx-empty">(empty: the model generated no visible text)</p>')
             stop = _FINISH.get(outcome.finish_reason, outcome.finish_reason).format(limit=limit)
             count = f"{outcome.new_tokens} new token{'s' if outcome.new_tokens != 1 else ''}"
-            parts.append(f'<footer>{escape(stop)} · {count} · greedy, fp32</footer>')
+            parts.append(f'<footer>{escape(stop)} · {count} · {escape(outcome.decoding or "greedy, fp32")}</footer>')
         else:
             parts.append(_pre(outcome.error, "llmx-error"))
         parts.append("</section>")

@@ -24,6 +24,32 @@ class ModelUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Prompt:
+    """What one model is asked: a prompt (or a list of chat messages), how it is laid out, and a prefill."""
+
+    prompt: str = ""
+    template: str = "auto"  # auto: the chat template where the model has one; chat; raw
+    system: str = ""
+    prefill: str = ""  # the start of the reply, written for the model; it continues from there
+    messages: tuple[tuple[str, str], ...] = ()  # (role, content) turns: a whole conversation instead of `prompt`
+    generation_prompt: bool = True  # chat template: end with the opening of the assistant's turn
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Greedy unless a seed is given; a seeded draw is reproducible on rebuild (it runs alone, not batched)."""
+
+    seed: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def describe(self) -> str:
+        if self.seed is None:
+            return "greedy, fp32"
+        return f"sampled with seed {self.seed} (temperature {self.temperature:g}, top-p {self.top_p:g}), fp32"
+
+
+@dataclass(frozen=True)
 class Generation:
     """What one model produced for one prompt. str() gives the generated text."""
 
@@ -32,16 +58,17 @@ class Generation:
     input_text: str
     input_tokens: int
     text: str
-    finish_reason: Literal["eos", "length"]
+    finish_reason: Literal["eos", "length", "stop"]
     new_tokens: int
     seconds: float
+    decoding: str = "greedy, fp32"
 
     def __str__(self) -> str:
         return self.text
 
 
 class LoadedModel:
-    """A model and its tokenizer in fp32, with greedy helpers that show exactly what the model saw."""
+    """A model and its tokenizer in fp32, with helpers that show exactly what the model saw."""
 
     def __init__(self, spec: ModelSpec, tokenizer, model) -> None:
         self.spec, self.role, self.artifact = spec, spec.role, spec.artifact
@@ -51,48 +78,65 @@ class LoadedModel:
     def __repr__(self) -> str:
         return f"<{self.role} model: {self.artifact}>"
 
-    def format_prompt(self, prompt: str, *, template: str = "auto", system: str = "") -> str:
-        """The text handed to the tokenizer: raw for base models, the chat template applied otherwise."""
-        return self._format(prompt, template, system)[0]
+    def format_prompt(self, prompt: str | list[dict[str, str]] = "", *, template: str = "auto", system: str = "",
+                      prefill: str = "", generation_prompt: bool = True) -> str:
+        """The text handed to the tokenizer: raw for base models, the chat template applied otherwise.
+        `prompt` may be a list of messages ({"role": ..., "content": ...}) for a whole conversation."""
+        return self._format(_prompt(prompt, template, system, prefill, generation_prompt))[0]
 
-    def _format(self, prompt: str, template: str, system: str) -> tuple[str, bool]:
-        use_chat = template == "chat" or (template == "auto" and self.has_chat_template)
+    def _format(self, p: Prompt) -> tuple[str, bool]:
+        use_chat = p.template == "chat" or (p.template == "auto" and self.has_chat_template) or bool(p.messages)
         if use_chat and not self.has_chat_template:
             raise ValueError(f"the {self.role} model ({self.artifact}) has no chat template; use template=raw")
         if not use_chat:
-            if system:
+            if p.system:
                 raise ValueError("system= needs a chat template; the prompt is given to this model as raw text")
-            return prompt, False
-        messages = [{"role": "system", "content": system}] if system else []
-        messages.append({"role": "user", "content": prompt})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), True
+            return p.prompt + p.prefill, False
+        messages = [{"role": "system", "content": p.system}] if p.system else []
+        messages += [{"role": r, "content": c} for r, c in p.messages] or [{"role": "user", "content": p.prompt}]
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=p.generation_prompt)
+        return text + p.prefill, True
 
     def encode(self, text: str, *, chat: bool) -> list[int]:
         """Token ids; a chat-formatted text already holds its special tokens, raw text gets the model's BOS."""
         return self.tokenizer(text, add_special_tokens=not chat)["input_ids"]
 
-    def generate(self, prompt: str, *, max_new_tokens: int = 48, template: str = "auto", system: str = "") -> Generation:
-        """Greedy continuation of `prompt` (chat template applied where the model has one)."""
-        return self.generate_batch([(prompt, template, system)], max_new_tokens)[0]
+    def generate(self, prompt: str | list[dict[str, str]] = "", *, max_new_tokens: int = 48, template: str = "auto",
+                 system: str = "", prefill: str = "", stop: str | list[str] = (), seed: int | None = None,
+                 temperature: float = 1.0, top_p: float = 1.0, generation_prompt: bool = True) -> Generation:
+        """Greedy continuation of `prompt` (chat template applied where the model has one); with seed=, a
+        reproducible sampled draw; prefill= starts the reply; stop= ends it at the first of these strings."""
+        return self.generate_batch([_prompt(prompt, template, system, prefill, generation_prompt)], max_new_tokens,
+                                   Sampling(seed, temperature, top_p), (stop,) if isinstance(stop, str) else tuple(stop))[0]
 
-    def chat(self, message: str, *, system: str = "", max_new_tokens: int = 48) -> Generation:
-        return self.generate(message, template="chat", system=system, max_new_tokens=max_new_tokens)
+    def chat(self, message: str | list[dict[str, str]], *, system: str = "", max_new_tokens: int = 48,
+             **options) -> Generation:
+        """generate() with the chat template forced; `message` may be a whole conversation (a list of messages)."""
+        return self.generate(message, template="chat", system=system, max_new_tokens=max_new_tokens, **options)
 
-    def generate_batch(self, prompts: list[tuple[str, str, str]], max_new_tokens: int) -> list[Generation]:
-        """Greedy generation for (prompt, template, system) triples in one batch, left-padded.
-        In fp32 each row gets the same tokens it would get alone (the tests check it)."""
+    def generate_batch(self, prompts: list[Prompt], max_new_tokens: int, sampling: Sampling = Sampling(),
+                       stop: tuple[str, ...] = ()) -> list[Generation]:
+        """One left-padded batch. Greedy fp32 gives each row the tokens it would get alone (the tests check it);
+        a seeded draw must be given alone, since the random stream is shared by the rows of a batch."""
+        if sampling.seed is not None and len(prompts) > 1:
+            raise ValueError("a seeded draw runs alone: batch it with nothing")
         started = time.perf_counter()
         encoded = []
-        for prompt, template, system in prompts:
-            text, chat = self._format(prompt, template, system)
+        for p in prompts:
+            text, chat = self._format(p)
             encoded.append(self.encode(text, chat=chat))
         eos = self._eos_ids()
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(eos or {0})
         width = max(len(ids) for ids in encoded)
         ids = torch.tensor([[pad] * (width - len(row)) + row for row in encoded])
         mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in encoded])
-        config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+        sampled = sampling.seed is not None
+        config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sampled, num_beams=1,
+                                  temperature=sampling.temperature if sampled else None,
+                                  top_p=sampling.top_p if sampled else None, top_k=0 if sampled else None,
                                   eos_token_id=sorted(eos) or None, pad_token_id=pad)
+        if sampled:
+            torch.manual_seed(sampling.seed)
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
         seconds = round((time.perf_counter() - started) / len(prompts), 3)
@@ -100,15 +144,21 @@ class LoadedModel:
         for row, input_ids in zip(out[:, width:].tolist(), encoded):
             end = next((i for i, token in enumerate(row) if token in eos), None)
             new = row[: end + 1] if end is not None else row
-            finish: Literal["eos", "length"] = "eos" if end is not None else "length"
-            shown = new[:-1] if finish == "eos" else new
+            finish: Literal["eos", "length", "stop"] = "eos" if end is not None else "length"
+            shown = self.tokenizer.decode(new[:-1] if finish == "eos" else new)
+            cut = _stop_at(self.tokenizer, new, stop)
+            if cut is not None:
+                shown, new, finish = cut[0], new[: cut[1]], "stop"
             results.append(Generation(self.role, self.artifact, self.tokenizer.decode(input_ids), len(input_ids),
-                                      self.tokenizer.decode(shown), finish, len(new), seconds))
+                                      shown, finish, len(new), seconds, sampling.describe()))
         return results
 
-    def next_tokens(self, text: str, k: int = 5) -> list[tuple[str, float]]:
-        """The k most likely next tokens after raw `text`, with their probabilities."""
-        ids = torch.tensor([self.encode(text, chat=False)])
+    def next_tokens(self, text: str | list[dict[str, str]], k: int = 5, *, template: str = "raw", system: str = "",
+                    prefill: str = "") -> list[tuple[str, float]]:
+        """The k most likely next tokens with their probabilities, after `text` as given (template="raw", the
+        default) or laid out in the chat template with the assistant's turn opened (template="chat" or "auto")."""
+        formatted, chat = self._format(_prompt(text, template, system, prefill, True))
+        ids = torch.tensor([self.encode(formatted, chat=chat)])
         with torch.inference_mode():
             logits = self.model(input_ids=ids).logits[0, -1]
         probs = torch.softmax(logits.float(), dim=-1)
@@ -143,6 +193,29 @@ class LoadedModel:
             elif value:
                 found.update(value)
         return found
+
+
+def _prompt(prompt: str | list[dict[str, str]], template: str, system: str, prefill: str,
+            generation_prompt: bool) -> Prompt:
+    if isinstance(prompt, str):
+        return Prompt(prompt, template, system, prefill, (), generation_prompt)
+    turns = tuple((str(m["role"]), str(m["content"])) for m in prompt)
+    return Prompt("", template, system, prefill, turns, generation_prompt)
+
+
+def _stop_at(tokenizer, new: list[int], stop: tuple[str, ...]) -> tuple[str, int] | None:
+    """Where the first stop sequence appears: (the text before it, the number of tokens that reached it)."""
+    if not stop:
+        return None
+    full = tokenizer.decode(new)
+    hits = [(full.find(s), s) for s in stop if s and s in full]
+    if not hits:
+        return None
+    index, _ = min(hits)
+    for count in range(1, len(new) + 1):  # the fewest tokens whose text reaches past the stop sequence's start
+        if len(tokenizer.decode(new[:count])) > index:
+            return full[:index], count
+    return full[:index], len(new)
 
 
 class ModelHandle:

@@ -217,7 +217,8 @@ class Zygote:
         batches: list[list[GenerateRequest]] = []
         for request in requests:
             last = batches[-1] if batches else None
-            if last and len(last) < self.batch_size and (last[0].model, last[0].max_new_tokens) == (request.model, request.max_new_tokens):
+            if (last and len(last) < self.batch_size and last[0].batch_key() == request.batch_key()
+                    and request.seed is None):  # a seeded draw runs alone: the random stream is shared in a batch
                 last.append(request)
             else:
                 batches.append([request])
@@ -229,16 +230,21 @@ class Zygote:
             report.flush()
 
     def _generate_batch(self, batch: list[GenerateRequest]) -> list[GenerateOutcome]:
+        from .runtime import Prompt, Sampling
+
+        first = batch[0]
         try:
-            model = self.model(batch[0].model)
-            results = model.generate_batch([(r.prompt, r.template, r.system) for r in batch], batch[0].max_new_tokens)
+            model = self.model(first.model)
+            results = model.generate_batch([Prompt(r.prompt, r.template, r.system, r.prefill, (), r.generation_prompt)
+                                            for r in batch], first.max_new_tokens,
+                                           Sampling(first.seed, first.temperature, first.top_p), first.stop)
         except Exception as exc:
             if len(batch) > 1:  # find which prompt failed (e.g. system= without a chat template): run them alone
                 return [o for request in batch for o in self._generate_batch([request])]
             return [GenerateOutcome(status="error", error=f"{type(exc).__name__}: {exc}")]
         return [GenerateOutcome(status="ok", input_text=g.input_text, input_tokens=g.input_tokens, text=g.text,
                                 finish_reason=g.finish_reason, new_tokens=g.new_tokens, seconds=g.seconds,
-                                batch_size=len(batch))
+                                batch_size=len(batch), decoding=g.decoding)
                 for g in results]
 
 
