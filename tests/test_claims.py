@@ -97,9 +97,11 @@ def test_each_kind_of_check_fails_on_an_output_that_contradicts_it():
     results = {"q": Generated("docs/p.md:3", {"base": answer})}
     def state(check: str) -> str:
         return evaluate(find_claims(f"[s]{{check: {check}}}", page="p", line_offset=0)[0], results).state
-    holds = ['"Paris" in q.text', "q.hit_limit", "q.new_tokens == 5", "q.input_tokens > 3", 'q.first_line.startswith("Paris")',
+    holds = ['all(int(n) > 0 for n in [q.new_tokens, q.input_tokens])', 'any(w == "Paris" for w in words(q.text))',
+             '"Paris" in q.text', "q.hit_limit", "q.new_tokens == 5", "q.input_tokens > 3", 'q.first_line.startswith("Paris")',
              'matches(r"capital\\.$", q.text)', "len(words(q.text)) == 4", "not q.ended_turn"]
-    broken = ['"Rome" in q.text', "q.ended_turn", "q.new_tokens < 5", "q.input_tokens > 30", 'q.first_line.startswith("Rome")',
+    broken = ['all(int(n) > 5 for n in [q.new_tokens, q.input_tokens])', 'any(w == "Rome" for w in words(q.text))',
+              '"Rome" in q.text', "q.ended_turn", "q.new_tokens < 5", "q.input_tokens > 30", 'q.first_line.startswith("Rome")',
               'matches(r"^capital", q.text)', "len(words(q.text)) == 3", "not q.hit_limit"]
     assert [state(c) for c in holds] == ["true"] * len(holds)
     assert [state(c) for c in broken] == ["false"] * len(broken)

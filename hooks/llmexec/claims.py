@@ -173,7 +173,7 @@ def evaluate(claim: Claim, results: dict[str, Any]) -> Verdict:
         return Verdict("unchecked", results[pending[0]].unavailable)
     scope = {**HELPERS, **{name: results[name] for name in claim.names()}}
     try:
-        value = eval(compile(ast.parse(claim.expression, mode="eval"), claim.where, "eval"), {"__builtins__": {}}, scope)
+        value = eval(compile(ast.parse(claim.expression, mode="eval"), claim.where, "eval"), {"__builtins__": {}, **scope})
     except Exception as exc:  # noqa: BLE001 - a claim that cannot be evaluated is reported, never raised
         return Verdict("error", f"evaluating the check raised {type(exc).__name__}: {exc}")
     values = tuple(_values(claim.expression, scope))
@@ -192,7 +192,7 @@ def _values(expression: str, scope: dict[str, Any]) -> list[str]:
                 isinstance(n, ast.Name) and n.id in scope and n.id not in HELPERS for n in ast.walk(node)):
             source = ast.get_source_segment(expression, node) or ""
             try:
-                value = eval(compile(ast.Expression(node), "<claim>", "eval"), {"__builtins__": {}}, scope)  # type: ignore[arg-type]
+                value = eval(compile(ast.Expression(node), "<claim>", "eval"), {"__builtins__": {}, **scope})  # type: ignore[arg-type]
             except Exception:  # noqa: BLE001 - inside a comprehension, say: nothing to show
                 return
             text = repr(value)
