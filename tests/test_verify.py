@@ -175,3 +175,26 @@ def test_the_command_line_on_real_models_names_the_block_and_what_differs_betwee
     assert "vector extensions: sse4_2 avx avx2 fma avx512f in the lockfile" in forged.stderr
     assert "FAILED" in forged.stderr and "llm-exec.lock" in forged.stderr
     assert json.loads(path.read_text())["outcome"]["text"] == "a forged answer"  # verify never writes the lockfile
+
+
+def test_a_changed_noted_value_is_named_even_when_the_printed_output_is_the_same(bare_site, fake, verify_env, caplog):
+    bare_site.write("docs/index.md", PAGE)
+    mode = os.environ.pop("LLM_EXEC_MODE")
+    bare_site.build()
+    os.environ["LLM_EXEC_MODE"] = mode
+    path, data = entry(bare_site, "code")
+    data["outcome"]["notes"] = {"p": 0.5}  # the fake runner notes nothing
+    path.write_text(json.dumps(data, sort_keys=True, ensure_ascii=False, indent=1) + "\n")
+    with pytest.raises(Abort):
+        bare_site.build()
+    assert "docs/index.md:3: code block: the output differs" in caplog.text
+    assert "lockfile: 'notes = {\"p\": 0.5}'" in caplog.text and "now:      'notes = {}'" in caplog.text
+
+
+def test_noted_values_compare_by_content_not_by_key_order():
+    from llmexec.store import _observable
+
+    stored = {"output": "x", "notes": {"a": 1, "b": {"d": 2, "c": 3}}}  # lockfile entries are written with sorted keys
+    fresh = {"output": "x", "notes": {"b": {"c": 3, "d": 2}, "a": 1}}  # a snippet notes in its own order
+    assert _observable(stored) == _observable(fresh)
+    assert _observable(stored) != _observable({"output": "x", "notes": {"a": 1}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .blocks import fence_for
@@ -47,6 +48,12 @@ def setup_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def mismatch(old: dict[str, Any], new: dict[str, Any], entry_path: str) -> str:
     """The error for one block whose re-executed output differs from its entry: where, first divergence, why."""
     before, after = observable_text(old), observable_text(new)
+    if before == after:  # the text is the same: what differs is a recorded value (notes, token counts, models used)
+        fields = sorted(k for k in set(old.get("outcome", {})) | set(new.get("outcome", {}))
+                        if k not in ("seconds", "batch_size", "decoding", "error", "rich", "status")
+                        and json.dumps(old["outcome"].get(k), sort_keys=True) != json.dumps(new["outcome"].get(k), sort_keys=True))
+        before = "; ".join(f"{k} = {json.dumps(old['outcome'].get(k), sort_keys=True)[:200]}" for k in fields)
+        after = "; ".join(f"{k} = {json.dumps(new['outcome'].get(k), sort_keys=True)[:200]}" for k in fields)
     _, line, column = first_divergence(before, after) or (0, 1, 1)
     pick = lambda text: (text.splitlines() or [""])[line - 1] if line <= len(text.splitlines()) else ""  # noqa: E731
     differences = setup_differences(old, new)

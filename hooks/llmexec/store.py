@@ -122,7 +122,8 @@ def _valid(entry: dict[str, Any]) -> bool:
 def _observable(outcome: dict[str, Any]) -> str:
     """What a reader sees of an outcome (time taken excluded), as canonical JSON: lists and tuples compare equal."""
     fields = ("output", "models_used", "input_text", "text", "finish_reason", "new_tokens")
-    return json.dumps([outcome.get(k) for k in fields] + [outcome.get("notes") or {}])  # older entries have no notes
+    return json.dumps([outcome.get(k) for k in fields] + [outcome.get("notes") or {}],  # older entries have no notes
+                      sort_keys=True)  # stored entries have sorted keys; fresh notes keep the snippet's order
 
 
 def _place(entry: dict[str, Any]) -> tuple[Any, ...]:
