@@ -54,7 +54,7 @@ def test_mistakes_are_problems_with_page_line_and_fix(tmp_path):
     assert all(isinstance(p, Problem) for p in problems)
     messages = [p.message() for p in problems]
     assert messages[0].startswith("docs/page.md:1: generate block names unknown model 'gpt5'")
-    assert "model=base, model=instruct or model=both" in messages[0]
+    assert "use model= one of base, instruct, a list such as model=base,instruct, model=both (base and instruct) or model=all" in messages[0]
     assert "unknown option 'colour'" in messages[1] and "docs/page.md:5:" in messages[1]
     assert "snippets/missing.py" in messages[2] and "not found" in messages[2]
     assert "max_new_tokens='lots'" in messages[3]

@@ -31,6 +31,10 @@ def prepare(config_file: Path) -> int:
             hub_snapshot(spec)
             print(f"llm-exec: {role}: {spec.artifact}: found in the local Hugging Face cache", file=sys.stderr)
             continue
+        elif spec.kind == "tuned":  # trained by the first build that executes a block using it, never here
+            print(f"llm-exec: {role}: {spec.artifact}: tuned on first use by a build that needs it "
+                  "(a build from the lockfile never does)", file=sys.stderr)
+            continue
         else:
             print(f"llm-exec: {role}: {spec.artifact}: local folder", file=sys.stderr)
             continue

@@ -21,7 +21,7 @@ OutputFormat = Literal["text", "markdown", "html"]
 _GENERATE_OPTIONS = {"model", "max_new_tokens", "system", "template", "timeout", "id", "prefill", "stop", "seed",
                      "temperature", "top_p", "generation_prompt"}
 _ESCAPES = {"\\n": "\n", "\\t": "\t", "\\\\": "\\"}  # what stop="\n" and prefill="...\n" mean
-MODEL_CHOICES = ("base", "instruct", "both")
+DISPLAY_ORDER = ("base", "tuned", "instruct")  # model=all shows the configured roles in this order
 _CLAIM_NAMES = {"matches", "words"}  # helpers of checked claims besides Python's built-ins (claims.HELPERS)
 
 
@@ -78,7 +78,8 @@ class Block:
         return f"{self.page}: cell {self.line}" if self.cell else f"{self.page}:{self.line}"
 
 
-def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path) -> list[Block | Problem]:
+def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path,
+                roles: tuple[str, ...] = ("base", "instruct")) -> list[Block | Problem]:
     """Scan Markdown for ```python exec``` and ```generate``` fences; other fences are skipped whole."""
     lines = markdown.split("\n")
     found: list[Block | Problem] = []
@@ -93,7 +94,7 @@ def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path
         close = _closing_index(lines, i + 1, indent, fence)
         body = [line[len(indent):] if line.startswith(indent) else line.lstrip() for line in lines[i + 1 : close]]
         line_no = line_offset + i + 1
-        item = _classify(info, body, page=page, line=line_no, project_dir=project_dir)
+        item = _classify(info, body, page=page, line=line_no, project_dir=project_dir, roles=roles)
         if item is not None:
             if close >= len(lines):
                 item = Problem(page, line_no, "this executable fence is never closed", f"add a closing {fence}")
@@ -141,7 +142,8 @@ def _closing_index(lines: list[str], start: int, indent: str, fence: str) -> int
     return len(lines)
 
 
-def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: Path) -> Block | Problem | None:
+def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: Path,
+              roles: tuple[str, ...]) -> Block | Problem | None:
     words = info.split(None, 1)
     if not words:
         return None
@@ -156,7 +158,7 @@ def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: 
         if "exec" not in options:
             return None
         return _code_block(options, body, page=page, line=line, project_dir=project_dir)
-    return _generate_block(options, body, page=page, line=line)
+    return _generate_block(options, body, page=page, line=line, roles=roles)
 
 
 def _parse_options(text: str) -> dict[str, str]:
@@ -227,7 +229,8 @@ def _code_block(options: dict[str, str], body: list[str], *, page: str, line: in
                  name=options.get("id", ""), options=options)
 
 
-def _generate_block(options: dict[str, str], body: list[str], *, page: str, line: int) -> Block | Problem:
+def _generate_block(options: dict[str, str], body: list[str], *, page: str, line: int,
+                    roles: tuple[str, ...]) -> Block | Problem:
     if problem := _unknown(options, _GENERATE_OPTIONS, "generate", page, line):
         return problem
     timeout = _timeout(options, page, line)
@@ -236,9 +239,12 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
     if problem := _name(options, page, line):
         return problem
     model = options.get("model", "both")
-    if model not in MODEL_CHOICES:
-        return Problem(page, line, f"generate block names unknown model {model!r}",
-                       "use model=base, model=instruct or model=both (the roles configured under extra.llm_exec.models in mkdocs.yml)")
+    chosen = {"both": ("base", "instruct"), "all": tuple(r for r in DISPLAY_ORDER if r in roles)}.get(model)
+    chosen = chosen or tuple(model.split(","))
+    if unknown := [r for r in chosen if r not in roles]:
+        return Problem(page, line, f"generate block names unknown model {unknown[0]!r}",
+                       f"use model= one of {', '.join(roles)}, a list such as model=base,{roles[-1]}, model=both "
+                       "(base and instruct) or model=all (the roles configured under extra.llm_exec.models in mkdocs.yml)")
     template = options.get("template", "auto")
     if template not in ("auto", "chat", "raw"):
         return Problem(page, line, f"template={template!r} is not a template mode",
@@ -254,9 +260,8 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
     decoding = _decoding(options, page, line)
     if isinstance(decoding, Problem):
         return decoding
-    roles = ("base", "instruct") if model == "both" else (model,)
     stop = tuple(_unescape(s) for s in options["stop"].split("\x1f")) if "stop" in options else ()
-    return Block("generate", page, line, 0, 0, "", prompt, page, line + 1, timeout=timeout, models=roles,
+    return Block("generate", page, line, 0, 0, "", prompt, page, line + 1, timeout=timeout, models=chosen,
                  max_new_tokens=max_new, system=options.get("system", ""), template=template,  # type: ignore[arg-type]
                  name=options.get("id", ""), prefill=_unescape(options.get("prefill", "")), stop=stop, **decoding,
                  options=options)

@@ -14,6 +14,7 @@ from mkdocs.config import config_options as c
 
 from .errors import ConfigError, with_fix
 from .models import PRESETS, ModelSpec, model_cache_root
+from .recipes import TEMPLATES, Recipe, read_conversations
 from .store import MODES, Mode
 
 SECTION = "extra.llm_exec"
@@ -33,9 +34,29 @@ class _ModelOptions(base.Config):
     label = c.Type(str, default="")
 
 
+class _TuneOptions(base.Config):
+    """A same-family instruct variant made during the build (README, 'A tuned model')."""
+
+    start = c.Type(str, default="base")
+    conversations = c.Type(str)  # the training data: JSON lines (a Config cannot have a key named `data`)
+    steps = c.Type(int, default=40)
+    learning_rate = c.Type((int, float), default=5e-5)
+    batch_size = c.Type(int, default=8)
+    seed = c.Type(int, default=0)
+    method = c.Choice(("full", "layers"), default="full")
+    template = c.Choice(tuple(TEMPLATES), default="gemma")
+    max_tokens = c.Type(int, default=256)
+
+
+class _TunedOptions(base.Config):
+    tune = c.SubConfig(_TuneOptions)
+    label = c.Type(str, default="")
+
+
 class _ModelsOptions(base.Config):
     base = c.SubConfig(_ModelOptions)
     instruct = c.SubConfig(_ModelOptions)
+    tuned = c.Type(dict, default={})  # optional: validated with _TunedOptions when given
 
 
 class _Options(base.Config):
@@ -111,6 +132,8 @@ def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, 
                                    "re-executes the entries changed since a git ref", f"run: make verify SINCE=REF, "
                                    f"or unset {SINCE_ENV}"))
     models = {role: _model_spec(role, options.models[role], config_dir) for role in ROLES}
+    if options.models["tuned"]:
+        models["tuned"] = _tuned_spec(options.models["tuned"], models, config_dir)
     return Settings(
         enabled=options.enabled,
         mode=env_mode or options.mode,  # type: ignore[arg-type]
@@ -154,6 +177,31 @@ def _check_values(options: _Options) -> list[str]:
         if model["revision"] and not model["hub"]:
             problems.append(f"{where}.revision: only meaningful together with `hub:`")
     return problems
+
+
+def _tuned_spec(raw: dict[str, Any], models: dict[str, ModelSpec], config_dir: Path) -> ModelSpec:
+    """The tuned role: its recipe, checked now (a broken data file stops the build naming file and line)."""
+    tuned = _TunedOptions(config_file_path=str(config_dir / "mkdocs.yml"))
+    tuned.load_dict(raw)
+    failed, warnings = tuned.validate()
+    where = f"{SECTION}.models.tuned"
+    if failed or warnings:
+        raise ConfigError(with_fix("invalid configuration in mkdocs.yml:\n    " + "\n    ".join(
+            f"{where}.{key}: {err}" for key, err in [*failed, *warnings]), "see README, 'A tuned model'"))
+    tune = tuned["tune"]
+    where += ".tune"
+    if tune["start"] not in models:
+        raise ConfigError(with_fix(f"{where}.start: {tune['start']!r} is not a configured model",
+                                   f"start from one of: {', '.join(models)}"))
+    bad = [f"{name} must be positive" for name in ("steps", "learning_rate", "batch_size", "max_tokens") if tune[name] <= 0]
+    if bad:
+        raise ConfigError(with_fix(f"{where}: {'; '.join(bad)}", "see README, 'A tuned model'"))
+    recipe = Recipe(tune["start"], tune["conversations"], tune["steps"], float(tune["learning_rate"]), tune["batch_size"],
+                    tune["seed"], tune["method"], tune["template"], tune["max_tokens"])
+    data = (config_dir / tune["conversations"]).resolve()
+    read_conversations(data)
+    detail = {"recipe": recipe.to_json(), "data_path": str(data), "start": models[tune["start"]].to_json()}
+    return ModelSpec("tuned", "tuned", "tuned", "", tuned["label"], json.dumps(detail, sort_keys=True))
 
 
 def _model_spec(role: str, model: _ModelOptions, config_dir: Path) -> ModelSpec:

@@ -123,7 +123,8 @@ class Engine:
             return
         jobs: dict[str, Job] = {}
         for page, markdown, offset in pages:
-            items = find_blocks(markdown, page=page, line_offset=offset, project_dir=self.project_dir)
+            items = find_blocks(markdown, page=page, line_offset=offset, project_dir=self.project_dir,
+                                roles=tuple(self.settings.models))
             for job in self.generate_jobs([b for b in items if isinstance(b, Block) and b.kind == "generate"]):
                 if job.key not in jobs and self.store.lookup(job.key) is None:
                     jobs[job.key] = job
@@ -132,7 +133,8 @@ class Engine:
                 self.fresh[job.key] = to_json(outcome)
 
     def process_page(self, markdown: str, *, page: str, line_offset: int = 0) -> str:
-        items = find_blocks(markdown, page=page, line_offset=line_offset, project_dir=self.project_dir)
+        items = find_blocks(markdown, page=page, line_offset=line_offset, project_dir=self.project_dir,
+                            roles=tuple(self.settings.models))
         found = claims.find_claims(markdown, page=page, line_offset=line_offset)
         if not items and not found:
             return markdown
@@ -206,7 +208,7 @@ class Engine:
         for index, (block, key, outcome) in enumerate(zip(blocks, keys, outcomes)):
             if index >= restored:
                 self._record(key, entries.code(block, index, outcome, self.settings.models, self._versions(),
-                                               self._machine()))
+                                               self._machine(), self._weights()))
         return outcomes
 
     def _resume_point(self, keys: list[str], hits: list[dict[str, Any] | None]) -> int:
@@ -254,7 +256,8 @@ class Engine:
         for position, index in enumerate(order):
             outcomes[index] = sent[position]
         for job, outcome in zip(jobs, outcomes):
-            self._record(job.key, entries.generate(job, outcome, self.settings.models, self._versions(), self._machine()))
+            self._record(job.key, entries.generate(job, outcome, self.settings.models, self._versions(), self._machine(),
+                                                   self._weights()))
             if outcome.status != "ok":
                 self.report(f"{job.block.where}: generate block failed on the {job.role} model: "
                             f"{outcome.error}\n  --> {_FIXES.get(outcome.status, 'see the message above')}")
@@ -279,6 +282,9 @@ class Engine:
 
     def _machine(self) -> dict[str, Any]:
         return dict(getattr(self._runner, "machine", {}) or {})
+
+    def _weights(self) -> dict[str, str]:
+        return dict(getattr(self._runner, "weights", {}) or {})
 
     def _unexecuted(self, key: str, entry: dict[str, Any]) -> Any:
         where = entry["where"]

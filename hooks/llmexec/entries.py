@@ -22,21 +22,23 @@ class Job:
 
 
 def code(block: Block, index: int, outcome: CodeOutcome | None, models: dict[str, ModelSpec],
-         versions: dict[str, str], machine: dict[str, Any] | None = None) -> dict[str, Any]:
+         versions: dict[str, str], machine: dict[str, Any] | None = None,
+         weights: dict[str, str] | None = None) -> dict[str, Any]:
     used = outcome.models_used if outcome else ()
     return {"kind": "code", "page": block.page, "line": block.line, "where": block.where, "index": index, "role": "",
             "source": block.source, "file": block.filename if block.filename != block.page and not block.cell else "",
-            "models": {role: _model(models[role]) for role in used}, "versions": versions,
+            "models": {role: _model(models[role], weights) for role in used}, "versions": versions,
             **_machine(machine), "outcome": to_json(outcome) if outcome else {}}
 
 
 def generate(job: Job, outcome: GenerateOutcome | None, models: dict[str, ModelSpec],
-             versions: dict[str, str], machine: dict[str, Any] | None = None) -> dict[str, Any]:
+             versions: dict[str, str], machine: dict[str, Any] | None = None,
+             weights: dict[str, str] | None = None) -> dict[str, Any]:
     b = job.block
     return {"kind": "generate", "page": b.page, "line": b.line, "where": b.where, "index": job.index, "role": job.role,
             "source": b.source, "settings": {"system": b.system, "template": b.template,
                                              "max_new_tokens": job.limit, "decoding": _decoding(b), **_extras(b)},
-            "models": {job.role: _model(models[job.role])}, "versions": versions,
+            "models": {job.role: _model(models[job.role], weights)}, "versions": versions,
             **_machine(machine), "outcome": to_json(outcome) if outcome else {}}
 
 
@@ -63,5 +65,9 @@ def _machine(machine: dict[str, Any] | None) -> dict[str, Any]:
     return {"machine": machine} if machine else {}
 
 
-def _model(spec: ModelSpec) -> dict[str, str]:
-    return {"artifact": spec.artifact, "identity": spec.identity}
+def _model(spec: ModelSpec, weights: dict[str, str] | None = None) -> dict[str, str]:
+    """The artifact and its identity; a tuned model adds the sha256 of the weights its recipe produced here."""
+    found = {"artifact": spec.artifact, "identity": spec.identity}
+    if weights and weights.get(spec.role):
+        found["weights_sha256"] = weights[spec.role]
+    return found

@@ -33,6 +33,7 @@ class WorkerRunner:
         self.versions: dict[str, str] = {}
         self.machine: dict[str, Any] = {}  # CPU architecture, vector extensions, threads: recorded with each entry
         self._streamed: list[dict[str, Any]] = []  # outcomes of the current call, as the worker finished them
+        self.weights: dict[str, str] = {}  # role -> sha256 of weights made on this machine (tuned models)
         self._configured = False
 
     def begin_build(self) -> None:
@@ -108,6 +109,7 @@ class WorkerRunner:
             message = json.loads(line)
             if message["op"] == "log":
                 self.load_seconds += message.get("load_seconds", 0.0)
+                self.weights.update(message.get("weights") or {})
                 self.progress(message["message"])
             elif message["op"] == "outcome":
                 self._streamed.append(message["outcome"])

@@ -6,13 +6,14 @@ import hashlib
 import importlib.util
 import os
 import sys
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import ModelNotFound, with_fix
 
-SourceKind = Literal["preset", "hub", "path"]
+SourceKind = Literal["preset", "hub", "path", "tuned"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class ModelSpec:
     ref: str  # preset name, hub repo id, or absolute folder path
     revision: str = ""  # hub only: the pinned commit
     label: str = ""  # what the page shows; defaults to a description of the source
+    tune: str = ""  # tuned only: {"recipe": ..., "data_path": absolute, "start": the starting model's spec}, as JSON
 
     @property
     def identity(self) -> str:
@@ -76,7 +78,24 @@ class ModelSpec:
             return f"gguf-sha256:{PRESETS[self.ref].sha256}"
         if self.kind == "hub":
             return f"hub:{self.ref}@{self.revision}"
+        if self.kind == "tuned":
+            return f"tuned-sha256:{hashlib.sha256(self.tune_identity().encode()).hexdigest()}"
         return f"dir-sha256:{folder_digest(Path(self.ref))}"
+
+    def tune_parts(self) -> tuple[Any, Path, ModelSpec]:
+        """A tuned model's recipe, its data file and the spec of the model it starts from."""
+        from .recipes import Recipe
+
+        data = json.loads(self.tune)
+        return Recipe(**data["recipe"]), Path(data["data_path"]), ModelSpec.from_json(data["start"])
+
+    def tune_identity(self) -> str:
+        """What the tuned weights depend on: the recipe, the data's bytes, the starting model, the libraries."""
+        from .recipes import identity, library_versions
+
+        recipe, data, start = self.tune_parts()
+        data_sha = file_sha256(data) if data.is_file() else "missing"
+        return identity(recipe, start.identity, data_sha, library_versions())
 
     @property
     def artifact(self) -> str:
@@ -88,17 +107,24 @@ class ModelSpec:
             return f"{p.upstream} ({p.quantization}, sha256 {p.sha256[:12]}…)"
         if self.kind == "hub":
             return f"{self.ref} @ {self.revision[:12]}"
+        if self.kind == "tuned":
+            recipe, data, start = self.tune_parts()
+            return (f"{start.artifact} + {recipe.steps} steps of instruction tuning on {data.name} "
+                    f"(recipe {self.identity.split(':')[1][:12]}…)")
         return f"{Path(self.ref).name} (local folder, sha256 {self.identity.split(':')[1][:12]}…)"
 
     def to_json(self) -> dict[str, str]:
-        return {"role": self.role, "kind": self.kind, "ref": self.ref, "revision": self.revision, "label": self.label}
+        return {"role": self.role, "kind": self.kind, "ref": self.ref, "revision": self.revision, "label": self.label,
+                "tune": self.tune}
 
     @classmethod
     def from_json(cls, data: dict[str, str]) -> ModelSpec:
-        return cls(data["role"], data["kind"], data["ref"], data["revision"], data["label"])  # type: ignore[arg-type]
+        return cls(data["role"], data["kind"], data["ref"], data["revision"], data["label"],  # type: ignore[arg-type]
+                   data.get("tune", ""))
 
 
 _digest_memo: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
+_file_memo: dict[tuple[str, int, int], str] = {}
 
 
 def folder_digest(folder: Path) -> str:
@@ -120,6 +146,15 @@ def folder_digest(folder: Path) -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes; memoized on (path, size, mtime), so a build hashes an unchanged file once."""
+    stat = path.stat()
+    stamp = (str(path), stat.st_size, stat.st_mtime_ns)
+    if stamp not in _file_memo:
+        _file_memo[stamp] = _sha256_of(path)
+    return _file_memo[stamp]
+
+
+def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(1 << 20):

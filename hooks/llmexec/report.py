@@ -39,6 +39,11 @@ def setup_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         for name in sorted(set(before) | set(after)):
             if before.get(name) != after.get(name):
                 found.append(f"{name.replace('_', ' ')}: {before.get(name, '?')} in the lockfile, {after.get(name, '?')} here")
+    for role, model in (new.get("models") or {}).items():
+        before = ((old.get("models") or {}).get(role) or {}).get("weights_sha256")
+        if before and model.get("weights_sha256") and before != model["weights_sha256"]:
+            found.append(f"the {role} model's weights: tuning its recipe gave sha256 {before[:16]}… where the lockfile "
+                         f"was made and {model['weights_sha256'][:16]}… here, so its outputs can differ")
     sizes = ((old.get("outcome") or {}).get("batch_size"), (new.get("outcome") or {}).get("batch_size"))
     if all(sizes) and sizes[0] != sizes[1]:
         found.append(f"batch: generated with {sizes[0]} prompt(s) in its batch in the lockfile, {sizes[1]} here")

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
@@ -74,6 +74,7 @@ class LoadedModel:
         self.spec, self.role, self.artifact = spec, spec.role, spec.artifact
         self.tokenizer, self.model = tokenizer, model
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        self.training: dict[str, Any] = {}  # a tuned model's training.json: recipe, losses, weights sha256
 
     def __repr__(self) -> str:
         return f"<{self.role} model: {self.artifact}>"
@@ -242,17 +243,30 @@ def handle(role: str) -> ModelHandle:
     return HANDLES[role]
 
 
-def load_model(spec: ModelSpec, model_cache: Path, log: Callable[[str], None]) -> LoadedModel:
-    """Load from a local folder only; presets are converted once from their verified GGUF."""
-    folder = {"preset": lambda: converted_folder(spec, model_cache, log), "hub": lambda: hub_snapshot(spec),
-              "path": lambda: Path(spec.ref)}[spec.kind]()
+def model_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], threads: int = 2) -> Path:
+    """The local folder of a configured model: presets are converted once, tuned models trained once."""
+    from .tuned import tuned_folder
+
+    return {"preset": lambda: converted_folder(spec, model_cache, log), "hub": lambda: hub_snapshot(spec),
+            "path": lambda: Path(spec.ref),
+            "tuned": lambda: tuned_folder(spec, model_cache, log, threads,
+                                          lambda start: model_folder(start, model_cache, log, threads))}[spec.kind]()
+
+
+def load_model(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], threads: int = 2) -> LoadedModel:
+    """Load from a local folder only."""
+    from .tuned import training_record
+
+    folder = model_folder(spec, model_cache, log, threads)
     if not (folder / "config.json").is_file():
         raise ModelNotFound(with_fix(f"model '{spec.role}': {folder} holds no saved model (config.json missing)",
                                      "point `path:` at a folder written by save_pretrained()"))
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
     model.eval()
-    return LoadedModel(spec, tokenizer, model)
+    loaded = LoadedModel(spec, tokenizer, model)
+    loaded.training = training_record(folder)
+    return loaded
 
 
 def converted_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None]) -> Path:

@@ -65,12 +65,13 @@ class Zygote:
             self.log(f"loading {role} model: {spec.artifact}")
             started = time.perf_counter()
             try:
-                self.loaded[role] = load_model(spec, self.model_cache, self.log)
+                self.loaded[role] = load_model(spec, self.model_cache, self.log, self.threads)
             except Exception as exc:  # every load failure becomes a message on the blocks that needed it
                 self.failed[role] = f"model '{role}' could not be loaded: {exc}"
                 raise ModelUnavailable(self.failed[role]) from None
+            weights = self.loaded[role].training.get("weights_sha256", "")
             self.log(f"loaded {role} model in {time.perf_counter() - started:.1f} s",
-                     load_seconds=time.perf_counter() - started)
+                     load_seconds=time.perf_counter() - started, weights={role: weights} if weights else {})
         return self.loaded[role]
 
     def preload(self, roles: set[str]) -> None:

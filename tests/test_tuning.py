@@ -1,0 +1,217 @@
+"""A tuned model source: trained once from a recipe into the model cache, keyed by everything that decides it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from llmexec.config import load_settings
+from llmexec.errors import ConfigError
+
+WORDS = ["hello", "good morning", "the cat sat", "translate to french", "my friend", "the dog sat on the mat"]
+ANSWERS = ["bonjour", "good morning my friend", "on the mat", "bonjour my friend", "hello", "the cat"]
+
+
+def write_data(path: Path, extra: str = "") -> Path:
+    lines = [json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+             for q, a in zip(WORDS, ANSWERS)]
+    lines.append(json.dumps({"messages": [{"role": "system", "content": "translate to french"},
+                                          {"role": "user", "content": "good morning"},
+                                          {"role": "assistant", "content": "bonjour"}]}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path
+
+
+def tune(**changes) -> dict:
+    return {"tune": {"start": "base", "conversations": "tuning.jsonl", "steps": 3, "learning_rate": 1e-3,
+                     "batch_size": 2, "seed": 0, "method": "full", "template": "chatml", "max_tokens": 64, **changes}}
+
+
+@pytest.fixture
+def tuned_site(site, tmp_path, monkeypatch):
+    write_data(site.root / "tuning.jsonl")
+    site.models["tuned"] = tune()
+    site.llm_exec["model_cache_dir"] = str(tmp_path / "model-cache")
+    return site
+
+
+PAGE = "# T\n\n```generate model=all max_new_tokens=4 id=q\ngood morning\n```\n"
+
+
+def identity(root: Path, models: dict) -> str:
+    return load_settings({"llm_exec": {"models": models}}, root).models["tuned"].identity
+
+
+def test_the_identity_changes_with_every_recipe_field_and_with_the_data(tuned_site):
+    root, models = tuned_site.root, {k: v for k, v in tuned_site.models.items() if k != "tuned"}
+    first = identity(root, {**models, "tuned": tune()})
+    assert identity(root, {**models, "tuned": tune()}) == first
+    changed = [tune(steps=4), tune(learning_rate=2e-3), tune(batch_size=3), tune(seed=1), tune(method="layers"),
+               tune(template="gemma"), tune(max_tokens=65), tune(start="instruct")]
+    ids = [identity(root, {**models, "tuned": t}) for t in changed]
+    assert first not in ids and len(set(ids)) == len(ids)
+    write_data(root / "tuning.jsonl", extra=json.dumps({"messages": [{"role": "user", "content": "hello"},
+                                                                     {"role": "assistant", "content": "world"}]}) + "\n")
+    assert identity(root, {**models, "tuned": tune()}) != first
+    other_base = {**models, "base": models["instruct"]}  # a different starting model
+    assert identity(root, {**other_base, "tuned": tune()}) != first
+
+
+def test_trained_once_with_progress_then_reused_and_recorded_in_the_lockfile(tuned_site, caplog):
+    caplog.set_level("INFO")
+    tuned_site.write("docs/index.md", PAGE)
+    tuned_site.build()
+    assert "tuning model 'tuned' once: 3 steps on tuning.jsonl" in caplog.text
+    assert "tuned: step 1/3, loss " in caplog.text and "tuned: step 3/3, loss " in caplog.text and "s left" in caplog.text
+    html = tuned_site.html()
+    assert html.count('class="llmx-model llmx-') == 3 and "llmx-cols-3" in html  # base, tuned, instruct
+    assert html.index("llmx-base") < html.index("llmx-tuned") < html.index("llmx-instruct")
+    entry = next(json.loads(p.read_text()) for p in (tuned_site.root / "llm-exec.lock").glob("*.json")
+                 if json.loads(p.read_text())["role"] == "tuned")
+    model = entry["models"]["tuned"]
+    assert model["identity"].startswith("tuned-sha256:") and len(model["weights_sha256"]) == 64
+    folder = next((Path(tuned_site.llm_exec["model_cache_dir"])).glob("tuned-tuned-*"))
+    record = json.loads((folder / "training.json").read_text())
+    assert record["weights_sha256"] == model["weights_sha256"] and len(record["losses"]) == 3
+    assert entry["outcome"]["input_text"].startswith("<|im_start|> user")  # the tuned tokenizer's chat template
+
+    caplog.clear()
+    for name in ("llm-exec.lock", ".cache"):
+        shutil.rmtree(tuned_site.root / name)
+    tuned_site.build()  # a cold build: the tuned model comes from the model cache
+    assert "tuning model" not in caplog.text and "3 blocks executed" in caplog.text
+
+
+def test_the_same_recipe_gives_the_same_weights(tuned_site, tmp_path):
+    tuned_site.write("docs/index.md", PAGE.replace("model=all", "model=tuned"))
+    hashes = []
+    for cache in ("first", "second"):
+        tuned_site.llm_exec["model_cache_dir"] = str(tmp_path / cache)
+        for name in ("llm-exec.lock", ".cache"):
+            shutil.rmtree(tuned_site.root / name, ignore_errors=True)
+        tuned_site.build()
+        record = next((tmp_path / cache).glob("tuned-tuned-*/training.json"))
+        hashes.append(json.loads(record.read_text())["weights_sha256"])
+    assert hashes[0] == hashes[1]
+
+
+def test_two_builds_at_once_train_once(tuned_site):
+    tuned_site.write("docs/index.md", PAGE.replace("model=all", "model=tuned"))
+    tuned_site.config()
+    other = tuned_site.root.parent / "other"
+    shutil.copytree(tuned_site.root, other)
+    def build(root: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(root / "mkdocs.yml")],
+                              capture_output=True, text=True, timeout=600, cwd=root)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(build, [tuned_site.root, other]))
+    assert [r.returncode for r in results] == [0, 0], [r.stderr[-2000:] for r in results]
+    assert sum(r.stderr.count("tuning model 'tuned' once") for r in results) == 1
+    assert len(list(Path(tuned_site.llm_exec["model_cache_dir"]).glob("tuned-tuned-*"))) == 1
+
+
+def test_locked_and_preview_builds_never_train(tuned_site):
+    tuned_site.write("docs/index.md", PAGE.replace("model=all", "model=tuned"))
+    cache = Path(tuned_site.llm_exec["model_cache_dir"])
+    locked = tuned_site.build_cli(env={"LLM_EXEC_MODE": "locked"})
+    assert locked.returncode == 1 and "no lockfile entry matches this block, and locked mode never executes" in locked.stderr
+    preview = tuned_site.build_cli(env={"LLM_EXEC_MODE": "preview"})
+    assert preview.returncode == 0 and "Not executed in this preview" in tuned_site.html()
+    assert not list(cache.glob("tuned-*")) and "tuning model" not in locked.stderr + preview.stderr
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"start": "nothing"}, "extra.llm_exec.models.tuned.tune.start: 'nothing' is not a configured model"),
+    ({"conversations": "missing.jsonl"}, "missing.jsonl does not exist"),
+    ({"conversations": "broken.jsonl"}, "broken.jsonl:3: not a conversation (turns must alternate user, assistant"),
+    ({"conversations": "bad-json.jsonl"}, "bad-json.jsonl:2: not a conversation (Expecting"),
+])
+def test_a_broken_recipe_stops_the_build_naming_the_file_and_line(tuned_site, change, expected):
+    good = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]})
+    (tuned_site.root / "broken.jsonl").write_text(f"{good}\n{good}\n" + json.dumps(
+        {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}) + "\n")
+    (tuned_site.root / "bad-json.jsonl").write_text(f"{good}\n{{not json\n")
+    tuned_site.models["tuned"] = tune(**change)
+    tuned_site.write("docs/index.md", PAGE)
+    result = tuned_site.build_cli()
+    assert result.returncode == 1 and expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_turn_template_the_starting_tokenizer_lacks_is_a_clear_error(tuned_site):
+    tuned_site.models["tuned"] = tune(template="gemma")  # the tiny tokenizer has no <end_of_turn>
+    tuned_site.write("docs/index.md", PAGE.replace("model=all", "model=tuned"))
+    result = tuned_site.build_cli()
+    assert result.returncode == 1
+    assert "has no token '<end_of_turn>', so the 'gemma' turn template cannot be used with it" in result.stderr
+
+
+def test_the_rendered_conversation_matches_the_tuned_chat_template_and_masks_only_replies(tiny_models):
+    from transformers import AutoTokenizer
+
+    from llmexec.recipes import TEMPLATES
+    from llmexec.tune import encode, render
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["instruct"])
+    turns = [("system", "translate to french"), ("user", "good morning"), ("assistant", "bonjour my friend")]
+    for name in ("chatml", "gemma"):
+        tokenizer.chat_template = TEMPLATES[name].jinja
+        text, _ = render(TEMPLATES[name], turns)  # without <bos>: encode() adds it as a token, as the model sees it
+        bos = tokenizer.bos_token if TEMPLATES[name].bos else ""
+        assert bos + text == tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in turns], tokenize=False)
+    tokenizer.chat_template = TEMPLATES["chatml"].jinja
+    ids, labels = encode(tokenizer, TEMPLATES["chatml"], turns, 64)
+    trained = tokenizer.decode([i for i, label in zip(ids, labels) if label != -100])
+    assert trained == "bonjour my friend <|im_end|>"
+
+
+def _normalized(text: str) -> str:
+    return " ".join("".join(c.lower() if c.isalnum() else " " for c in text).split())
+
+
+def page_prompts() -> set[str]:
+    """Every prompt the site's pages give a model: generate blocks, and the strings in code blocks, snippets and
+    notebook cells that are at least three words long."""
+    import ast
+
+    from conftest import ROOT
+    from llmexec.blocks import Block, find_blocks
+
+    prompts, sources = set(), [p.read_text() for p in (ROOT / "snippets").glob("*.py")]
+    for page in (ROOT / "docs").glob("*.md"):
+        for block in find_blocks(page.read_text(), page=page.name, line_offset=0, project_dir=ROOT,
+                                 roles=("base", "tuned", "instruct")):
+            if isinstance(block, Block):
+                (prompts.add(block.source) if block.kind == "generate" else sources.append(block.source))
+    for notebook in (ROOT / "docs").glob("*.ipynb"):
+        sources += ["".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    for source in sources:
+        prompts |= {n.value for n in ast.walk(ast.parse(source))
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value.split()) >= 3}
+    return {p for p in map(_normalized, prompts) if len(p.split()) >= 3}
+
+
+def leaked(data: Path, prompts: set[str]) -> list[str]:
+    found = []
+    for number, line in enumerate(data.read_text().splitlines(), 1):
+        texts = [_normalized(m["content"]) for m in json.loads(line)["messages"]]
+        found += [f"line {number}: {p!r}" for p in prompts for t in texts if p in t]
+    return found
+
+
+def test_no_prompt_of_the_pages_is_in_the_training_data(tmp_path):
+    from conftest import ROOT
+
+    data, prompts = ROOT / "tuning" / "conversations.jsonl", page_prompts()
+    assert len(prompts) > 40 and len(data.read_text().splitlines()) >= 300
+    assert leaked(data, prompts) == []
+    planted = tmp_path / "planted.jsonl"  # the check can fail: a page prompt, re-punctuated, is found
+    planted.write_text(data.read_text() + json.dumps({"messages": [
+        {"role": "user", "content": "what is the capital  of FRANCE"}, {"role": "assistant", "content": "Paris."}]}) + "\n")
+    assert leaked(planted, prompts) == [f"line {len(data.read_text().splitlines()) + 1}: 'what is the capital of france'"]
