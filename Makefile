@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup models browser site serve test lock verify bench clean
+.PHONY: setup models browser site serve test lock verify bench bench-tuning clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,10 @@ verify: models
 # On demand, not part of `make test`: builds synthetic sites (10 and 50 pages) and prints ratios.
 bench: models
 	$(PY) benchmarks/bench.py
+
+# On demand: trains the site's tuned recipe into an empty cache (time, peak memory, end-of-turn rates).
+bench-tuning: models
+	$(PY) benchmarks/bench_tuning.py
 
 clean:
 	rm -rf site .cache

@@ -180,7 +180,7 @@ def project_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpro
     """This project's own site, built ONCE per session with the real offline models, from a cold cache
     (a copy without .cache/ or the lockfile): the real-model tests and the browser test share it."""
     project = tmp_path_factory.mktemp("real") / "project"
-    for name in ("docs", "snippets", "hooks"):
+    for name in ("docs", "snippets", "hooks", "tuning"):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import subprocess
@@ -87,3 +88,32 @@ def test_batching_never_changes_what_the_real_models_generate(tmp_path):
         outputs.append(_blocks((project / "site" / "index.html").read_text(), "llmx-output"))
     assert len(outputs[0]) == 2 * len(prompts)
     assert outputs[0] == outputs[1]
+
+
+def test_the_tuned_model_ends_its_turn_on_held_out_prompts_more_often_than_the_base_model(project_site):
+    """The real recipe (trained by the project build above, or reused from the model cache), on the pages' own
+    requests, none of which is in its training data."""
+    from mkdocs.config import load_config
+
+    from llmexec.blocks import Block, find_blocks
+    from llmexec.config import load_settings
+    from llmexec.runtime import Prompt, load_model
+
+    project, cold = project_site
+    settings = load_settings(load_config(str(project / "mkdocs.yml")).extra, project)
+    prompts = list(dict.fromkeys(
+        b.source for page in sorted((project / "docs").glob("*.md"))
+        for b in find_blocks(page.read_text(), page=page.name, line_offset=0, project_dir=project,
+                             roles=tuple(settings.models))
+        if isinstance(b, Block) and b.kind == "generate" and b.template != "raw" and not b.prefill))
+    assert len(prompts) >= 10
+    ended = {}
+    for role in ("base", "tuned"):
+        model = load_model(settings.models[role], settings.model_cache_dir, print)
+        results = model.generate_batch([Prompt(p) for p in prompts], 48)
+        ended[role] = sum(r.finish_reason == "eos" for r in results)
+    assert ended["tuned"] > ended["base"] and ended["tuned"] >= len(prompts) / 2, ended
+    from llmexec.tuned import tuned_path
+
+    record = json.loads((tuned_path(settings.models["tuned"], settings.model_cache_dir) / "training.json").read_text())
+    assert record["losses"][-1] < record["losses"][0]

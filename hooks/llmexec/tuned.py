@@ -39,7 +39,7 @@ def tuned_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None],
         log(f"tuning model '{spec.role}' once: {recipe.steps} steps on {data.name}, from {start.artifact}")
         process = subprocess.Popen([sys.executable, "-m", "llmexec.tune", json.dumps(spec.to_json()), str(source),
                                     str(target), str(threads)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, env=os.environ.copy())
+                                   text=True, env=_env())
         assert process.stdout is not None and process.stderr is not None
         for line in process.stdout:
             if line.startswith(PROGRESS_MARK):
@@ -51,6 +51,12 @@ def tuned_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None],
             raise WorkerError(reason or with_fix(f"tuning model '{spec.role}' failed with exit code {process.returncode}: "
                                                  f"{errors.strip()[-600:]}", "see the worker log for the cause"))
     return target
+
+
+def _env() -> dict[str, str]:
+    """The training process finds this package wherever the caller found it."""
+    parent = str(Path(__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [parent, os.environ.get("PYTHONPATH")]))}
 
 
 def training_record(folder: Path) -> dict:
