@@ -215,3 +215,37 @@ def test_no_prompt_of_the_pages_is_in_the_training_data(tmp_path):
     planted.write_text(data.read_text() + json.dumps({"messages": [
         {"role": "user", "content": "what is the capital  of FRANCE"}, {"role": "assistant", "content": "Paris."}]}) + "\n")
     assert leaked(planted, prompts) == [f"line {len(data.read_text().splitlines()) + 1}: 'what is the capital of france'"]
+
+
+NO_TORCH = """
+import builtins, importlib.metadata as md
+_real_import, _real_version = builtins.__import__, md.version
+def _blocked(name, *args, **kwargs):
+    if name.split(".")[0] in ("torch", "transformers"):
+        raise ModuleNotFoundError(f"No module named {name!r} (not installed: the site-only environment)")
+    return _real_import(name, *args, **kwargs)
+def _version(name):
+    if name in ("torch", "transformers"):
+        raise md.PackageNotFoundError(name)
+    return _real_version(name)
+builtins.__import__, md.version = _blocked, _version
+"""
+
+
+def test_a_locked_build_needs_no_torch_to_key_the_tuned_model(tuned_site):
+    tuned_site.write("docs/index.md", PAGE)
+    assert tuned_site.build_cli().returncode == 0
+    locked = tuned_site.build_cli(env={"LLM_EXEC_MODE": "locked"}, prelude=NO_TORCH)
+    assert locked.returncode == 0, locked.stderr[-3000:]
+    assert "0 blocks executed, 3 from cache" in locked.stderr
+
+
+def test_other_library_versions_train_into_another_folder_with_the_same_keys(tuned_site, monkeypatch):
+    from llmexec import recipes
+    from llmexec.tuned import tuned_path
+
+    spec = load_settings({"llm_exec": {"models": tuned_site.models}}, tuned_site.root).models["tuned"]
+    before = (spec.identity, tuned_path(spec, Path("/cache")))
+    monkeypatch.setattr(recipes, "library_versions", lambda: {"torch": "9.9", "transformers": "9.9"})
+    after = (spec.identity, tuned_path(spec, Path("/cache")))
+    assert after[0] == before[0] and after[1] != before[1]

@@ -79,7 +79,7 @@ class ModelSpec:
         if self.kind == "hub":
             return f"hub:{self.ref}@{self.revision}"
         if self.kind == "tuned":
-            return f"tuned-sha256:{hashlib.sha256(self.tune_identity().encode()).hexdigest()}"
+            return f"tuned-sha256:{hashlib.sha256(self.tune_identity(with_libraries=False).encode()).hexdigest()}"
         return f"dir-sha256:{folder_digest(Path(self.ref))}"
 
     def tune_parts(self) -> tuple[Any, Path, ModelSpec]:
@@ -89,13 +89,15 @@ class ModelSpec:
         data = json.loads(self.tune)
         return Recipe(**data["recipe"]), Path(data["data_path"]), ModelSpec.from_json(data["start"])
 
-    def tune_identity(self) -> str:
-        """What the tuned weights depend on: the recipe, the data's bytes, the starting model, the libraries."""
+    def tune_identity(self, *, with_libraries: bool) -> str:
+        """What the tuned weights depend on: the recipe, the data's bytes, the starting model and (for the trained
+        folder, not the cache keys) the torch and transformers versions. Keys leave the libraries out, as they do
+        for presets: a locked build has no torch to ask, and each entry records the versions it was made with."""
         from .recipes import identity, library_versions
 
         recipe, data, start = self.tune_parts()
         data_sha = file_sha256(data) if data.is_file() else "missing"
-        return identity(recipe, start.identity, data_sha, library_versions())
+        return identity(recipe, start.identity, data_sha, library_versions() if with_libraries else {})
 
     @property
     def artifact(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import subprocess
@@ -17,8 +18,9 @@ from .tune import MESSAGE_MARK, PROGRESS_MARK
 
 
 def tuned_path(spec: ModelSpec, model_cache: Path) -> Path:
-    """Where the tuned weights live: named by the recipe identity (starting model, data, recipe, libraries)."""
-    return model_cache / f"tuned-{spec.role}-{spec.identity.split(':')[1][:24]}"
+    """Where the tuned weights live: named by the recipe, the data, the starting model and the libraries that
+    train it, so upgrading torch or transformers trains again (worker side, where they are installed)."""
+    return model_cache / f"tuned-{spec.role}-{hashlib.sha256(spec.tune_identity(with_libraries=True).encode()).hexdigest()[:24]}"
 
 
 def tuned_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], threads: int,
