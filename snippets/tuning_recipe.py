@@ -1,0 +1,23 @@
+# The tuned model's own record of its training (training.json, written by
+# the build that trained it): the recipe, the data, the losses, the time.
+t = tuned.training
+recipe = t["recipe"]
+seen = recipe["steps"] * recipe["batch_size"]
+rows = {
+    "started from": f"the base model ({base.artifact.split(' (')[0]})",
+    "training data": f"`{recipe['data']}`: {t['conversations']} conversations",
+    "layout": f"the `{recipe['template']}` turn template, cut at {recipe['max_tokens']} tokens",
+    "steps × batch": f"{recipe['steps']} × {recipe['batch_size']} = {seen} conversations seen",
+    "learning rate": f"{recipe['learning_rate']:g} (AdamW)",
+    "which weights": "all of them" if recipe["method"] == "full" else recipe["method"],
+    "tokens that carry the loss": f"{t['trained_tokens']:,} (replies and their end-of-turn marker)",
+    "loss, first and last step": f"{t['losses'][0]:.2f} → {t['losses'][-1]:.2f}",
+    "time": f"{t['seconds'] / 60:.1f} minutes on {t['threads']} CPU threads (torch {t['torch']})",
+    "sha256 of the weights": f"`{t['weights_sha256'][:16]}…`",
+}
+print("| | |")
+print("| :-- | :-- |")
+for label, value in rows.items():
+    print(f"| {label} | {value} |")
+note(conversations=t["conversations"], steps=recipe["steps"], seen=seen,
+     losses=t["losses"], seconds=t["seconds"], trained_tokens=t["trained_tokens"])
