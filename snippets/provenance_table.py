@@ -1,12 +1,23 @@
-# Provenance of both models, read from the configuration and the loaded
-# models while the site is built.
+# Provenance of the three models, read from the configuration and the
+# loaded models while the site is built.
 import platform
 import re
 
 import safetensors
 import tokenizers
 
-info = {"base": base.provenance(), "instruct": instruct.provenance()}
+roles = {"base": base, "tuned": tuned, "instruct": instruct}
+info = {role: model.provenance() for role, model in roles.items()}
+if info["tuned"]["source"] == "tuned":  # made by this site's build from the base model
+    start = info["base"]
+    info["tuned"].update({
+        "upstream": f"{start['upstream']} + {tuned.training['recipe']['steps']} steps "
+                    "of instruction tuning (this site's build)",
+        "source": "tuned from base",
+        "quantization": "none: trained in float32 from the base file's weights",
+        "licence": start.get("licence", ""),
+        "sha256": tuned.training["weights_sha256"],  # of the trained weights
+    })
 for entry in info.values():
     # a local folder has no upstream name; show its artifact instead
     entry.setdefault("upstream", entry["artifact"])
@@ -19,7 +30,7 @@ rows = {
     "PyPI packages": "PyPI packages",
     "file": "file",
     "file size": "file size",
-    "sha256 of the file, or hub commit": "hash",
+    "sha256 of the file (tuned: of its weights), or hub commit": "hash",
     "quantization": "quantization",
     "licence": "licence",
     "parameters": "parameters",
@@ -37,12 +48,12 @@ def cell(value: str) -> str:
     return value.replace("|", "\\|")
 
 
-print("| | base | instruct |")
-print("| :-- | :-- | :-- |")
+print("| | " + " | ".join(info) + " |")
+print("| :-- " * (len(info) + 1) + "|")
 for label, key in rows.items():
-    base_value, instruct_value = (info[r].get(key, "") for r in info)
-    if base_value or instruct_value:
-        print(f"| {label} | {cell(base_value)} | {cell(instruct_value)} |")
+    values = [info[role].get(key, "") for role in info]
+    if any(values):
+        print(f"| {label} | " + " | ".join(cell(v) for v in values) + " |")
 
 versions = {
     "Python": platform.python_version(),
