@@ -17,8 +17,8 @@ sys.path.insert(0, str(ROOT / "hooks"))
 
 from mkdocs.config import load_config  # noqa: E402
 
-from llmexec.blocks import Block, find_blocks  # noqa: E402
-from llmexec.config import load_settings  # noqa: E402
+from llmexec.plan.blocks import Block, find_blocks  # noqa: E402
+from llmexec.core.settings import load_settings  # noqa: E402
 
 
 def held_out_prompts(roles: tuple[str, ...]) -> list[str]:
@@ -43,8 +43,8 @@ def main() -> None:
 
     import torch
 
-    from llmexec.runtime import load_model, model_folder
-    from llmexec.tuned import tuned_folder
+    from llmexec.worker.models import load_model, model_folder
+    from llmexec.worker.tuned import tuned_folder
 
     torch.set_num_threads(settings.threads)
     start_folder = lambda start: model_folder(start, settings.model_cache_dir, print)  # noqa: E731 - the converted base

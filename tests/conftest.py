@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "hooks" / "llm_exec.py"
 sys.path.insert(0, str(ROOT / "hooks"))
 
-from llmexec.executor import use_runner  # noqa: E402  (needs the path above)
-from llmexec.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest  # noqa: E402
+from llmexec.resolve.runner import use_runner  # noqa: E402  (needs the path above)
+from llmexec.core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest  # noqa: E402
 os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
 
 CHAT_TEMPLATE = (
@@ -140,10 +140,10 @@ class FakeRunner:
         self.generate_calls: list[list[GenerateRequest]] = []
         FakeRunner.instances.append(self)
 
-    def begin_build(self) -> None:
+    def begin_build(self, settings) -> None:
         pass
 
-    def run_code(self, page: str, blocks: Sequence[CodeRequest], resume: int = 0) -> list[CodeOutcome]:
+    def run_code(self, page: str, blocks: Sequence[CodeRequest], resume: int = 0) -> tuple[int, list[CodeOutcome]]:
         self.code_calls.append(list(blocks))
         outcomes = []
         for block in blocks:
@@ -152,7 +152,7 @@ class FakeRunner:
                                             f'{block.first_line}, in <module>\nValueError: boom'))
                 break
             outcomes.append(CodeOutcome("ok", output=f"ran: {block.code}\n", models_used=("base",)))
-        return outcomes
+        return 0, outcomes  # a fake replays the whole page: it keeps no checkpoints
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
         self.generate_calls.append(list(requests))

@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-import pytest
 
-from conftest import calls
 
 PROMPTS = ["hello", "the cat sat on the mat", "good morning my friend", "translate to french : hello world !",
            "a dog", "the the the", "my friend sat on a dog , the cat sat on the mat"]
@@ -17,14 +15,24 @@ def generations(html: str) -> list[str]:
     return re.findall(r'<pre class="llmx-(?:input|output)"><code>(.*?)</code></pre>', html, re.S)
 
 
-def test_every_generate_block_of_the_site_goes_to_the_runner_in_one_call_grouped_by_model(bare_site, fake):
+def test_every_generate_block_of_the_site_goes_to_the_runner_in_one_call(bare_site, fake):
     for n in range(3):
         bare_site.write(f"docs/page{n}.md", f"# P{n}\n\n```generate\nfirst {n}\n```\n\n```generate model=base\nsecond {n}\n```\n")
     bare_site.build()
     (runner,) = fake
     assert len(runner.generate_calls) == 1
-    roles = [r.model for r in runner.generate_calls[0]]
-    assert roles == sorted(roles) and len(roles) == 9
+    sent = [(r.model, r.prompt) for r in runner.generate_calls[0]]
+    assert len(sent) == len(set(sent)) == 9  # in page order; the worker groups them into batches
+
+
+def test_the_worker_groups_the_sites_prompts_into_batches_by_model_and_length(site, caplog):
+    caplog.set_level("INFO")
+    for n in range(2):
+        site.write(f"docs/page{n}.md", f"# P{n}\n\n```generate max_new_tokens=3\nhello {n}\n```\n\n"
+                                      f"```generate model=base max_new_tokens=4\nworld {n}\n```\n")
+    site.build()
+    batches = re.findall(r"generating batch \d/(\d): (\w+) model, (\d) prompt\(s\), (\d) new tokens", caplog.text)
+    assert sorted(batches) == [("3", "base", "2", "3"), ("3", "base", "2", "4"), ("3", "instruct", "2", "3")]
 
 
 def test_duplicate_prompts_are_generated_once(bare_site, fake):

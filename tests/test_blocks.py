@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from llmexec.blocks import Block, Problem, find_blocks
+from llmexec.plan.blocks import Block, Problem, find_blocks
 
 PAGE = "docs/page.md"
 

@@ -4,7 +4,7 @@ import json
 import multiprocessing
 import time
 
-from llmexec.cache import Corrupt, ResultCache
+from llmexec.resolve.cache import Corrupt, ResultCache
 
 KEY = "ab" + "0" * 62
 

@@ -8,8 +8,9 @@ import textwrap
 import pytest
 from mkdocs.exceptions import Abort
 
-from llmexec.claims import evaluate, find_claims
-from llmexec.evidence import Answer, Generated
+from llmexec.plan.claims import find_claims
+from llmexec.present.checks import evaluate
+from llmexec.present.evidence import Answer, Generated
 
 PAGE = """
 # Claims

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from llmexec.models import PRESETS, ModelSpec, converted_path, file_sha256, model_cache_root, preset_chunk_paths
+from llmexec.core.models import PRESETS, ModelSpec, converted_path, file_sha256, model_cache_root, preset_chunk_paths
 
 pytestmark = pytest.mark.real_models
 
@@ -19,14 +19,14 @@ PRESET = "smollm2-135m-instruct"
 
 
 def test_converting_the_smollm2_preset_gives_a_folder_that_generates_like_the_cached_copy(tmp_path):
-    from llmexec.runtime import load_model
+    from llmexec.worker.models import load_model
 
     spec = ModelSpec("instruct", "preset", PRESET)
     cached = converted_path(spec, model_cache_root(""))
     assert (cached / "config.json").is_file(), f"no converted copy in {cached}: run `make models` first"
     target = tmp_path / "models" / cached.name
     target.parent.mkdir()
-    done = subprocess.run([sys.executable, "-m", "llmexec.convert", PRESET, str(target)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "llmexec.worker.convert", PRESET, str(target)], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT / "hooks"), "HF_HUB_OFFLINE": "1"}, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 from mkdocs.exceptions import Abort
 
-from llmexec.config import load_settings
+from llmexec.core.settings import load_settings
 from llmexec.errors import ConfigError
 
 from test_notebooks import JUPYTER, notebook

@@ -7,9 +7,8 @@ import re
 import shutil
 
 import pytest
-from mkdocs.exceptions import Abort
 
-from llmexec.blocks import find_blocks
+from llmexec.plan.blocks import find_blocks
 
 SNIPPETS = '''
 # API

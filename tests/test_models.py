@@ -5,9 +5,9 @@ import importlib.util
 
 import pytest
 
-from llmexec.convert import gguf_file
+from llmexec.worker.convert import gguf_file
 from llmexec.errors import ModelIntegrityError, ModelNotFound
-from llmexec.models import PRESETS, ModelSpec, Preset, preset_chunk_paths
+from llmexec.core.models import PRESETS, ModelSpec, Preset, preset_chunk_paths
 
 
 def test_preset_identity_is_the_pinned_gguf_hash():

@@ -10,7 +10,7 @@ import pytest
 from mkdocs.exceptions import Abort
 
 from conftest import calls
-from llmexec.config import load_settings
+from llmexec.core.settings import load_settings
 from llmexec.errors import ConfigError
 
 PAGE = """

@@ -95,9 +95,9 @@ def test_the_tuned_model_ends_its_turn_on_held_out_prompts_more_often_than_the_b
     requests, none of which is in its training data."""
     from mkdocs.config import load_config
 
-    from llmexec.blocks import Block, find_blocks
-    from llmexec.config import load_settings
-    from llmexec.runtime import Prompt, load_model
+    from llmexec.plan.blocks import Block, find_blocks
+    from llmexec.core.settings import load_settings
+    from llmexec.worker.models import Prompt, load_model
 
     project, cold = project_site
     settings = load_settings(load_config(str(project / "mkdocs.yml")).extra, project)
@@ -113,7 +113,7 @@ def test_the_tuned_model_ends_its_turn_on_held_out_prompts_more_often_than_the_b
         results = model.generate_batch([Prompt(p) for p in prompts], 48)
         ended[role] = sum(r.finish_reason == "eos" for r in results)
     assert ended["tuned"] > ended["base"] and ended["tuned"] >= len(prompts) / 2, ended
-    from llmexec.tuned import tuned_path
+    from llmexec.worker.tuned import tuned_path
 
     record = json.loads((tuned_path(settings.models["tuned"], settings.model_cache_dir) / "training.json").read_text())
     assert record["losses"][-1] < record["losses"][0]

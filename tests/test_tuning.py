@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llmexec.config import load_settings
-from llmexec.errors import ConfigError
+from llmexec.core.settings import load_settings
 
 WORDS = ["hello", "good morning", "the cat sat", "translate to french", "my friend", "the dog sat on the mat"]
 ANSWERS = ["bonjour", "good morning my friend", "on the mat", "bonjour my friend", "hello", "the cat"]
@@ -155,8 +154,8 @@ def test_a_turn_template_the_starting_tokenizer_lacks_is_a_clear_error(tuned_sit
 def test_the_rendered_conversation_matches_the_tuned_chat_template_and_masks_only_replies(tiny_models):
     from transformers import AutoTokenizer
 
-    from llmexec.recipes import TEMPLATES
-    from llmexec.tune import encode, render
+    from llmexec.core.recipes import TEMPLATES
+    from llmexec.worker.tune import encode, render
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["instruct"])
     turns = [("system", "translate to french"), ("user", "good morning"), ("assistant", "bonjour my friend")]
@@ -181,7 +180,7 @@ def page_prompts() -> set[str]:
     import ast
 
     from conftest import ROOT
-    from llmexec.blocks import Block, find_blocks
+    from llmexec.plan.blocks import Block, find_blocks
 
     prompts, sources = set(), [p.read_text() for p in (ROOT / "snippets").glob("*.py")]
     for page in (ROOT / "docs").glob("*.md"):
@@ -241,8 +240,8 @@ def test_a_locked_build_needs_no_torch_to_key_the_tuned_model(tuned_site):
 
 
 def test_other_library_versions_train_into_another_folder_with_the_same_keys(tuned_site, monkeypatch):
-    from llmexec import recipes
-    from llmexec.tuned import tuned_path
+    from llmexec.core import recipes
+    from llmexec.worker.tuned import tuned_path
 
     spec = load_settings({"llm_exec": {"models": tuned_site.models}}, tuned_site.root).models["tuned"]
     before = (spec.identity, tuned_path(spec, Path("/cache")))

@@ -192,7 +192,7 @@ def test_a_changed_noted_value_is_named_even_when_the_printed_output_is_the_same
 
 
 def test_noted_values_compare_by_content_not_by_key_order():
-    from llmexec.store import _observable
+    from llmexec.resolve.store import _observable
 
     stored = {"output": "x", "notes": {"a": 1, "b": {"d": 2, "c": 3}}}  # lockfile entries are written with sorted keys
     fresh = {"output": "x", "notes": {"b": {"c": 3, "d": 2}, "a": 1}}  # a snippet notes in its own order

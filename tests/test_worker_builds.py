@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 from mkdocs.exceptions import Abort
@@ -266,7 +265,7 @@ def test_two_builds_at_once_share_the_cache_and_lockfile_safely(site):
     assert locked.returncode == 0 and "0 blocks executed, 6 from cache" in locked.stderr
 
 
-# A snippet that SIGKILLs the execution worker itself: the topmost ancestor of this process that runs llmexec.worker
+# A snippet that SIGKILLs the execution worker itself: the topmost ancestor of this process that runs llmexec.worker.supervise
 # (the block may run in the worker or in a child forked from it; /proc is read so this does not depend on which).
 KILL_WORKER = """
 import os, signal

@@ -1,14 +1,11 @@
-"""Every error the engine raises, each saying what failed, why, and how to fix it."""
+"""Every error the engine raises, each saying what failed, why, and how to fix it (no renderer imported)."""
 
 from __future__ import annotations
 
-from mkdocs.exceptions import PluginError
-from pymdownx.superfences import SuperFencesException
 
-
-class LlmExecError(SuperFencesException, PluginError):
-    """Base class. Derives from SuperFencesException so it is never swallowed inside a fence,
-    and from PluginError so MkDocs aborts with the message instead of a traceback."""
+class LlmExecError(Exception):
+    """Base class. Renderer-neutral: each adapter turns it into its renderer's way of stopping a build with the
+    message and no traceback (MkDocs: PluginError; inside a Markdown fence: SuperFencesException)."""
 
 
 class ConfigError(LlmExecError):

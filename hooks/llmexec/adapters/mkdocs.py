@@ -1,0 +1,143 @@
+"""The MkDocs (and ProperDocs) adapter: the hook's events, each a thin call into the renderer-neutral engine."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import get_plugin_logger
+from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
+from mkdocs.utils.meta import get_data
+
+from ..core.settings import load_settings
+from ..engine import Engine
+from ..errors import LlmExecError
+from ..present import assets, notebooks, render
+from ..resolve.runner import runner_factory
+
+log = get_plugin_logger("llm_exec")
+OUTPUT_FENCE = "llmx-output"  # a superfences custom fence: the HTML of an output goes in where the block was
+F = TypeVar("F", bound=Callable[..., Any])
+_engine: Engine | None = None  # kept across `mkdocs serve` rebuilds, so loaded models stay warm
+_dirty = False
+_rendered: dict[str, str] = {}  # this build's outputs, by the id written into their output fence
+
+
+def _stops_cleanly(event: F) -> F:
+    """The one error boundary on the MkDocs side: an engine error aborts the build with its message, no traceback."""
+    @functools.wraps(event)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return event(*args, **kwargs)
+        except LlmExecError as exc:
+            raise PluginError(str(exc)) from None
+    return run  # type: ignore[return-value]
+
+
+def on_startup(*, command: str, dirty: bool) -> None:
+    global _dirty
+    _dirty = dirty
+
+
+@_stops_cleanly
+def on_config(config: MkDocsConfig) -> MkDocsConfig | None:
+    global _engine
+    project_dir = Path(config.config_file_path).resolve().parent
+    lockfile = (project_dir / ((config.extra.get("llm_exec") or {}).get("lockfile") or "llm-exec.lock")).resolve()
+    # Zensical re-renders pages when the lockfile changes only if it is watched; MkDocs writes it during a build, so
+    # under `serve` watching it would rebuild again: it is taken out of MkDocs' watch list here.
+    config.watch = [w for w in config.watch if Path(w).resolve() != lockfile]
+    watched = (Path(config.docs_dir), *(Path(w) for w in config.watch))
+    settings = load_settings(config.extra, project_dir, watched)
+    if not settings.enabled:
+        on_shutdown()
+        return None
+    if _engine is not None and _engine.factory is runner_factory() and _engine.project_dir == project_dir:
+        _engine.reconfigure(settings)  # the worker is kept when its models and threads are unchanged
+    else:
+        on_shutdown()
+        _engine = Engine(settings, project_dir, runner_factory(), report=log.error, progress=log.info,
+                         titles="pymdownx.highlight" in config.markdown_extensions)
+    _engine.titles = "pymdownx.highlight" in config.markdown_extensions
+    _engine.begin_build()
+    _rendered.clear()
+    if "pymdownx.superfences" not in config.markdown_extensions:
+        config.markdown_extensions.append("pymdownx.superfences")
+    fences = config.mdx_configs.setdefault("pymdownx.superfences", {}).setdefault("custom_fences", [])
+    fences[:] = [f for f in fences if f.get("name") != OUTPUT_FENCE]
+    fences.append({"name": OUTPUT_FENCE, "class": OUTPUT_FENCE, "format": _format_output})
+    config.extra_css.append(assets.CSS_PATH)
+    return config
+
+
+@_stops_cleanly
+def on_files(files: Files, /, *, config: MkDocsConfig) -> Files | None:
+    if _engine is None:
+        return None
+    files.append(File.generated(config, assets.CSS_PATH, content=assets.css()))
+    pages = []
+    for file in files.documentation_pages():
+        if file.src_uri.endswith(".md"):
+            markdown = get_data(file.content_string)[0]  # what on_page_markdown will get, front matter removed
+            pages.append((_where(file, config), markdown, _offset(file, markdown)))
+    _engine.prefetch(pages)
+    for file in files.documentation_pages():
+        if file.src_uri.endswith(".ipynb") and file.abs_src_path:  # rendered by mkdocs-jupyter, executed here
+            file.abs_src_path = str(_engine.process_notebook(Path(file.abs_src_path), _where(file, config)))
+    return files
+
+
+@_stops_cleanly
+def on_page_markdown(markdown: str, /, *, page: Page, config: MkDocsConfig, files: Files) -> str | None:
+    if _engine is None:
+        return None
+    return _engine.process_page(markdown, page=_where(page.file, config), line_offset=_offset(page.file, markdown),
+                                place=_place)
+
+
+def on_post_page(output: str, /, *, page: Page, config: MkDocsConfig) -> str | None:
+    return notebooks.without_empty_script(output) if page.file.src_uri.endswith(".ipynb") else None
+
+
+@_stops_cleanly
+def on_post_build(*, config: MkDocsConfig) -> None:
+    if _engine is not None:
+        pruned = _engine.end_build(dirty=_dirty)
+        log.info(_engine.summary() + (f"; pruned {pruned} unused lockfile entries" if pruned else ""))
+
+
+def on_shutdown() -> None:
+    global _engine
+    if _engine is not None:
+        _engine.close()
+        _engine = None
+
+
+def _where(file: File, config: MkDocsConfig) -> str:
+    """The page's path as messages show it: relative to mkdocs.yml (docs/index.md), else its docs path."""
+    project = Path(config.config_file_path).resolve().parent
+    src = Path(file.abs_src_path) if file.abs_src_path else None
+    return src.relative_to(project).as_posix() if src and src.is_relative_to(project) else file.src_uri
+
+
+def _offset(file: File, markdown: str) -> int:
+    """Lines of front matter above `markdown`, so block lines are lines of the source file."""
+    source = file.content_string
+    return source[: len(source) - len(markdown)].count("\n") if source.endswith(markdown) else 0
+
+
+def _place(indent: str, html: str) -> list[str]:
+    """An output goes into the page as a fence that superfences hands to _format_output (the HTML stays as is)."""
+    ident = f"llmx-{len(_rendered)}"
+    _rendered[ident] = html
+    return [f"{indent}```{OUTPUT_FENCE}", f"{indent}{ident}", f"{indent}```"]
+
+
+def _format_output(source: str, language: str, css_class: str, options: dict, md, **kwargs) -> str:
+    ident = source.strip()
+    return _rendered.get(ident, render.failure("Output missing", f"no output recorded for {ident!r}"))

@@ -1,0 +1,106 @@
+"""Requests and outcomes exchanged with a runner, as frozen values that round-trip through JSON lines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol, Sequence, TypeVar
+
+from ..vocabulary import FinishReason, Status, Template
+
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    """One code block of a page; a page's blocks run in order in one fresh namespace."""
+
+    code: str
+    filename: str  # named in tracebacks: the page or the snippet file
+    first_line: int  # line of `code`'s first line within `filename`
+    timeout: float
+    display_last: bool = False  # notebook cells: show the value of a final expression, as Jupyter does
+    key: str = ""  # the block's cache key: names the checkpoint of the state after it
+
+
+@dataclass(frozen=True)
+class CodeOutcome:
+    status: Status
+    output: str = ""  # stdout and stderr, interleaved as written
+    error: str = ""  # traceback or reason; empty when status is ok
+    seconds: float = 0.0
+    models_used: tuple[str, ...] = ()
+    rich: tuple[dict[str, str], ...] = ()  # display() and figures: MIME bundles (image/png base64, text/html, text/plain)
+    notes: dict[str, Any] = field(default_factory=dict)  # note(name=value): JSON values that checked claims read
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """One prompt for one model: greedy, or a seeded draw."""
+
+    model: str  # role: base or instruct
+    prompt: str
+    system: str
+    template: Template
+    max_new_tokens: int
+    timeout: float
+    prefill: str = ""  # the start of the reply, given; the model continues it
+    stop: tuple[str, ...] = ()  # the answer ends at the first of these strings
+    seed: int | None = None  # sampling, reproducible: each seeded request runs alone
+    temperature: float = 1.0
+    top_p: float = 1.0
+    generation_prompt: bool = True
+
+    def batch_key(self) -> tuple[Any, ...]:
+        """Requests with equal keys may share a batch: same model, length, decoding and stop sequences (sortable)."""
+        return self.model, self.max_new_tokens, -1 if self.seed is None else self.seed, self.temperature, self.top_p, \
+            self.stop
+
+
+@dataclass(frozen=True)
+class GenerateOutcome:
+    status: Status
+    error: str = ""
+    input_text: str = ""  # the exact token sequence the model received, decoded
+    input_tokens: int = 0
+    text: str = ""
+    finish_reason: FinishReason = ""
+    new_tokens: int = 0
+    seconds: float = 0.0
+    batch_size: int = 0  # prompts in the batch that produced it (0: not generated)
+    decoding: str = ""  # "greedy, fp32" or the seeded draw's settings ("" in entries older than sampling)
+
+
+class Runner(Protocol):
+    """Executes requests. The real one is a worker process; tests inject their own."""
+
+    def begin_build(self, settings: Any) -> None:
+        """A build starts: the settings it runs under (models that failed to load are tried again)."""
+        ...
+
+    def run_code(self, page: str, blocks: Sequence[CodeRequest], resume: int = 0) -> tuple[int, list[CodeOutcome]]:
+        """Run blocks in order in one namespace. With resume=k, the state checkpointed after block k-1 may be
+        restored instead of running blocks 0..k-1. Returns (start, outcomes): the outcomes of blocks[start:], where
+        start is k if the state was restored and 0 if the page was replayed from its first block."""
+        ...
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]: ...
+
+    def close(self) -> None: ...
+
+
+T = TypeVar("T")
+
+
+def to_json(value: Any) -> dict[str, Any]:
+    return asdict(value)
+
+
+def from_json(cls: type[T], data: dict[str, Any]) -> T:
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+    return cls(**values)
+
+
+def dumps(message: dict[str, Any]) -> bytes:
+    """One message per line; ensure_ascii keeps stray separators out of the stream."""
+    return (json.dumps(message, ensure_ascii=True) + "\n").encode("ascii")

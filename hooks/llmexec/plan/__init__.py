@@ -1,0 +1,1 @@
+"""Plan: find the blocks and claims of a page (Markdown or notebook) and key them; nothing is executed here."""

@@ -1,0 +1,1 @@
+"""Present: outcomes as escaped HTML, checked claims as marks, the drift report; no execution here."""

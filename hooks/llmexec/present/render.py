@@ -1,0 +1,123 @@
+"""HTML for outputs, side-by-side generations and failures; every piece of untrusted text is escaped here."""
+
+from __future__ import annotations
+
+from html import escape
+
+from ..core.models import ModelSpec
+from ..core.protocol import CodeOutcome, GenerateOutcome
+
+_FINISH = {
+    "eos": "stopped: the model emitted its end-of-sequence token",
+    "length": "stopped: reached max_new_tokens ({limit})",
+    "stop": "stopped: at a stop sequence (cut there)",
+}
+
+
+def _pre(text: str, css: str) -> str:
+    return f'<pre class="{css}"><code>{escape(text)}</code></pre>'
+
+
+def code_output(outcome: CodeOutcome, models: dict[str, ModelSpec]) -> str:
+    """What a code block printed, captioned with the model artifacts it used."""
+    used = [models[role] for role in outcome.models_used if role in models]
+    caption = "Output"
+    if used:
+        caption += " · ran with " + "; ".join(f"{m.role} = {m.artifact}" for m in used)
+    body = _pre(outcome.output, "llmx-text") if outcome.output else ""
+    body += "".join(rich(bundle) for bundle in outcome.rich)
+    body = body or '<p class="llmx-empty">(printed nothing)</p>'
+    return f'<div class="llmx-result"><div class="llmx-caption">{escape(caption)}</div>{body}</div>'
+
+
+def rich(bundle: dict[str, str], *, trusted: bool = False) -> str:
+    """One displayed value: a PNG as an inline image; HTML only when trusted, else shown as its source text."""
+    if "image/png" in bundle:
+        png = "".join(c for c in bundle["image/png"] if c.isalnum() or c in "+/=")  # base64 only, nothing else
+        return f'<img class="llmx-figure" alt="{escape(bundle.get("text/plain", "figure"))}" src="data:image/png;base64,{png}">'
+    if trusted and "text/html" in bundle:
+        return trusted_html(bundle["text/html"])
+    return _pre(bundle.get("text/html") or bundle.get("text/plain", ""), "llmx-text")
+
+
+def trusted_html(output: str) -> str:
+    """Only for blocks that opted in with output=html: the page's author vouches for this snippet."""
+    return f'<div class="llmx-html">{output}</div>'
+
+
+def failure(title: str, detail: str, output: str = "") -> str:
+    """A visible error box: under `mkdocs serve` this is how an author sees what went wrong."""
+    printed = _pre(output, "llmx-text") if output else ""
+    return (f'<div class="llmx-result llmx-failed" role="alert"><div class="llmx-caption">{escape(title)}</div>'
+            f'{printed}{_pre(detail, "llmx-error")}</div>')
+
+
+def unexecuted(where: str) -> str:
+    """The marker a preview build puts where it was not allowed to execute a changed block."""
+    return (f'<div class="llmx-result llmx-unexecuted" role="note"><div class="llmx-caption">Not executed in this preview'
+            f'</div><p>The inputs of this block ({escape(where)}) changed, and preview builds never run code. '
+            f'Its output appears once the lockfile is updated.</p></div>')
+
+
+PREVIEW_ONLY = ("Executed for this preview only: this output is not in the lockfile yet, and the published site "
+                "will show it once a maintainer records it (make lock).")
+
+
+def preview_only() -> str:
+    """The marker on an output that a preview build executed: real, but not yet reviewed into the lockfile."""
+    return f'<div class="llmx-preview-only" role="note">{escape(PREVIEW_ONLY)}</div>'
+
+
+def skipped(reason: str) -> str:
+    return f'<div class="llmx-result llmx-skipped"><div class="llmx-caption">Not run</div><p>{escape(reason)}</p></div>'
+
+
+def generation(columns: list[tuple[ModelSpec, GenerateOutcome, int, bool]]) -> str:
+    """One column per model: its artifact, the exact input it received, what it generated and why it stopped;
+    a column executed by a preview build says so."""
+    parts = [f'<div class="llmx-generate llmx-cols-{len(columns)}">']
+    for spec, outcome, limit, preview in columns:
+        parts.append(f'<section class="llmx-model llmx-{escape(spec.role)}">')
+        parts.append(f'<header><span class="llmx-role">{escape(spec.role)}</span> '
+                     f'<span class="llmx-artifact">{escape(spec.artifact)}</span></header>')
+        if preview:
+            parts.append(preview_only())
+        if outcome.status == "unexecuted":
+            parts.append(unexecuted(outcome.error))
+        elif outcome.status == "ok":
+            parts.append(f'<div class="llmx-label">Input the model received ({outcome.input_tokens} tokens)</div>')
+            parts.append(_pre(outcome.input_text, "llmx-input"))
+            parts.append('<div class="llmx-label">Generated</div>')
+            parts.append(_pre(outcome.text, "llmx-output"))
+            if not outcome.text.strip():
+                parts.append('<p class="llmx-empty">(empty: the model generated no visible text)</p>')
+            stop = _FINISH.get(outcome.finish_reason, outcome.finish_reason).format(limit=limit)
+            count = f"{outcome.new_tokens} new token{'s' if outcome.new_tokens != 1 else ''}"
+            parts.append(f'<footer>{escape(stop)} · {count} · {escape(outcome.decoding or "greedy, fp32")}</footer>')
+        else:
+            parts.append(_pre(outcome.error, "llmx-error"))
+        parts.append("</section>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+_MARKS = {"true": ("✓", "llmx-claim-true", "Checked against the recorded output when this site was built: "),
+          "false": ("✗", "llmx-claim-false", "FAILED when this site was built: "),
+          "error": ("✗", "llmx-claim-false", "This check could not be evaluated: "),
+          "unchecked": ("?", "llmx-claim-unchecked", "Not checked in this build: ")}
+
+
+def claim(sentence: str, expression: str, state: str, detail: str, anchor: str) -> str:
+    """A checked sentence, inline: the sentence's own Markdown, then a small mark linking to the evidence that
+    reveals the check on hover or keyboard focus (CSS only: works with JavaScript off)."""
+    mark, css, lead = _MARKS[state]
+    shown = lead + expression + (f"\n{detail}" if detail and state != "true" else "")
+    target = f' href="#{escape(anchor)}"' if anchor else ' href="#" role="note"'
+    attribute = escape(shown).replace("\n", "&#10;")  # one line: the page keeps its line numbers
+    return (f'<span class="llmx-claim {css}">{sentence}<a class="llmx-check"{target} '
+            f'aria-label="{attribute}" data-check="{attribute}">{mark}</a></span>')
+
+
+def anchor(name: str) -> str:
+    """Where a claim's mark links to: the output of the block with that id."""
+    return f"llmx-{name}"

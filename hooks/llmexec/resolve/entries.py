@@ -1,0 +1,64 @@
+"""Lockfile entries: a result with what produced it (no timestamps or line numbers, so rebuilds leave it as it is)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..plan.blocks import Block
+from ..core.models import ModelSpec
+from ..core.protocol import CodeOutcome, GenerateOutcome, to_json
+
+if TYPE_CHECKING:
+    from ..plan.page import Job
+
+
+def code(block: Block, index: int, outcome: CodeOutcome | None, models: dict[str, ModelSpec],
+         versions: dict[str, str], machine: dict[str, Any] | None = None,
+         weights: dict[str, str] | None = None) -> dict[str, Any]:
+    used = outcome.models_used if outcome else ()
+    return {"kind": "code", "page": block.page, "line": block.line, "where": block.where, "index": index, "role": "",
+            "source": block.source, "file": block.filename if block.filename != block.page and not block.cell else "",
+            "models": {role: _model(models[role], weights) for role in used}, "versions": versions,
+            **_machine(machine), "outcome": to_json(outcome) if outcome else {}}
+
+
+def generate(job: Job, outcome: GenerateOutcome | None, models: dict[str, ModelSpec],
+             versions: dict[str, str], machine: dict[str, Any] | None = None,
+             weights: dict[str, str] | None = None) -> dict[str, Any]:
+    b = job.block
+    return {"kind": "generate", "page": b.page, "line": b.line, "where": b.where, "index": job.index, "role": job.role,
+            "source": b.source, "settings": {"system": b.system, "template": b.template,
+                                             "max_new_tokens": job.limit, "decoding": _decoding(b), **_extras(b)},
+            "models": {job.role: _model(models[job.role], weights)}, "versions": versions,
+            **_machine(machine), "outcome": to_json(outcome) if outcome else {}}
+
+
+def _decoding(b: Block) -> str:
+    if b.seed is None:
+        return "greedy, fp32"
+    return f"sampled with seed {b.seed} (temperature {b.temperature:g}, top-p {b.top_p:g}), fp32"
+
+
+def _extras(b: Block) -> dict[str, Any]:
+    """Settings beyond the defaults, recorded only when used (older entries stay as they are)."""
+    extras: dict[str, Any] = {}
+    if b.prefill:
+        extras["prefill"] = b.prefill
+    if b.stop:
+        extras["stop"] = list(b.stop)
+    if not b.generation_prompt:
+        extras["generation_prompt"] = False
+    return extras
+
+
+def _machine(machine: dict[str, Any] | None) -> dict[str, Any]:
+    """CPU architecture, vector extensions and threads: what verify names when another machine disagrees."""
+    return {"machine": machine} if machine else {}
+
+
+def _model(spec: ModelSpec, weights: dict[str, str] | None = None) -> dict[str, str]:
+    """The artifact and its identity; a tuned model adds the sha256 of the weights its recipe produced here."""
+    found = {"artifact": spec.artifact, "identity": spec.identity}
+    if weights and weights.get(spec.role):
+        found["weights_sha256"] = weights[spec.role]
+    return found

@@ -1,0 +1,132 @@
+"""Where results come from and go to in each execution mode: the committed lockfile and the local cache."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import with_fix
+from ..vocabulary import LOCK_COMMAND, Mode
+from .cache import Corrupt, ResultCache
+
+Verdict = Literal["stored", "new", "changed", "matched"]
+
+
+@dataclass
+class Drift:
+    """What verify and preview builds found, for the report."""
+
+    changed: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # (old entry, new entry)
+    matched: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # verify: reproduced exactly
+    unexecuted: list[tuple[dict[str, Any], dict[str, Any] | None]] = field(default_factory=list)  # (new, old?)
+    new: list[dict[str, Any]] = field(default_factory=list)  # no entry; in preview: executed for the preview only
+    claims: list[tuple[str, str, str, str]] = field(default_factory=list)  # (where, sentence, check, why) that fail
+
+
+class Store:
+    """Mode policy in one place.
+    auto: lockfile, then cache, else execute and record.   refresh: execute everything, record.
+    locked: lockfile only, never execute.   preview: lockfile only, never write; with preview_execute, blocks
+    with no entry are executed for this build only.   verify: execute everything (or, with `only`, the entries
+    changed since a git ref), write nothing, compare with the lockfile."""
+
+    def __init__(self, mode: Mode, lock: ResultCache, cache: ResultCache, progress: Callable[[str], None],
+                 report: Callable[[str], None], *, only: set[str] | None = None, preview_execute: bool = False) -> None:
+        self.mode, self.lock, self.cache, self.progress, self.report = mode, lock, cache, progress, report
+        self.only, self.preview_execute = only, preview_execute
+        self.used: set[str] = set()
+        self.drift = Drift()
+        self._places: dict[tuple[Any, ...], dict[str, Any]] | None = None
+
+    @property
+    def may_execute(self) -> bool:
+        return self.mode in ("auto", "refresh", "verify") or (self.mode == "preview" and self.preview_execute)
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        """The stored outcome for a key, or None when it must be executed (or cannot be, in locked/preview)."""
+        self.used.add(key)
+        if self.mode == "refresh" or (self.mode == "verify" and (self.only is None or key in self.only)):
+            return None
+        entry = self._read(self.lock, key)
+        if entry is None and self.mode == "auto":
+            entry = self._read(self.cache, key)
+            if entry is not None:
+                self.lock.put(key, entry)  # executed before (another branch, a pruned entry): lock it again
+        return entry["outcome"] if entry else None
+
+    def locked_entry(self, key: str) -> dict[str, Any] | None:
+        entry = self.lock.get(key)
+        return entry if isinstance(entry, dict) else None
+
+    def record(self, key: str, entry: dict[str, Any]) -> Verdict:
+        """Store a successful execution: both stores in auto/refresh; nothing in verify (it compares instead)
+        nor in preview (the output is shown for this build only)."""
+        if self.mode == "preview":
+            self.drift.new.append(entry)
+            return "new"
+        if self.mode == "verify":
+            old = self.locked_entry(key)
+            if old is None:
+                self.drift.new.append(entry)
+                return "new"
+            if _observable(old["outcome"]) != _observable(entry["outcome"]):
+                self.drift.changed.append((old, entry))
+                return "changed"
+            self.drift.matched.append((old, entry))
+            return "matched"
+        if self.mode not in ("auto", "refresh"):
+            raise AssertionError(f"record() in {self.mode} mode")
+        stored = {k: v for k, v in entry.items() if k not in ("line", "where")}  # lines move with prose edits: not stored
+        old = self.locked_entry(key)
+        if (old is None or _observable(old["outcome"]) != _observable(entry["outcome"]) or _place(old) != _place(entry)
+                or ("machine" in entry and "machine" not in old)):  # an entry from before the machine was recorded
+            self.lock.put(key, stored)  # unchanged outputs keep their entry byte for byte: no diff noise
+        self.cache.put(key, stored)
+        return "stored"
+
+    def not_executed(self, entry: dict[str, Any]) -> None:
+        """A preview/locked block whose inputs have no lockfile entry; the old entry at the same place, if any."""
+        if self._places is None:  # read the lockfile once per build, not once per block
+            self._places = {_place(e): e for k in self.lock.keys() if (e := self.locked_entry(k))}
+        old = self._places.get(_place(entry))
+        self.drift.unexecuted.append((entry, old))
+
+    def finish(self, *, complete: bool) -> int:
+        """After a complete, successful, non-dirty build: drop lockfile entries no page uses any more."""
+        if self.mode not in ("auto", "refresh") or not complete:
+            return 0
+        stale = self.lock.keys() - self.used
+        for key in stale:
+            self.lock.delete(key)
+        return len(stale)
+
+    def _read(self, store: ResultCache, key: str) -> dict[str, Any] | None:
+        found = store.get(key)
+        if isinstance(found, Corrupt) or (isinstance(found, dict) and not _valid(found)):
+            path = found.path if isinstance(found, Corrupt) else store.path(key)
+            reason = found.reason if isinstance(found, Corrupt) else "fields are missing"
+            message = f"{path} is unusable ({reason})"
+            if self.mode == "locked":
+                self.report(with_fix(message, f"restore it (git checkout -- {path.parent.name}) or rebuild it: {LOCK_COMMAND}"))
+            else:
+                self.progress(f"{message}; {'executing its block again' if self.may_execute else 'its block is not executed'}")
+            return None
+        return found
+
+
+def _valid(entry: dict[str, Any]) -> bool:
+    outcome = entry.get("outcome")
+    return isinstance(outcome, dict) and outcome.get("status") == "ok" and isinstance(entry.get("page"), str)
+
+
+def _observable(outcome: dict[str, Any]) -> str:
+    """What a reader sees of an outcome (time taken excluded), as canonical JSON: lists and tuples compare equal."""
+    fields = ("output", "models_used", "input_text", "text", "finish_reason", "new_tokens")
+    return json.dumps([outcome.get(k) for k in fields] + [outcome.get("notes") or {}],  # older entries have no notes
+                      sort_keys=True)  # stored entries have sorted keys; fresh notes keep the snippet's order
+
+
+def _place(entry: dict[str, Any]) -> tuple[Any, ...]:
+    return entry.get("page"), entry.get("kind"), entry.get("index"), entry.get("role")

@@ -1,0 +1,46 @@
+"""Worker side, generate jobs: prompts run as left-padded batches (a seeded draw alone), in a forked child."""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO
+
+from ..core.protocol import GenerateOutcome, GenerateRequest, dumps, to_json
+
+
+def run_generate_child(zygote: Any, requests: list[GenerateRequest], report: BinaryIO) -> None:
+    """Consecutive requests for the same model and length run as one left-padded batch."""
+    import torch
+
+    torch.set_num_threads(zygote.threads)
+    batches: list[list[GenerateRequest]] = []
+    for request in requests:
+        last = batches[-1] if batches else None
+        if (last and len(last) < zygote.batch_size and last[0].batch_key() == request.batch_key()
+                and request.seed is None):  # a seeded draw runs alone: the random stream is shared in a batch
+            last.append(request)
+        else:
+            batches.append([request])
+    for number, batch in enumerate(batches, 1):
+        zygote.log(f"generating batch {number}/{len(batches)}: {batch[0].model} model, {len(batch)} prompt(s), "
+                 f"{batch[0].max_new_tokens} new tokens at most")
+        for outcome in _generate_batch(zygote, batch):
+            report.write(dumps(to_json(outcome)))
+        report.flush()
+
+def _generate_batch(zygote: Any, batch: list[GenerateRequest]) -> list[GenerateOutcome]:
+    from .models import Prompt, Sampling
+
+    first = batch[0]
+    try:
+        model = zygote.model(first.model)
+        results = model.generate_batch([Prompt(r.prompt, r.template, r.system, r.prefill, (), r.generation_prompt)
+                                        for r in batch], first.max_new_tokens,
+                                       Sampling(first.seed, first.temperature, first.top_p), first.stop)
+    except Exception as exc:
+        if len(batch) > 1:  # find which prompt failed (e.g. system= without a chat template): run them alone
+            return [o for request in batch for o in _generate_batch(zygote, [request])]
+        return [GenerateOutcome(status="error", error=f"{type(exc).__name__}: {exc}")]
+    return [GenerateOutcome(status="ok", input_text=g.input_text, input_tokens=g.input_tokens, text=g.text,
+                            finish_reason=g.finish_reason, new_tokens=g.new_tokens, seconds=g.seconds,
+                            batch_size=len(batch), decoding=g.decoding)
+            for g in results]

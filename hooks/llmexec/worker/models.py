@@ -1,0 +1,294 @@
+"""Worker side: loading a configured model (converting presets once) and the API snippets call on it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+from .convert import MESSAGE_MARK
+from ..errors import ModelIntegrityError, ModelNotFound, WorkerError, with_fix
+from ..core.models import PRESETS, ModelSpec, converted_path, hub_snapshot, preset_chunk_paths
+
+
+class ModelUnavailable(RuntimeError):
+    """Raised inside a snippet that touches a model that could not be loaded."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What one model is asked: a prompt (or a list of chat messages), how it is laid out, and a prefill."""
+
+    prompt: str = ""
+    template: str = "auto"  # auto: the chat template where the model has one; chat; raw
+    system: str = ""
+    prefill: str = ""  # the start of the reply, written for the model; it continues from there
+    messages: tuple[tuple[str, str], ...] = ()  # (role, content) turns: a whole conversation instead of `prompt`
+    generation_prompt: bool = True  # chat template: end with the opening of the assistant's turn
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Greedy unless a seed is given; a seeded draw is reproducible on rebuild (it runs alone, not batched)."""
+
+    seed: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def describe(self) -> str:
+        if self.seed is None:
+            return "greedy, fp32"
+        return f"sampled with seed {self.seed} (temperature {self.temperature:g}, top-p {self.top_p:g}), fp32"
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What one model produced for one prompt. str() gives the generated text."""
+
+    model: str
+    artifact: str
+    input_text: str
+    input_tokens: int
+    text: str
+    finish_reason: Literal["eos", "length", "stop"]
+    new_tokens: int
+    seconds: float
+    decoding: str = "greedy, fp32"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class LoadedModel:
+    """A model and its tokenizer in fp32, with helpers that show exactly what the model saw."""
+
+    def __init__(self, spec: ModelSpec, tokenizer, model) -> None:
+        self.spec, self.role, self.artifact = spec, spec.role, spec.artifact
+        self.tokenizer, self.model = tokenizer, model
+        self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        self.training: dict[str, Any] = {}  # a tuned model's training.json: recipe, losses, weights sha256
+
+    def __repr__(self) -> str:
+        return f"<{self.role} model: {self.artifact}>"
+
+    def format_prompt(self, prompt: str | list[dict[str, str]] = "", *, template: str = "auto", system: str = "",
+                      prefill: str = "", generation_prompt: bool = True) -> str:
+        """The text handed to the tokenizer: raw for base models, the chat template applied otherwise.
+        `prompt` may be a list of messages ({"role": ..., "content": ...}) for a whole conversation."""
+        return self._format(_prompt(prompt, template, system, prefill, generation_prompt))[0]
+
+    def _format(self, p: Prompt) -> tuple[str, bool]:
+        use_chat = p.template == "chat" or (p.template == "auto" and self.has_chat_template) or bool(p.messages)
+        if use_chat and not self.has_chat_template:
+            raise ValueError(f"the {self.role} model ({self.artifact}) has no chat template; use template=raw")
+        if not use_chat:
+            if p.system:
+                raise ValueError("system= needs a chat template; the prompt is given to this model as raw text")
+            return p.prompt + p.prefill, False
+        messages = [{"role": "system", "content": p.system}] if p.system else []
+        messages += [{"role": r, "content": c} for r, c in p.messages] or [{"role": "user", "content": p.prompt}]
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=p.generation_prompt)
+        return text + p.prefill, True
+
+    def encode(self, text: str, *, chat: bool) -> list[int]:
+        """Token ids; a chat-formatted text already holds its special tokens, raw text gets the model's BOS."""
+        return self.tokenizer(text, add_special_tokens=not chat)["input_ids"]
+
+    def generate(self, prompt: str | list[dict[str, str]] = "", *, max_new_tokens: int = 48, template: str = "auto",
+                 system: str = "", prefill: str = "", stop: str | list[str] = (), seed: int | None = None,
+                 temperature: float = 1.0, top_p: float = 1.0, generation_prompt: bool = True) -> Generation:
+        """Greedy continuation of `prompt` (chat template applied where the model has one); with seed=, a
+        reproducible sampled draw; prefill= starts the reply; stop= ends it at the first of these strings."""
+        return self.generate_batch([_prompt(prompt, template, system, prefill, generation_prompt)], max_new_tokens,
+                                   Sampling(seed, temperature, top_p), (stop,) if isinstance(stop, str) else tuple(stop))[0]
+
+    def chat(self, message: str | list[dict[str, str]], *, system: str = "", max_new_tokens: int = 48,
+             **options) -> Generation:
+        """generate() with the chat template forced; `message` may be a whole conversation (a list of messages)."""
+        return self.generate(message, template="chat", system=system, max_new_tokens=max_new_tokens, **options)
+
+    def generate_batch(self, prompts: list[Prompt], max_new_tokens: int, sampling: Sampling = Sampling(),
+                       stop: tuple[str, ...] = ()) -> list[Generation]:
+        """One left-padded batch. Greedy fp32 gives each row the tokens it would get alone (the tests check it);
+        a seeded draw must be given alone, since the random stream is shared by the rows of a batch."""
+        if sampling.seed is not None and len(prompts) > 1:
+            raise ValueError("a seeded draw runs alone: batch it with nothing")
+        started = time.perf_counter()
+        encoded = []
+        for p in prompts:
+            text, chat = self._format(p)
+            encoded.append(self.encode(text, chat=chat))
+        eos = self._eos_ids()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(eos or {0})
+        width = max(len(ids) for ids in encoded)
+        ids = torch.tensor([[pad] * (width - len(row)) + row for row in encoded])
+        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in encoded])
+        sampled = sampling.seed is not None
+        config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sampled, num_beams=1,
+                                  temperature=sampling.temperature if sampled else None,
+                                  top_p=sampling.top_p if sampled else None, top_k=0 if sampled else None,
+                                  eos_token_id=sorted(eos) or None, pad_token_id=pad)
+        if sampled:
+            torch.manual_seed(sampling.seed)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+        seconds = round((time.perf_counter() - started) / len(prompts), 3)
+        results = []
+        for row, input_ids in zip(out[:, width:].tolist(), encoded):
+            end = next((i for i, token in enumerate(row) if token in eos), None)
+            new = row[: end + 1] if end is not None else row
+            finish: Literal["eos", "length", "stop"] = "eos" if end is not None else "length"
+            shown = self.tokenizer.decode(new[:-1] if finish == "eos" else new)
+            cut = _stop_at(self.tokenizer, new, stop)
+            if cut is not None:
+                shown, new, finish = cut[0], new[: cut[1]], "stop"
+            results.append(Generation(self.role, self.artifact, self.tokenizer.decode(input_ids), len(input_ids),
+                                      shown, finish, len(new), seconds, sampling.describe()))
+        return results
+
+    def next_tokens(self, text: str | list[dict[str, str]], k: int = 5, *, template: str = "raw", system: str = "",
+                    prefill: str = "") -> list[tuple[str, float]]:
+        """The k most likely next tokens with their probabilities, after `text` as given (template="raw", the
+        default) or laid out in the chat template with the assistant's turn opened (template="chat" or "auto")."""
+        formatted, chat = self._format(_prompt(text, template, system, prefill, True))
+        ids = torch.tensor([self.encode(formatted, chat=chat)])
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids).logits[0, -1]
+        probs = torch.softmax(logits.float(), dim=-1)
+        top = torch.topk(probs, k)
+        return [(self.tokenizer.decode([i]), round(float(p), 4)) for p, i in zip(top.values, top.indices)]
+
+    def provenance(self) -> dict[str, str]:
+        """Where this model came from and what ran it, for provenance tables on pages."""
+        import transformers
+
+        spec = self.spec
+        info = {"role": spec.role, "artifact": spec.artifact, "source": spec.kind, "identity": spec.identity,
+                "parameters": f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.0f}M",
+                "architecture": type(self.model).__name__, "dtype": "float32 (converted)",
+                "chat template": "yes" if self.has_chat_template else "no",
+                "transformers": transformers.__version__, "torch": torch.__version__}
+        if spec.kind == "preset":
+            preset = PRESETS[spec.ref]
+            size = sum(p.stat().st_size for p in preset_chunk_paths(spec))
+            info.update({"upstream": preset.upstream, "quantization": preset.quantization, "licence": preset.licence,
+                         "file": preset.gguf_name, "file size": f"{size / 1e6:.0f} MB", "sha256": preset.sha256,
+                         "PyPI packages": ", ".join(preset.packages)})
+        elif spec.kind == "hub":
+            info.update({"upstream": spec.ref, "revision": spec.revision})
+        return info
+
+    def _eos_ids(self) -> set[int]:
+        found: set[int] = set()
+        for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(value, int):
+                found.add(value)
+            elif value:
+                found.update(value)
+        return found
+
+
+def _prompt(prompt: str | list[dict[str, str]], template: str, system: str, prefill: str,
+            generation_prompt: bool) -> Prompt:
+    if isinstance(prompt, str):
+        return Prompt(prompt, template, system, prefill, (), generation_prompt)
+    turns = tuple((str(m["role"]), str(m["content"])) for m in prompt)
+    return Prompt("", template, system, prefill, turns, generation_prompt)
+
+
+def _stop_at(tokenizer, new: list[int], stop: tuple[str, ...]) -> tuple[str, int] | None:
+    """Where the first stop sequence appears: (the text before it, the number of tokens that reached it)."""
+    if not stop:
+        return None
+    full = tokenizer.decode(new)
+    hits = [(full.find(s), s) for s in stop if s and s in full]
+    if not hits:
+        return None
+    index, _ = min(hits)
+    for count in range(1, len(new) + 1):  # the fewest tokens whose text reaches past the stop sequence's start
+        if len(tokenizer.decode(new[:count])) > index:
+            return full[:index], count
+    return full[:index], len(new)
+
+
+class ModelHandle:
+    """What a snippet sees as `base` or `instruct`: loads on first use and records that it was used."""
+
+    def __init__(self, role: str, get: Callable[[str], LoadedModel], used: set[str]) -> None:
+        self._role, self._get, self._used = role, get, used
+
+    def __getattr__(self, name: str):
+        self._used.add(self._role)
+        return getattr(self._get(self._role), name)
+
+    def __repr__(self) -> str:
+        return f"<{self._role} model handle>"
+
+    def __reduce__(self):  # a checkpoint stores the role; restoring re-binds to this worker's model
+        return (handle, (self._role,))
+
+
+HANDLES: dict[str, ModelHandle] = {}  # the current child's handles, for unpickling
+
+
+def handle(role: str) -> ModelHandle:
+    return HANDLES[role]
+
+
+def model_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], threads: int = 2) -> Path:
+    """The local folder of a configured model: presets are converted once, tuned models trained once."""
+    from .tuned import tuned_folder
+
+    return {"preset": lambda: converted_folder(spec, model_cache, log), "hub": lambda: hub_snapshot(spec),
+            "path": lambda: Path(spec.ref),
+            "tuned": lambda: tuned_folder(spec, model_cache, log, threads,
+                                          lambda start: model_folder(start, model_cache, log, threads))}[spec.kind]()
+
+
+def load_model(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], threads: int = 2) -> LoadedModel:
+    """Load from a local folder only."""
+    from .tuned import training_record
+
+    folder = model_folder(spec, model_cache, log, threads)
+    if not (folder / "config.json").is_file():
+        raise ModelNotFound(with_fix(f"model '{spec.role}': {folder} holds no saved model (config.json missing)",
+                                     "point `path:` at a folder written by save_pretrained()"))
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
+    model.eval()
+    loaded = LoadedModel(spec, tokenizer, model)
+    loaded.training = training_record(folder)
+    return loaded
+
+
+def converted_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None]) -> Path:
+    """The safetensors copy of a preset, keyed on (GGUF sha256, transformers version); made if missing."""
+    preset = PRESETS[spec.ref]
+    target = converted_path(spec, model_cache)
+    if (target / "config.json").is_file():
+        return target
+    preset_chunk_paths(spec)  # a clear ModelNotFound before taking the lock
+    model_cache.mkdir(parents=True, exist_ok=True)
+    with open(model_cache / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second build waits for the first conversion
+        if not (target / "config.json").is_file():
+            log(f"converting {preset.upstream} ({preset.quantization}) to safetensors, once; this takes about a minute")
+            done = subprocess.run([sys.executable, "-m", "llmexec.worker.convert", spec.ref, str(target), spec.role],
+                                  stdout=sys.stderr, stderr=subprocess.PIPE, env=os.environ.copy(), text=True)
+            sys.stderr.write(done.stderr)  # kept in the worker log
+            if done.returncode != 0:
+                reason = done.stderr.partition(MESSAGE_MARK)[2].strip()
+                if reason:  # the converter's own message already says what, why and how to fix it
+                    raise ModelIntegrityError(reason)
+                raise WorkerError(with_fix(f"converting model '{spec.role}' ({preset.name}) failed with exit code "
+                                           f"{done.returncode}: {done.stderr.strip()[-600:]}",
+                                           "see the worker log for the cause; then run: make models"))
+    return target

@@ -1,0 +1,153 @@
+"""Worker side: forking a job's child and watching it (its report lines, time limit, memory growth, death)."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from typing import Any, BinaryIO, Callable, Literal
+
+from ..core.protocol import from_json, to_json
+
+GB = 10**9
+POLL_SECONDS = 0.05  # how often the zygote, waiting on a child, checks the child's memory
+
+
+def run_in_children(zygote: Any, items: list, child: Callable[[list, BinaryIO], None], outcome_type, *,
+                    independent: bool, indices: list[int] | None = None) -> list:
+    """Fork a child that reports one JSON line per item (and its log lines) on its own pipe; enforce each item's
+    time limit and the memory limit. A fault ends that child: code pages stop there (their state is gone);
+    independent generation requests go on in a fresh child. Only this process writes the protocol channel."""
+    outcomes: list = []
+
+    def add(outcome: Any) -> None:  # streamed at once: if this process dies, what finished is not lost
+        outcomes.append(outcome)
+        position = len(outcomes) - 1
+        zygote.send(op="outcome", index=indices[position] if indices else position, outcome=to_json(outcome))
+
+    while len(outcomes) < len(items):
+        rest = items[len(outcomes):]
+        read_fd, write_fd = os.pipe()
+        baseline = _anon_bytes("self")  # the child starts with the zygote's pages, models included
+        pid = os.fork()
+        if pid == 0:  # child
+            os.close(read_fd)
+            _orphan_guard(zygote.out)
+            code = 0
+            try:
+                with os.fdopen(write_fd, "wb") as report:
+                    zygote.out = report  # its log lines (model loads, batches) go through the parent
+                    child(rest, report)
+            except BaseException:
+                traceback.print_exc(file=sys.__stderr__)  # into the worker log: a fault of this module, not a block's
+                code = 70
+            os._exit(code)
+        os.close(write_fd)
+        watch = _Watch(pid, read_fd, baseline, zygote.memory_limit)
+        try:
+            for item in rest:
+                line = watch.next_line(item.timeout)
+                while isinstance(line, bytes) and line.startswith(b'{"op": "log"'):
+                    zygote.send(**json.loads(line))  # a log line of the child: passed on, the item still runs
+                    line = watch.next_line(item.timeout)
+                if isinstance(line, bytes):
+                    add(from_json(outcome_type, json.loads(line)))
+                    if outcomes[-1].status not in ("ok", "restored") and not independent:
+                        break
+                    continue
+                if line == "eof":
+                    add(outcome_type(status="crashed", error=_death(pid)))
+                    pid = 0
+                else:
+                    add(outcome_type(status=line, error=watch.fault(line, item.timeout)))
+                break
+        finally:
+            os.close(read_fd)
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                os.waitpid(pid, 0)
+        if not independent and len(outcomes) < len(items):
+            break
+    return outcomes
+
+
+
+class _Watch:
+    """A child seen from the zygote: its report lines, read from the raw pipe (select() cannot see what a buffered
+    reader has already pulled in), each within its time limit, while its memory growth since the fork is polled."""
+
+    def __init__(self, pid: int, fd: int, baseline: int, limit_gb: float) -> None:
+        self.pid, self.fd, self.baseline, self.limit_gb = pid, fd, baseline, limit_gb
+        self.buffer = bytearray()
+        self.grown = 0
+
+    def next_line(self, timeout: float) -> bytes | Literal["eof", "timeout", "memory"]:
+        deadline, checked = time.monotonic() + timeout, 0.0
+        while (end := self.buffer.find(b"\n")) < 0:
+            now = time.monotonic()
+            if now - checked >= POLL_SECONDS:
+                checked, self.grown = now, _anon_bytes(self.pid) - self.baseline
+                if self.grown > self.limit_gb * GB:
+                    return "memory"
+            if now >= deadline:
+                return "timeout"
+            ready, _, _ = select.select([self.fd], [], [], min(deadline - now, POLL_SECONDS))
+            if ready:
+                data = os.read(self.fd, 1 << 16)
+                if not data:
+                    return "eof"
+                self.buffer += data
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
+        return line
+
+    def fault(self, kind: str, timeout: float) -> str:
+        if kind == "memory":
+            return (f"ran past its memory limit of {self.limit_gb:g} GB (its process had grown by "
+                    f"{self.grown / GB:.2f} GB when it was stopped)")
+        return f"stopped after its time limit of {timeout:g} s"
+
+
+def _anon_bytes(pid: int | str) -> int:
+    """Resident anonymous memory (RssAnon) of a process, 0 once it is gone. File pages, such as memory-mapped
+    weights, are left out: the kernel can drop them."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _orphan_guard(protocol: BinaryIO) -> None:
+    """In a forked child: drop the worker's protocol pipe and stdin, so that if the worker dies the build sees it
+    at once (no orphan keeps the pipe open), and ask the kernel to kill this child when the worker dies."""
+    protocol.close()
+    try:
+        os.close(0)
+    except OSError:
+        pass
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001
+        pass  # not Linux: the closed pipe still lets the build see the worker's death
+
+
+def _death(pid: int) -> str:
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        hint = " (killed: out of memory?)" if name == "SIGKILL" else ""
+        return f"the process running it died from {name}{hint}"
+    return f"the process running it exited with code {os.WEXITSTATUS(status)} before finishing"

@@ -1,0 +1,100 @@
+"""Worker side: the zygote holds the configuration and the loaded models, and hands each job to a forked child."""
+
+from __future__ import annotations
+
+import ast
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..core.models import ModelSpec
+from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, dumps
+from .code import run_code_child
+from .generate import run_generate_child
+from .supervise import run_in_children
+
+
+class Zygote:
+    """Loads models in this process (never running them here: forked children would hang in OpenMP)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.specs: dict[str, ModelSpec] = {}
+        self.model_cache = Path()
+        self.threads = 1
+        self.batch_size = 1
+        self.memory_limit = 4.0  # GB a child may grow by (resident, anonymous) before it is killed
+        self.states = Path()
+        self.loaded: dict[str, Any] = {}
+        self.failed: dict[str, str] = {}
+
+    def send(self, **message: Any) -> None:
+        self.out.write(dumps(message))
+        self.out.flush()
+
+    def log(self, text: str, **extra: Any) -> None:
+        self.send(op="log", message=text, **extra)
+
+    def configure(self, message: dict[str, Any]) -> None:
+        specs = {role: ModelSpec.from_json(spec) for role, spec in message["models"].items()}
+        for role in [r for r in self.loaded if specs.get(r) != self.specs.get(r)]:
+            del self.loaded[role]  # another model under this role now: load it again when asked
+        self.specs = specs
+        self.model_cache = Path(message["model_cache"])
+        self.threads = int(message["threads"])
+        self.batch_size = int(message.get("batch_size", 1))
+        self.memory_limit = float(message.get("memory_limit", 4.0))
+        self.states = Path(message["states"])
+        self.failed.clear()  # a new build tries again models that failed to load before
+
+    def model(self, role: str):
+        """The loaded model for a role; a load failure is remembered and raised as ModelUnavailable."""
+        from .models import ModelUnavailable, load_model
+
+        if role in self.failed:
+            raise ModelUnavailable(self.failed[role])
+        if role not in self.loaded:
+            spec = self.specs[role]
+            self.log(f"loading {role} model: {spec.artifact}")
+            started = time.perf_counter()
+            try:
+                self.loaded[role] = load_model(spec, self.model_cache, self.log, self.threads)
+            except Exception as exc:  # every load failure becomes a message on the blocks that needed it
+                self.failed[role] = f"model '{role}' could not be loaded: {exc}"
+                raise ModelUnavailable(self.failed[role]) from None
+            weights = self.loaded[role].training.get("weights_sha256", "")
+            self.log(f"loaded {role} model in {time.perf_counter() - started:.1f} s",
+                     load_seconds=time.perf_counter() - started, weights={role: weights} if weights else {})
+        return self.loaded[role]
+
+    def preload(self, roles: set[str]) -> None:
+        from .models import ModelUnavailable
+
+        for role in sorted(roles & set(self.specs)):
+            try:
+                self.model(role)
+            except ModelUnavailable:
+                pass  # reported by the block that uses it
+
+    def run_code(self, page: str, blocks: list[CodeRequest], resume: int = 0) -> list[CodeOutcome]:
+        names = set()
+        for block in blocks:
+            try:
+                names |= {n.id for n in ast.walk(ast.parse(block.code)) if isinstance(n, ast.Name)}
+            except SyntaxError:
+                pass  # the child reports it with its page line
+        self.preload(names | (set(self.specs) if "models" in names else set()))
+        return run_in_children(self, blocks, lambda rest, report: run_code_child(self, rest, report, resume),
+                               CodeOutcome, independent=False)
+
+    def generate(self, requests: list[GenerateRequest]) -> list[GenerateOutcome]:
+        """Requests that may share a batch are brought together here (the build sends them in page order), and
+        the outcomes go back in the order they were asked for."""
+        self.preload({r.model for r in requests})
+        order = sorted(range(len(requests)), key=lambda i: requests[i].batch_key())
+        done = run_in_children(self, [requests[i] for i in order], lambda rest, report: run_generate_child(self, rest, report),
+                               GenerateOutcome, independent=True, indices=order)
+        outcomes: list[GenerateOutcome] = [GenerateOutcome(status="skipped")] * len(requests)
+        for position, index in enumerate(order):
+            outcomes[index] = done[position]
+        return outcomes
