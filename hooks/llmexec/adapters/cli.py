@@ -1,26 +1,27 @@
-"""Command line: `prepare` converts the configured preset models ahead of a build; `verify` re-executes and compares."""
+"""The command line, the core without a renderer: `prepare` the models, `lock` and `verify` the site, show its `status`."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from mkdocs.config import load_config
-
-from ..core.settings import load_settings
+from ..core.settings import MODE_ENV, REPORT_ENV, SINCE_ENV, load_settings
+from ..engine import Engine
+from ..plan.site import pages, read_config
+from ..resolve.runner import runner_factory
+from ..vocabulary import LOCK_COMMAND
 from ..errors import LlmExecError
 from ..core.models import converted_path, hub_snapshot, preset_chunk_paths
 
 
 def prepare(config_file: Path) -> int:
     """Convert what is missing; when everything is ready this returns in a moment without importing torch."""
-    config = load_config(str(config_file))
-    settings = load_settings(config.extra, config_file.parent.resolve())
+    config = read_config(config_file)
+    settings = load_settings(config.get("extra") or {}, config_file.resolve().parent)
     for role, spec in settings.models.items():
         if spec.kind == "preset":
             preset_chunk_paths(spec)  # the package must be installed even when a converted copy exists
@@ -48,21 +49,70 @@ def prepare(config_file: Path) -> int:
     return 0
 
 
-def verify(config_file: Path, since: str, report: Path | None) -> int:
-    """A strict build in verify mode into a throwaway folder: re-executes every block (or, with `since`, the blocks
-    whose lockfile entries were added or changed since that git ref), never writes the lockfile, and exits
-    non-zero naming each block whose output differs. The drift report is written too."""
-    env = {**os.environ, "LLM_EXEC_MODE": "verify", "LLM_EXEC_SINCE": since, "NO_MKDOCS_2_WARNING": "1"}
-    if report:
-        env["LLM_EXEC_REPORT"] = str(report.resolve())
+def run(config_file: Path, mode: str, since: str = "", report: Path | None = None) -> int:
+    """The core over the whole site, without a renderer: every page and notebook planned, every missing generation
+    of the site batched, code run page by page, claims checked; the lockfile written in `lock` mode (and pruned
+    after a complete run), only compared in `verify` mode. Exit status 1 if anything was reported."""
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="llm-exec-verify-") as site_dir:
-        done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config_file.resolve()),
-                               "-d", site_dir], env=env)
-    verdict = "every re-executed block reproduced its lockfile entry" if done.returncode == 0 else "FAILED (see above)"
-    print(f"llm-exec verify{f' --since {since}' if since else ''}: {verdict} "
-          f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
-    return 0 if done.returncode == 0 else 1
+    config_file = config_file.resolve()
+    config = read_config(config_file)
+    environ = {**os.environ, MODE_ENV: mode, SINCE_ENV: since}
+    if report:
+        environ[REPORT_ENV] = str(report.resolve())
+    settings = load_settings(config.get("extra") or {}, config_file.parent, environ=environ)
+    errors: list[str] = []
+    engine = Engine(settings, config_file.parent, runner_factory(), report=lambda m: (errors.append(m), _say("ERROR", m)),
+                    progress=lambda m: _say("INFO", m))
+    try:
+        found = pages(config_file, config)
+        engine.prefetch([(p.where, p.markdown, p.line_offset) for p in found if not p.notebook])
+        for page in found:
+            if page.notebook:
+                engine.process_notebook(page.path, page.where)
+            else:
+                engine.process_page(page.markdown, page=page.where, line_offset=page.line_offset, place=lambda i, h: [])
+        pruned = engine.end_build(dirty=False)
+        _say("INFO", engine.summary() + (f"; pruned {pruned} unused lockfile entries" if pruned else ""))
+    finally:
+        engine.close()
+    verdict = "FAILED: see the errors above" if errors else "done"
+    print(f"llm-exec {mode}{f' --since {since}' if since else ''}: {verdict} ({time.perf_counter() - started:.1f} s)",
+          file=sys.stderr)
+    return 1 if errors else 0
+
+
+def status(config_file: Path) -> int:
+    """Per page: blocks, results in the lockfile, missing results (what `lock` would execute), and the claims that
+    are false or cannot be checked against the lockfile; then the lockfile entries no page uses. Executes nothing."""
+    config_file = config_file.resolve()
+    config = read_config(config_file)
+    settings = load_settings(config.get("extra") or {}, config_file.parent, environ={**os.environ, MODE_ENV: "preview"})
+    settings = replace(settings, report=Path(os.devnull))
+    rows, quiet = [], (lambda message: None)
+    engine = Engine(settings, config_file.parent, runner_factory(), report=quiet, progress=quiet)
+    for page in pages(config_file, config):
+        before = replace(engine.resolver.stats)
+        if page.notebook:
+            engine.process_notebook(page.path, page.where)
+        else:
+            engine.process_page(page.markdown, page=page.where, line_offset=page.line_offset, place=lambda i, h: [])
+        after = engine.resolver.stats
+        missing = after.unexecuted - before.unexecuted
+        rows.append((page.where, after.cached - before.cached + missing, missing,
+                     after.claims - before.claims, after.failed_claims - before.failed_claims))
+    stale = engine.resolver.store.lock.keys() - engine.resolver.store.used
+    print(f"{'page':34} {'results':>8} {'missing':>8} {'claims':>7} {'false':>6}")
+    for where, total, missing, claims, false in rows:
+        print(f"{where:34} {total:>8} {missing:>8} {claims:>7} {false:>6}")
+    print(f"\n{len(stale)} lockfile entr{'y' if len(stale) == 1 else 'ies'} no page uses (a complete `lock` prunes them)")
+    if any(row[2] or row[4] for row in rows):
+        print(f"to record the missing results: {LOCK_COMMAND}")
+        return 1
+    return 0
+
+
+def _say(level: str, message: str) -> None:
+    print(f"{level:<7} -  llm_exec: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="verify and convert the models named in mkdocs.yml, so builds start fast")
     p.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
+    lock = sub.add_parser("lock", help="execute what has no lockfile entry, record it, prune unused entries")
+    lock.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
+    st = sub.add_parser("status", help="per page: results in the lockfile, missing ones, false claims (runs nothing)")
+    st.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
     v = sub.add_parser("verify", help="re-execute blocks and compare them with the lockfile; never writes it")
     v.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
     v.add_argument("--since", default="", metavar="GIT_REF",
@@ -78,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "verify":
-            return verify(args.config_file, args.since, args.report)
+            return run(args.config_file, "verify", args.since, args.report)
+        if args.command == "lock":
+            return run(args.config_file, "auto")
+        if args.command == "status":
+            return status(args.config_file)
         return prepare(args.config_file)
     except LlmExecError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

@@ -50,6 +50,7 @@ _TOP: dict[str, tuple[Any, Check]] = {
     "batch_size": (16, lambda v: INTEGER(v) or ("" if BATCH_SIZE[0] <= v <= BATCH_SIZE[1]
                                                  else f"must be between {BATCH_SIZE[0]} and {BATCH_SIZE[1]}, got {v}")),
     "memory_limit": (4, _positive("number of GB")),
+    "notebooks_elsewhere": ("fail", _choice("fail", "note")),  # a renderer without mkdocs-jupyter (Zensical)
 }
 _MODEL: dict[str, tuple[Any, Check]] = {
     "preset": ("", _choice("", *PRESETS)), "hub": ("", STRING), "revision": ("", STRING), "path": ("", STRING),
@@ -103,6 +104,7 @@ class Settings:
     memory_limit: float = 4.0  # GB a block's process may grow by before it is stopped
     since: str = ""  # verify mode: a git ref; only lockfile entries added or changed since it are re-executed
     preview_execute: bool = False  # preview mode: execute blocks that have no entry, for this preview only
+    notebooks_elsewhere: str = "fail"  # where notebooks cannot be rendered (Zensical): fail, or note it at each link
 
     @property
     def states_dir(self) -> Path:
@@ -154,7 +156,7 @@ def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, 
         model_cache_dir=model_cache_root(options["model_cache_dir"] and str(config_dir / options["model_cache_dir"])),
         timeout=float(options["timeout"]), max_new_tokens=options["max_new_tokens"], threads=options["threads"],
         batch_size=options["batch_size"], memory_limit=float(options["memory_limit"]), since=env.get(SINCE_ENV, ""),
-        preview_execute=env.get(PREVIEW_EXECUTE_ENV, "") == "1")
+        preview_execute=env.get(PREVIEW_EXECUTE_ENV, "") == "1", notebooks_elsewhere=options["notebooks_elsewhere"])
 
 
 def _source_problems(role: str, model: dict[str, Any]) -> list[str]:
