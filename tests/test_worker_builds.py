@@ -302,7 +302,9 @@ def test_a_block_that_kills_the_worker_fails_cleanly_and_the_next_build_starts_a
 
 
 def test_a_worker_death_is_blamed_on_the_block_that_was_running(site):
-    site.write("docs/index.md", f"# W\n\n```python exec\nprint('before the kill')\n```\n\n```python exec\n{KILL_WORKER.strip()}\n```\n")
+    # the pause lets the worker pass on the first outcome before it dies (what it had passed on is what is kept)
+    site.write("docs/index.md", f"# W\n\n```python exec\nprint('before the kill')\n```\n\n```python exec\n"
+               f"import time\ntime.sleep(1)\n{KILL_WORKER.strip()}\n```\n")
     died = site.build_cli()
     assert died.returncode == 1
     assert "docs/index.md:7: code block crashed" in died.stderr and "docs/index.md:3" not in died.stderr

@@ -146,8 +146,8 @@ class Resolver:
     def report_failure(self, block: Block, outcome: CodeOutcome) -> None:
         if outcome.status in FAILURES:
             error = "\n".join("    " + line for line in outcome.error.splitlines())
-            self.report(with_fix(f"{block.where}: code {'cell' if block.cell else 'block'} {FAILURES[outcome.status]}\n"
-                                 f"{error}", FIXES[outcome.status]))
+            message = f"{block.where}: code {'cell' if block.cell else 'block'} {FAILURES[outcome.status]}\n{error}"
+            self.report(message if "\n  --> " in outcome.error else with_fix(message, FIXES[outcome.status]))
 
     # -- shared ----------------------------------------------------------------------------------
 
