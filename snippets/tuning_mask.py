@@ -4,8 +4,8 @@
 # is context only. The conversations are read from the training file.
 import html
 
-from llmexec.recipes import TEMPLATES, read_conversations
-from llmexec.tune import encode
+from llmexec.core.recipes import TEMPLATES, read_conversations
+from llmexec.worker.tune import encode
 
 recipe, data_path, _ = tuned.spec.tune_parts()  # the recipe and its data file
 template = TEMPLATES[recipe.template]

@@ -12,12 +12,14 @@ rows = {
     "which weights": "all of them" if recipe["method"] == "full" else recipe["method"],
     "tokens that carry the loss": f"{t['trained_tokens']:,} (replies and their end-of-turn marker)",
     "loss, first and last step": f"{t['losses'][0]:.2f} → {t['losses'][-1]:.2f}",
-    "time": f"{t['seconds'] / 60:.1f} minutes on {t['threads']} CPU threads (torch {t['torch']})",
+    "computed with": f"torch {t['torch']}, transformers {t['transformers']}, on the CPU",
     "sha256 of the weights": f"`{t['weights_sha256'][:16]}…`",
 }
 print("| | |")
 print("| :-- | :-- |")
 for label, value in rows.items():
     print(f"| {label} | {value} |")
+# (training.json also records how long training took; that varies from one
+# machine to the next, so it is left out of this output, which must not)
 note(conversations=t["conversations"], steps=recipe["steps"], seen=seen,
-     losses=t["losses"], seconds=t["seconds"], trained_tokens=t["trained_tokens"])
+     losses=t["losses"], trained_tokens=t["trained_tokens"])
