@@ -68,6 +68,7 @@ def test_without_strict_the_page_shows_the_false_claim(bare_site, fake):
     ("(lambda: 1)()", "the check uses Lambda, which claims do not allow"),
     ("hi.text", "the generate block at docs/index.md:3 has answers from base, instruct, so write e.g. .base.text"),
     ("two.notes.p < 0.1", "no note 'p' (the block noted: nothing)"),
+    ("list(zip(hi.base.lines, hi.base.lines))", "zip() is not one of the functions a check may call (those are: len,"),
 ])
 def test_a_broken_check_is_an_error_that_says_how_to_write_it(bare_site, fake, caplog, check, expected):
     bare_site.write("docs/index.md", PAGE + f"\n[A sentence]{{check: {check}}}\n")

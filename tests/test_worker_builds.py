@@ -320,3 +320,10 @@ def test_a_block_that_kills_the_worker_and_hangs_does_not_hold_the_build(site):
     assert died.returncode == 1
     assert "docs/index.md:3: code block crashed" in died.stderr
     assert "the execution worker was killed by SIGKILL while running this block" in died.stderr
+
+
+def test_snippets_run_in_the_folder_of_mkdocs_yml(site):
+    site.write("data/numbers.txt", "4 5 6\n")
+    site.write("docs/index.md", "# C\n\n```python exec\nprint(sum(map(int, open('data/numbers.txt').read().split())))\n```\n")
+    site.build()
+    assert "<code>15\n</code>" in site.html()

@@ -105,6 +105,7 @@ class Settings:
     since: str = ""  # verify mode: a git ref; only lockfile entries added or changed since it are re-executed
     preview_execute: bool = False  # preview mode: execute blocks that have no entry, for this preview only
     notebooks_elsewhere: str = "fail"  # where notebooks cannot be rendered (Zensical): fail, or note it at each link
+    project_dir: Path = Path(".")  # the folder of mkdocs.yml: where snippets run, so relative paths mean the same
 
     @property
     def states_dir(self) -> Path:
@@ -114,7 +115,7 @@ class Settings:
     def worker_fingerprint(self) -> str:
         """What a running worker depends on; when it is unchanged, `serve` keeps the worker and its models."""
         models = {role: spec.to_json() for role, spec in sorted(self.models.items())}
-        return json.dumps([models, str(self.model_cache_dir), self.threads], sort_keys=True)
+        return json.dumps([models, str(self.model_cache_dir), self.threads, str(self.project_dir)], sort_keys=True)
 
 
 def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, ...] = (),
@@ -156,7 +157,8 @@ def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, 
         model_cache_dir=model_cache_root(options["model_cache_dir"] and str(config_dir / options["model_cache_dir"])),
         timeout=float(options["timeout"]), max_new_tokens=options["max_new_tokens"], threads=options["threads"],
         batch_size=options["batch_size"], memory_limit=float(options["memory_limit"]), since=env.get(SINCE_ENV, ""),
-        preview_execute=env.get(PREVIEW_EXECUTE_ENV, "") == "1", notebooks_elsewhere=options["notebooks_elsewhere"])
+        preview_execute=env.get(PREVIEW_EXECUTE_ENV, "") == "1", notebooks_elsewhere=options["notebooks_elsewhere"],
+        project_dir=config_dir.resolve())
 
 
 def _source_problems(role: str, model: dict[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -64,6 +65,9 @@ def evaluate(claim: Claim, results: dict[str, Any]) -> Verdict:
     missing = [name for name in claim.names() if name not in results]
     if missing:
         known = ", ".join(sorted(results)) or "none"
+        if hasattr(builtins, missing[0]):  # e.g. zip: a function, not a block id
+            return Verdict("error", f"{missing[0]}() is not one of the functions a check may call (those are: "
+                                    f"{', '.join(h for h in HELPERS if h[0].islower())})")
         return Verdict("error", f"no block on this page has id={missing[0]} (the ids here: {known})")
     pending = [name for name in claim.names() if getattr(results[name], "unavailable", "")]
     if pending:

@@ -104,7 +104,7 @@ class WorkerRunner:
                "HF_HUB_DISABLE_TELEMETRY": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "llmexec.worker"], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=log, env=env, cwd=str(PACKAGE_PARENT))
+                                            stdout=subprocess.PIPE, stderr=log, env=env, cwd=str(self.settings.project_dir))
         self._configured = False
         self._receive(self.process, "ready")
         return self.process
