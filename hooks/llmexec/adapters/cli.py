@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
     lock = sub.add_parser("lock", help="execute what has no lockfile entry, record it, prune unused entries")
     lock.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
+    lock.add_argument("--refresh", action="store_true", help="execute every block again (refresh mode); unchanged "
+                      "outputs keep their entries byte for byte")
     st = sub.add_parser("status", help="per page: results in the lockfile, missing ones, false claims (runs nothing)")
     st.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
     v = sub.add_parser("verify", help="re-execute blocks and compare them with the lockfile; never writes it")
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "verify":
             return run(args.config_file, "verify", args.since, args.report)
         if args.command == "lock":
-            return run(args.config_file, "auto")
+            return run(args.config_file, "refresh" if args.refresh else "auto")
         if args.command == "status":
             return status(args.config_file)
         return prepare(args.config_file)
