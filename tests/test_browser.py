@@ -220,3 +220,53 @@ def test_search_finds_a_page_by_its_content(browser, served):
     hits = {urlsplit(a.get_attribute("href"))._replace(query="", fragment="").geturl()  # drop ?h=… highlights
             for a in browser.find_elements(By.CSS_SELECTOR, ".md-search-result__item a[href]")}
     assert f"{base}instruct-models/" in hits, sorted(hits)
+
+
+def _check_tooltip(driver) -> tuple[str, str, str]:
+    """Focus the first checked-claim mark (as a keyboard user would) and read what its ::after shows."""
+    mark = driver.find_element(By.CSS_SELECTOR, ".llmx-claim-true .llmx-check")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus()", mark)
+    after = driver.execute_script("const s = getComputedStyle(arguments[0], '::after');"
+                                  "return [s.content, s.backgroundColor, s.color]", mark)
+    return tuple(after)  # type: ignore[return-value]
+
+
+def test_a_checked_claim_reveals_its_check_on_focus_in_both_palettes(browser, served):
+    site, base = served
+    _open_fresh(browser, base)
+    content, background, color = _check_tooltip(browser)
+    assert "Checked against the recorded output when this site was built" in content
+    light = background
+    browser.execute_script("document.body.setAttribute('data-md-color-scheme', 'slate')")
+    content, background, color = _check_tooltip(browser)
+    assert "Checked against the recorded output" in content
+    assert background != light  # the dark palette's own background, not a white box
+    rgb = [int(v) for v in background[background.index("(") + 1:background.index(")")].split(",")[:3]]
+    assert sum(rgb) / 3 < 100, background
+    _screenshot(browser, site.parent / "screenshots" / "claim-dark.png")
+
+
+def test_a_checked_claim_reveals_its_check_with_javascript_off(tmp_path, served):
+    """A second browser whose pages may not run scripts: the mark is a link and its check shows by CSS alone."""
+    site, base = served
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+                "--window-size=1200,900", f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(arg)
+    options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(base)
+        assert driver.find_element(By.TAG_NAME, "body").get_attribute("class") is not None
+        mark = driver.find_element(By.CSS_SELECTOR, ".llmx-claim-true .llmx-check")
+        assert mark.get_attribute("href").startswith(base) and "#llmx-" in mark.get_attribute("href")
+        webdriver.ActionChains(driver).move_to_element(mark).perform()
+        shots = site.parent / "screenshots"
+        shots.mkdir(exist_ok=True)
+        mark.screenshot(str(shots / "claim-no-js-mark.png"))
+        _screenshot(driver, shots / "claim-no-js.png")
+        content = driver.execute_script("return getComputedStyle(arguments[0], '::after').content", mark)
+        assert "Checked against the recorded output" in content
+    finally:
+        driver.quit()
