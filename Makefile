@@ -47,7 +47,8 @@ status: setup
 
 # The same mkdocs.yml and lockfile built with Zensical (never executes: make lock first) into site-zensical/.
 zensical: setup
-	SITE_DIR=site-zensical LLM_EXEC_MODE=locked $(VENV)/bin/zensical build
+	SITE_DIR=site-zensical LLM_EXEC_MODE=locked LLM_EXEC_LOCKFILE_STATE=$$(cat llm-exec.lock/*.json | sha256sum | cut -c1-16) \
+	  $(VENV)/bin/zensical build
 
 # Re-execute blocks and compare with the lockfile; fails naming each block that differs, writes a report,
 # never writes the lockfile. SINCE=<git ref>: only the blocks whose entries were added or changed since then.

@@ -32,6 +32,11 @@ _lock = threading.Lock()
 
 
 class LlmExecExtension(Extension):
+    def __init__(self, **kwargs: Any) -> None:
+        self.config = {"lockfile_state": ["", "a digest of the lockfile: Zensical caches pages by their text and "
+                                              "their extensions' options, so a new digest re-renders them"]}
+        super().__init__(**kwargs)
+
     def extendMarkdown(self, md: Markdown) -> None:  # noqa: N802 - Python-Markdown's name
         md.preprocessors.register(_Blocks(md), "llm_exec", PRIORITY)
         md.registerExtension(self)

@@ -48,10 +48,6 @@ def on_startup(*, command: str, dirty: bool) -> None:
 def on_config(config: MkDocsConfig) -> MkDocsConfig | None:
     global _engine
     project_dir = Path(config.config_file_path).resolve().parent
-    lockfile = (project_dir / ((config.extra.get("llm_exec") or {}).get("lockfile") or "llm-exec.lock")).resolve()
-    # Zensical re-renders pages when the lockfile changes only if it is watched; MkDocs writes it during a build, so
-    # under `serve` watching it would rebuild again: it is taken out of MkDocs' watch list here.
-    config.watch = [w for w in config.watch if Path(w).resolve() != lockfile]
     watched = (Path(config.docs_dir), *(Path(w) for w in config.watch))
     settings = load_settings(config.extra, project_dir, watched)
     if not settings.enabled:
