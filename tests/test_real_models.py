@@ -19,13 +19,16 @@ def _blocks(page: str, css: str) -> list[str]:
     return [html.unescape(m) for m in re.findall(rf'<pre class="{css}"><code>(.*?)</code></pre>', page, re.S)]
 
 
-def test_home_page_shows_both_real_models_with_provenance(project_site):
+def test_home_page_shows_the_three_real_models_with_provenance(project_site):
     project, _ = project_site
     page = (project / "site" / "index.html").read_text()
     assert "google/gemma-3-270m (GGUF Q4_K_M, sha256 a5fd3b62230a…)" in page
     assert "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, sha256 b179c9523d0e…)" in page
-    base_input, instruct_input = _blocks(page, "llmx-input")[:2]
+    assert "google/gemma-3-270m (GGUF Q4_K_M, sha256 a5fd3b62230a…) + 40 steps of instruction tuning" in page
+    base_input, tuned_input, instruct_input = _blocks(page, "llmx-input")[:3]
     assert base_input == "<bos>Translate to French: Good morning, my friend."  # raw text, plus Gemma's BOS
+    assert tuned_input == ("<bos><start_of_turn>user\nTranslate to French: Good morning, my friend.<end_of_turn>\n"
+                           "<start_of_turn>model\n")  # the same base model, in the turn format it was tuned on
     assert instruct_input.startswith("<|im_start|>system\n") and instruct_input.endswith("<|im_start|>assistant\n")
     assert "<|im_start|>user\nTranslate to French: Good morning, my friend.<|im_end|>" in instruct_input
     assert all(text.strip() for text in _blocks(page, "llmx-output"))
