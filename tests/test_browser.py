@@ -180,17 +180,18 @@ def test_tabs_switch_and_comparisons_sit_side_by_side(browser, served):
     assert panels[0].is_displayed() and not panels[1].is_displayed()
 
     first_columns = panels[0].find_elements(By.CSS_SELECTOR, ".llmx-generate > .llmx-model")
-    assert len(first_columns) == 2
-    left, right = (c.rect for c in first_columns)
-    assert left["y"] == right["y"] and left["x"] + left["width"] <= right["x"], \
-        f"the base and instruct columns are not side by side at 1400 px: {left} {right}"
+    assert len(first_columns) == 3  # base, tuned, instruct
+    rects = [c.rect for c in first_columns]
+    for left, right in zip(rects, rects[1:]):
+        assert left["y"] == right["y"] and left["x"] + left["width"] <= right["x"], \
+            f"the base, tuned and instruct columns are not side by side at 1400 px: {rects}"
 
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", labels[1])
     labels[1].click()
     WebDriverWait(browser, WAIT).until(lambda d: panels[1].is_displayed())
     assert not panels[0].is_displayed()
     second = panels[1].find_elements(By.CSS_SELECTOR, ".llmx-generate .llmx-output")
-    assert len(second) == 2 and all(o.is_displayed() and o.text.strip() for o in second)
+    assert len(second) == 3 and all(o.is_displayed() and o.text.strip() for o in second)
 
 
 def test_the_palette_toggle_switches_to_dark_mode(browser, served):
