@@ -12,17 +12,7 @@ from mkdocs.exceptions import Abort
 
 from conftest import ROOT, calls
 
-PAGE = """
-# Verify
-
-```python exec
-x = 1
-```
-
-```generate model=both max_new_tokens=5
-Say hi
-```
-"""
+from test_modes import PAGE  # the same page: a code block at line 3, a generate block at line 7
 
 
 def git(site, *args: str) -> str:

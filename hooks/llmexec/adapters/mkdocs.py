@@ -57,8 +57,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig | None:
         _engine.reconfigure(settings)  # the worker is kept when its models and threads are unchanged
     else:
         on_shutdown()
-        _engine = Engine(settings, project_dir, runner_factory(), report=log.error, progress=log.info,
-                         titles="pymdownx.highlight" in config.markdown_extensions)
+        _engine = Engine(settings, project_dir, runner_factory(), report=log.error, progress=log.info)
     _engine.titles = "pymdownx.highlight" in config.markdown_extensions
     _engine.begin_build()
     _rendered.clear()

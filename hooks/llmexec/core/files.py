@@ -59,6 +59,15 @@ def hash_stream(paths: list[Path], copy_to: Path | None = None) -> str:
     return sha.hexdigest()
 
 
+def listing_sha256(root: Path, files: list[Path]) -> str:
+    """sha256 over files' paths (relative to root) and bytes: a folder's identity, or a set of weight files'."""
+    sha = hashlib.sha256()
+    for path in files:
+        sha.update(path.relative_to(root).as_posix().encode() + b"\0")
+        sha.update(file_sha256(path).encode() + b"\n")
+    return sha.hexdigest()
+
+
 def checkpoint_path(states: Path, key: str) -> Path:
     """Where the state after the block with this key is kept (the engine checks it, the worker writes it)."""
     return states / f"{key}.pkl"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ModelNotFound, with_fix
-from .files import file_sha256
+from .files import file_sha256, listing_sha256
 
 SourceKind = Literal["preset", "hub", "path", "tuned"]
 
@@ -139,11 +139,7 @@ def folder_digest(folder: Path) -> str:
     stamps = tuple((p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     memo_key = (str(folder), stamps)
     if memo_key not in _digest_memo:
-        digest = hashlib.sha256()
-        for path in files:
-            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-            digest.update(file_sha256(path).encode() + b"\n")
-        _digest_memo[memo_key] = digest.hexdigest()
+        _digest_memo[memo_key] = listing_sha256(folder, files)
     return _digest_memo[memo_key]
 
 

@@ -152,10 +152,8 @@ class Resolver:
     # -- shared ----------------------------------------------------------------------------------
 
     def _start(self) -> Runner:
-        return self.runner or self._set_runner()
-
-    def _set_runner(self) -> Runner:
-        self.runner = self._runner()
+        if self.runner is None:
+            self.runner = self._runner()
         return self.runner
 
     def _call(self, kind: str, call: Callable[[], list[Any]], outcome_type: type) -> list[Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LlmExecError
-from ..core.files import file_sha256
+from ..core.files import file_sha256, listing_sha256
 from ..core.models import ModelSpec
 from ..core.recipes import TEMPLATES, TurnTemplate, Turn, read_conversations
 
@@ -116,26 +116,17 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
         model.save_pretrained(scratch)
         tokenizer.chat_template = template.jinja
         tokenizer.save_pretrained(scratch)
-        weights = sorted(scratch.glob("*.safetensors"))
+        weights = listing_sha256(scratch, sorted(scratch.glob("*.safetensors")))
         record = {"identity": spec.identity, "recipe": recipe.to_json(), "start": start.identity,
                   "data_sha256": file_sha256(data), "conversations": len(examples), "losses": losses,
                   "trained_tokens": sum(sum(1 for x in lab if x != -100) for _, lab in examples),
                   "seconds": round(time.perf_counter() - started, 1), "threads": threads,
                   "torch": torch.__version__, "transformers": transformers.__version__,
-                  "weights_sha256": _weights_sha256(weights)}
+                  "weights_sha256": weights}
         (scratch / "training.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         os.replace(scratch, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _weights_sha256(files: list[Path]) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + file_sha256(path).encode() + b"\n")
-    return digest.hexdigest()
 
 
 def _ids(value: Any) -> list[int]:
