@@ -99,10 +99,16 @@ def _conversation(record: Any) -> list[Turn]:
     return turns
 
 
+# The training loop's own version: raise it when a change to worker/tune.py changes the weights it makes (the
+# optimizer, the loss's arithmetic), so that cached tuned folders and their lockfile entries go stale.
+# 2: fused AdamW.
+TRAINER = 2
+
+
 def identity(recipe: Recipe, start_identity: str, data_sha256: str, versions: dict[str, str]) -> str:
     """The canonical JSON that is hashed into the tuned model's identity."""
     return json.dumps({"recipe": recipe.to_json() | {"data": data_sha256}, "start": start_identity,
-                       "versions": versions}, sort_keys=True, separators=(",", ":"))
+                       "trainer": TRAINER, "versions": versions}, sort_keys=True, separators=(",", ":"))
 
 
 def library_versions() -> dict[str, str]:
