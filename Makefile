@@ -8,7 +8,7 @@ export NO_MKDOCS_2_WARNING := 1
 # mkdocs.yml lists llmexec.adapters.markdown (for Zensical), which every renderer imports at start-up.
 export PYTHONPATH := $(CURDIR)/hooks
 
-.PHONY: setup models browser site serve test lock status verify zensical bench bench-tuning clean
+.PHONY: setup models browser site serve test test-fast test-site lock status verify zensical bench bench-tuning clean
 
 setup: $(STAMP)
 
@@ -34,8 +34,21 @@ browser:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium chromium-driver; fi
 
+# The whole suite in two parts, each timed: the fast part on both cores (tiny models, fake runners, real builds
+# into temporary folders), then the real offline models and the browser.
 test: models browser
-	$(PY) -m pytest
+	@start=$$(date +%s); $(PY) -m pytest -n 2 -m "not real_models and not site_cold" && \
+	  echo "make test: fast tests took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(PY) -m pytest -m "real_models and not site_cold" && \
+	  echo "make test: real-model and browser tests took $$(( $$(date +%s) - start )) s"
+
+# Only the fast part, while working (about 1.5 minutes on 2 cores).
+test-fast: models
+	$(PY) -m pytest -n 2 -m "not real_models and not site_cold"
+
+# The whole site from nothing with the real models: every page executes and every claim holds (CI runs it).
+test-site: models
+	$(PY) -m pytest -m site_cold
 
 # Execute what changed and record it in llm-exec.lock/ (commit the result): the core, without a renderer.
 lock: models

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "hooks" / "llm_exec.py"
 sys.path.insert(0, str(ROOT / "hooks"))
 
-from llmexec.resolve.runner import use_runner  # noqa: E402  (needs the path above)
+from llmexec.resolve.runner import WorkerRunner, use_runner  # noqa: E402  (needs the path above)
 from llmexec.core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest  # noqa: E402
 os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
 
@@ -58,6 +59,54 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny-models")
     return {"base": _save_tiny_model(root / "tiny-base", chat=False, seed=1),
             "instruct": _save_tiny_model(root / "tiny-instruct", chat=True, seed=2)}
+
+
+class SharedWorker:
+    """The real worker, started once for the in-process builds of the whole session (importing torch takes
+    seconds): each build reconfigures it (project folder, limits), and it is started again if a test kills it.
+    A new worker fingerprint (other models or threads) replaces it. Tests that count worker starts or model loads
+    are marked `fresh_worker`."""
+
+    def __init__(self) -> None:
+        self.runner: WorkerRunner | None = None
+        self.fingerprint = ""
+
+    def __call__(self, settings, progress) -> "SharedWorker.Borrowed":
+        if self.runner is None or settings.worker_fingerprint() != self.fingerprint:
+            self.close()
+            self.runner, self.fingerprint = WorkerRunner(settings, progress), settings.worker_fingerprint()
+        self.runner.progress = progress
+        return SharedWorker.Borrowed(self.runner)
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
+
+    class Borrowed:
+        """The shared runner, as the engine sees it: everything but close() goes through."""
+
+        def __init__(self, runner: WorkerRunner) -> None:
+            self._runner = runner
+
+        def __getattr__(self, name: str):
+            return getattr(self._runner, name)
+
+        def close(self) -> None:
+            pass
+
+
+@pytest.fixture(scope="session")
+def shared_worker() -> Iterator[SharedWorker]:
+    worker = SharedWorker()
+    yield worker
+    worker.close()
+
+
+@pytest.fixture(autouse=True)
+def _worker_for_in_process_builds(request: pytest.FixtureRequest, shared_worker: SharedWorker) -> Iterator[None]:
+    with use_runner(WorkerRunner if request.node.get_closest_marker("fresh_worker") else shared_worker):
+        yield
 
 
 @dataclass
@@ -175,17 +224,42 @@ def calls(instances) -> int:
     return sum(len(r.code_calls) + len(r.generate_calls) for r in instances)
 
 
-@pytest.fixture(scope="session")
-def project_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """This project's own site, built ONCE per session with the real offline models, from a cold cache
-    (a copy without .cache/ or the lockfile): the real-model tests and the browser test share it."""
-    project = tmp_path_factory.mktemp("real") / "project"
-    for name in ("docs", "snippets", "hooks", "tuning"):
+def _copy_project(project: Path, *, lockfile: bool) -> Path:
+    for name in ("docs", "snippets", "hooks", "tuning") + (("llm-exec.lock",) if lockfile else ()):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
+    return project
+
+
+def _build_project(project: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(project / "hooks")}  # the Markdown extension
     env.pop("LLM_EXEC_MODE", None)  # the default mode (auto): execute what is missing
-    cold = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=project, env=env,
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", *extra], cwd=project, env=env,
                           capture_output=True, text=True, timeout=1800)
-    assert cold.returncode == 0, cold.stderr[-4000:]
-    return project, cold
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+@pytest.fixture(scope="session")
+def project_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """This project's own site as a fresh clone builds it: from the committed lockfile, executing nothing (built
+    once per session; the browser tests read it). `make test-site` builds it from nothing with the real models."""
+    project = _copy_project(tmp_path_factory.mktemp("real") / "project", lockfile=True)
+    built = _build_project(project)
+    assert re.search(r"llm_exec: 0 blocks executed, \d+ from cache, 0 failed; \d+ claims checked, 0 false", built.stderr), \
+        built.stderr[-3000:]
+    return project, built
+
+
+@pytest.fixture(scope="session")
+def home_page_cold(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """This project's home page built from nothing with the real offline models (base, tuned: trained here unless
+    the model cache has it, instruct); the other pages are replaced by a heading so that only it executes."""
+    project = _copy_project(tmp_path_factory.mktemp("cold") / "project", lockfile=False)
+    for page in (project / "docs").glob("*.md"):
+        if page.name != "index.md":
+            page.write_text(f"# {page.stem}\n\nNot part of this test.\n")
+    (project / "docs" / "notebook.ipynb").write_text(json.dumps(
+        {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# Notebook"]}], "metadata": {},
+         "nbformat": 4, "nbformat_minor": 5}))
+    return project, _build_project(project)

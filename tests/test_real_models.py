@@ -1,4 +1,4 @@
-"""The project's own site, built with the real offline default models (run by `make test` and CI)."""
+"""The real offline default models: the home page built from nothing, batching, tuning (`make test` and CI)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def _blocks(page: str, css: str) -> list[str]:
     return [html.unescape(m) for m in re.findall(rf'<pre class="{css}"><code>(.*?)</code></pre>', page, re.S)]
 
 
-def test_home_page_shows_the_three_real_models_with_provenance(project_site):
-    project, _ = project_site
+def test_home_page_shows_the_three_real_models_with_provenance(home_page_cold):
+    project, _ = home_page_cold
     page = (project / "site" / "index.html").read_text()
     assert "google/gemma-3-270m (GGUF Q4_K_M, sha256 a5fd3b62230a…)" in page
     assert "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, sha256 b179c9523d0e…)" in page
@@ -34,8 +34,8 @@ def test_home_page_shows_the_three_real_models_with_provenance(project_site):
     assert all(text.strip() for text in _blocks(page, "llmx-output"))
 
 
-def test_a_second_build_executes_nothing_and_imports_no_torch(project_site):
-    project, _ = project_site
+def test_a_second_build_executes_nothing_and_imports_no_torch(home_page_cold):
+    project, _ = home_page_cold
     blocker = ("import sys\nclass B:\n def find_spec(self, n, p=None, t=None):\n"
                "  if n.split('.')[0] in ('torch', 'transformers'): raise ImportError(n + ' blocked')\n"
                "sys.meta_path.insert(0, B())\nfrom mkdocs.__main__ import cli\nsys.exit(cli())")
@@ -72,7 +72,11 @@ def test_no_page_loads_anything_from_another_host(project_site):
 
 
 def test_batching_never_changes_what_the_real_models_generate(tmp_path):
-    """Left-padded fp32 batches give each prompt the tokens it gets alone, on both real models."""
+    """Left-padded fp32 batches give each prompt the tokens it gets alone, on both real models (in process: the
+    tests' shared worker keeps the models loaded across the two builds; the batch size is sent with each one)."""
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
     from conftest import HOOK
 
     prompts = ["The capital of France is", "Write a haiku about autumn.", "List three colours:",
@@ -86,16 +90,19 @@ def test_batching_never_changes_what_the_real_models_generate(tmp_path):
         (project / "mkdocs.yml").write_text(
             f"site_name: b\nhooks: [{HOOK}]\nmarkdown_extensions: [pymdownx.superfences]\n"
             f"extra: {{llm_exec: {{batch_size: {batch_size}}}}}\n")
-        done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=project, capture_output=True,
-                              text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=1200)
-        assert done.returncode == 0, done.stderr[-3000:]
+        config = load_config(str(project / "mkdocs.yml"), strict=True, site_dir=str(project / "site"))
+        config.plugins.on_startup(command="build", dirty=False)
+        try:
+            build(config)
+        finally:
+            config.plugins.on_shutdown()
         outputs.append(_blocks((project / "site" / "index.html").read_text(), "llmx-output"))
     assert len(outputs[0]) == 2 * len(prompts)
     assert outputs[0] == outputs[1]
 
 
-def test_the_tuned_model_ends_its_turn_on_held_out_prompts_more_often_than_the_base_model(project_site):
-    """The real recipe (trained by the project build above, or reused from the model cache), on the pages' own
+def test_the_tuned_model_ends_its_turn_on_held_out_prompts_more_often_than_the_base_model(home_page_cold):
+    """The real recipe (trained by the home page's cold build, or reused from the model cache), on the pages' own
     requests, none of which is in its training data."""
     from mkdocs.config import load_config
 
@@ -103,11 +110,13 @@ def test_the_tuned_model_ends_its_turn_on_held_out_prompts_more_often_than_the_b
     from llmexec.core.settings import load_settings
     from llmexec.worker.models import Prompt, load_model
 
-    project, cold = project_site
+    from conftest import ROOT
+
+    project, _ = home_page_cold
     settings = load_settings(load_config(str(project / "mkdocs.yml")).extra, project)
     prompts = list(dict.fromkeys(
-        b.source for page in sorted((project / "docs").glob("*.md"))
-        for b in find_blocks(page.read_text(), page=page.name, line_offset=0, project_dir=project,
+        b.source for page in sorted((ROOT / "docs").glob("*.md"))
+        for b in find_blocks(page.read_text(), page=page.name, line_offset=0, project_dir=ROOT,
                              roles=tuple(settings.models))
         if isinstance(b, Block) and b.kind == "generate" and b.template != "raw" and not b.prefill))
     assert len(prompts) >= 10

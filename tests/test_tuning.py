@@ -89,16 +89,15 @@ def test_trained_once_with_progress_then_reused_and_recorded_in_the_lockfile(tun
 
 
 def test_the_same_recipe_gives_the_same_weights(tuned_site, tmp_path):
-    tuned_site.write("docs/index.md", PAGE.replace("model=all", "model=tuned"))
+    """Trained twice into two empty model caches (the training process itself, without a build around it)."""
+    from llmexec.worker.tuned import tuned_folder
+
+    spec = load_settings({"llm_exec": {"models": tuned_site.models}}, tuned_site.root).models["tuned"]
     hashes = []
     for cache in ("first", "second"):
-        tuned_site.llm_exec["model_cache_dir"] = str(tmp_path / cache)
-        for name in ("llm-exec.lock", ".cache"):
-            shutil.rmtree(tuned_site.root / name, ignore_errors=True)
-        tuned_site.build()
-        record = next((tmp_path / cache).glob("tuned-tuned-*/training.json"))
-        hashes.append(json.loads(record.read_text())["weights_sha256"])
-    assert hashes[0] == hashes[1]
+        folder = tuned_folder(spec, tmp_path / cache, lambda line: None, 1, lambda start: Path(start.ref))
+        hashes.append(json.loads((folder / "training.json").read_text())["weights_sha256"])
+    assert hashes[0] == hashes[1] and len(hashes[0]) == 64
 
 
 def test_two_builds_at_once_train_once(tuned_site):

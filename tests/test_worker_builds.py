@@ -75,6 +75,7 @@ def test_models_generate_and_the_page_names_them(site):
     assert "ran with base = tiny-base (test model); instruct = tiny-instruct (test model)" in html
 
 
+@pytest.mark.fresh_worker
 def test_outputs_are_byte_identical_across_cold_builds(site, caplog):
     """Two builds from nothing (no cache, no lockfile, no site): both execute everything, and agree byte for byte."""
     import logging
@@ -222,6 +223,7 @@ def test_editing_a_block_re_executes_from_that_block_on_with_the_state_restored(
     assert "again 42" in site.html()
 
 
+@pytest.mark.fresh_worker
 def test_serve_rebuilds_keep_the_models_warm_and_re_execute_only_the_edit(site, caplog):
     """The `mkdocs serve` code path: one process, config reloaded per rebuild, on_shutdown only at the end."""
     import logging
@@ -322,8 +324,17 @@ def test_a_block_that_kills_the_worker_and_hangs_does_not_hold_the_build(site):
     assert "the execution worker was killed by SIGKILL while running this block" in died.stderr
 
 
-def test_snippets_run_in_the_folder_of_mkdocs_yml(site):
-    site.write("data/numbers.txt", "4 5 6\n")
-    site.write("docs/index.md", "# C\n\n```python exec\nprint(sum(map(int, open('data/numbers.txt').read().split())))\n```\n")
-    site.build()
-    assert "<code>15\n</code>" in site.html()
+def test_snippets_run_in_the_folder_of_mkdocs_yml(site, tmp_path):
+    """Two projects in a row on one worker (as the tests share it): each block reads its own project's files
+    and imports its own modules."""
+    page = ("# C\n\n```python exec\nimport helper\n"
+            "print(sum(map(int, open('data/numbers.txt').read().split())), helper.NAME)\n```\n")
+    outputs = []
+    for folder, numbers in (("one", "4 5 6"), ("two", "1 2")):
+        site.root = tmp_path / folder
+        site.write("data/numbers.txt", numbers + "\n")
+        site.write("helper.py", f"NAME = {folder!r}\n")
+        site.write("docs/index.md", page)
+        site.build()
+        outputs.append(site.html())
+    assert "<code>15 one\n</code>" in outputs[0] and "<code>3 two\n</code>" in outputs[1]

@@ -113,9 +113,10 @@ class Settings:
         return self.cache_dir / "states"
 
     def worker_fingerprint(self) -> str:
-        """What a running worker depends on; when it is unchanged, `serve` keeps the worker and its models."""
+        """What a running worker's loaded models depend on; when it is unchanged, `serve` keeps the worker and its
+        models (the project folder, limits and batch size are sent with each build's configuration)."""
         models = {role: spec.to_json() for role, spec in sorted(self.models.items())}
-        return json.dumps([models, str(self.model_cache_dir), self.threads, str(self.project_dir)], sort_keys=True)
+        return json.dumps([models, str(self.model_cache_dir), self.threads], sort_keys=True)
 
 
 def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, ...] = (),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -45,7 +47,16 @@ class Zygote:
         self.batch_size = int(message.get("batch_size", 1))
         self.memory_limit = float(message.get("memory_limit", 4.0))
         self.states = Path(message["states"])
+        if message.get("project_dir"):
+            self._move_to(Path(message["project_dir"]))
         self.failed.clear()  # a new build tries again models that failed to load before
+
+    def _move_to(self, folder: Path) -> None:
+        """Snippets open files and import modules relative to the folder of mkdocs.yml: follow the project."""
+        old = os.getcwd()
+        if str(folder) != old:
+            os.chdir(folder)
+            sys.path[:] = [str(folder) if entry == old else entry for entry in sys.path]
 
     def model(self, role: str):
         """The loaded model for a role; a load failure is remembered and raised as ModelUnavailable."""
