@@ -14,7 +14,7 @@ from typing import Any, Literal
 from ..errors import ModelNotFound, with_fix
 from .files import file_sha256, listing_sha256
 
-SourceKind = Literal["preset", "hub", "path", "tuned"]
+SourceKind = Literal["preset", "hub", "path", "tuned", "endpoint"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class ModelSpec:
     revision: str = ""  # hub only: the pinned commit
     label: str = ""  # what the page shows; defaults to a description of the source
     tune: str = ""  # tuned only: {"recipe": ..., "data_path": absolute, "start": the starting model's spec}, as JSON
+    endpoint: str = ""  # endpoint only: {"url", "engine", "api_key_env", "chat", "concurrency", ...}, as JSON
 
     @property
     def identity(self) -> str:
@@ -81,6 +82,8 @@ class ModelSpec:
             return f"hub:{self.ref}@{self.revision}"
         if self.kind == "tuned":
             return f"tuned-sha256:{hashlib.sha256(self.tune_identity(with_libraries=False).encode()).hexdigest()}"
+        if self.kind == "endpoint":  # the pinned engine and served model; never the URL or the key
+            return f"endpoint:{self.endpoint_options()['engine']}/{self.ref}@{self.revision}"
         return f"dir-sha256:{folder_digest(Path(self.ref))}"
 
     def tune_parts(self) -> tuple[Any, Path, ModelSpec]:
@@ -89,6 +92,10 @@ class ModelSpec:
 
         data = json.loads(self.tune)
         return Recipe(**data["recipe"]), Path(data["data_path"]), ModelSpec.from_json(data["start"])
+
+    def endpoint_options(self) -> dict[str, Any]:
+        """An endpoint model's connection settings (url, engine, api_key_env, chat, concurrency, timeout, retries)."""
+        return json.loads(self.endpoint)
 
     def tune_identity(self, *, with_libraries: bool) -> str:
         """What the tuned weights depend on: the recipe, the data's bytes, the starting model and (for the trained
@@ -110,6 +117,8 @@ class ModelSpec:
             return f"{p.upstream} ({p.quantization}, sha256 {p.sha256[:12]}…)"
         if self.kind == "hub":
             return f"{self.ref} @ {self.revision[:12]}"
+        if self.kind == "endpoint":
+            return f"{self.ref}{' @ ' + self.revision[:16] if self.revision else ''} on {self.endpoint_options()['engine']} (serving engine)"
         if self.kind == "tuned":
             recipe, data, start = self.tune_parts()
             return (f"{start.artifact} + {recipe.steps} steps of instruction tuning on {data.name} "
@@ -118,12 +127,12 @@ class ModelSpec:
 
     def to_json(self) -> dict[str, str]:
         return {"role": self.role, "kind": self.kind, "ref": self.ref, "revision": self.revision, "label": self.label,
-                "tune": self.tune}
+                "tune": self.tune, "endpoint": self.endpoint}
 
     @classmethod
     def from_json(cls, data: dict[str, str]) -> ModelSpec:
         return cls(data["role"], data["kind"], data["ref"], data["revision"], data["label"],  # type: ignore[arg-type]
-                   data.get("tune", ""))
+                   data.get("tune", ""), data.get("endpoint", ""))
 
 
 _digest_memo: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}

@@ -54,7 +54,14 @@ _TOP: dict[str, tuple[Any, Check]] = {
 }
 _MODEL: dict[str, tuple[Any, Check]] = {
     "preset": ("", _choice("", *PRESETS)), "hub": ("", STRING), "revision": ("", STRING), "path": ("", STRING),
-    "label": ("", STRING),
+    "label": ("", STRING), "endpoint": ({}, _kind(dict, name="a mapping (url, model, engine...)")),
+}
+# A model served over the OpenAI-compatible API (vLLM, SGLang, llama.cpp's server): see README, "Running on a
+# serving engine". `engine` pins the engine and its version (they key the outputs; the build checks the server).
+_ENDPOINT: dict[str, tuple[Any, Check]] = {
+    "url": (None, STRING), "model": (None, STRING), "engine": (None, STRING), "revision": ("", STRING),
+    "api_key_env": ("", STRING), "chat": (False, BOOLEAN), "concurrency": (4, _positive("whole number")),
+    "timeout": (120, seconds_problem), "retries": (3, lambda v: INTEGER(v) or ("" if v >= 0 else f"must be 0 or more, got {v}")),
 }
 _TUNED: dict[str, tuple[Any, Check]] = {"tune": (None, _kind(dict, name="a recipe")), "label": ("", STRING)}
 _TUNE: dict[str, tuple[Any, Check]] = {
@@ -164,9 +171,16 @@ def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, 
 
 def _source_problems(role: str, model: dict[str, Any]) -> list[str]:
     where, problems = f"{SECTION}.models.{role}", []
-    given = [k for k in ("preset", "hub", "path") if model[k]]
+    given = [k for k in ("preset", "hub", "path", "endpoint") if model[k]]
     if len(given) > 1:
-        problems.append(f"{where}: give exactly one of preset, hub, path (got {', '.join(given)})")
+        problems.append(f"{where}: give exactly one of preset, hub, path, endpoint (got {', '.join(given)})")
+    if model["endpoint"]:
+        options = validate(model["endpoint"], _ENDPOINT, f"{where}.endpoint", problems)
+        if options["url"] and not re.match(r"^https?://[^/]+", options["url"]):
+            problems.append(f"{where}.endpoint.url: expected http(s)://host:port/v1, got {options['url']!r}")
+        if options["api_key_env"] and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", options["api_key_env"]):
+            problems.append(f"{where}.endpoint.api_key_env: the NAME of an environment variable holding the key "
+                            f"(never the key itself in mkdocs.yml), got {options['api_key_env'][:4]!r}…")
     if model["hub"] and not re.fullmatch(r"[0-9a-f]{40}", model["revision"] or ""):
         problems.append(f"{where}.revision: a hub model needs a pinned 40-hex commit id, "
                         f"got {model['revision']!r} (find it on the model page, 'Files and versions')")
@@ -176,6 +190,11 @@ def _source_problems(role: str, model: dict[str, Any]) -> list[str]:
 
 
 def _model_spec(role: str, model: dict[str, Any], config_dir: Path) -> ModelSpec:
+    if model["endpoint"]:
+        options = validate(model["endpoint"], _ENDPOINT, "", [])
+        detail = {k: options[k] for k in ("url", "engine", "api_key_env", "chat", "concurrency", "timeout", "retries")}
+        return ModelSpec(role, "endpoint", options["model"] or "", options["revision"], model["label"],
+                         endpoint=json.dumps(detail, sort_keys=True))
     if model["hub"]:
         return ModelSpec(role, "hub", model["hub"], model["revision"], model["label"])
     if model["path"]:

@@ -88,7 +88,8 @@ class WorkerRunner:
                                  "model_cache": str(self.settings.model_cache_dir), "threads": self.settings.threads,
                                  "batch_size": self.settings.batch_size, "memory_limit": self.settings.memory_limit,
                                  "states": str(self.settings.states_dir),
-                                 "project_dir": str(self.settings.project_dir)})
+                                 "project_dir": str(self.settings.project_dir),
+                                 "contact_engines": self.settings.mode != "preview"})
             configured = self._receive(process, "configured")
             self.versions, self.machine = configured.get("versions", {}), configured.get("machine", {})
             self._configured = True

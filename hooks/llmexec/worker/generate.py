@@ -15,8 +15,9 @@ def run_generate_child(zygote: Any, requests: list[GenerateRequest], report: Bin
     batches: list[list[GenerateRequest]] = []
     for request in requests:
         last = batches[-1] if batches else None
-        if (last and len(last) < zygote.batch_size and last[0].batch_key() == request.batch_key()
-                and request.seed is None):  # a seeded draw runs alone: the random stream is shared in a batch
+        on_engine = zygote.specs[request.model].kind == "endpoint"  # concurrent requests: the engine batches them
+        if (last and (on_engine or len(last) < zygote.batch_size) and last[0].batch_key() == request.batch_key()
+                and (request.seed is None or on_engine)):  # a local seeded draw runs alone: one random stream
             last.append(request)
         else:
             batches.append([request])
@@ -33,6 +34,14 @@ def _generate_batch(zygote: Any, batch: list[GenerateRequest]) -> list[GenerateO
     first = batch[0]
     try:
         model = zygote.model(first.model)
+        if hasattr(model, "generate_each"):  # a serving engine: each request succeeds or fails on its own
+            return [GenerateOutcome(status="error", error=f"{type(g).__name__}: {g}") if isinstance(g, Exception) else
+                    GenerateOutcome(status="ok", input_text=g.input_text, input_tokens=g.input_tokens, text=g.text,
+                                    finish_reason=g.finish_reason, new_tokens=g.new_tokens, seconds=g.seconds,
+                                    batch_size=len(batch), decoding=g.decoding)
+                    for g in model.generate_each([Prompt(r.prompt, r.template, r.system, r.prefill, (),
+                                                         r.generation_prompt) for r in batch], first.max_new_tokens,
+                                                 Sampling(first.seed, first.temperature, first.top_p), first.stop)]
         results = model.generate_batch([Prompt(r.prompt, r.template, r.system, r.prefill, (), r.generation_prompt)
                                         for r in batch], first.max_new_tokens,
                                        Sampling(first.seed, first.temperature, first.top_p), first.stop)

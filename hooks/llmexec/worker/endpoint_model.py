@@ -1,0 +1,155 @@
+"""Worker side: a model on a serving engine, with the snippet API of a loaded model (generate, chat, next_tokens)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ..core.models import ModelSpec
+from ..endpoint.client import Completion, Endpoint, EndpointClient, EndpointError, ServerInfo, run_concurrently
+from ..errors import with_fix
+from .models import Generation, Prompt, Sampling, _prompt
+
+
+class EndpointModel:
+    """Raw prompts go to /v1/completions as given; chat goes to /v1/chat/completions as messages, and the server
+    applies the model's own chat template (the page shows the messages sent, and says so). Greedy by default."""
+
+    def __init__(self, spec: ModelSpec, client: EndpointClient, info: ServerInfo) -> None:
+        self.spec, self.role, self.artifact = spec, spec.role, spec.artifact
+        self.options = spec.endpoint_options()
+        self.client, self.info = client, info
+        self.has_chat_template = bool(self.options["chat"])
+        self.training: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<{self.role} model: {self.artifact}>"
+
+    def format_prompt(self, prompt: str | list[dict[str, str]] = "", *, template: str = "auto", system: str = "",
+                      prefill: str = "", generation_prompt: bool = True) -> str:
+        """What is sent: the raw text, or the chat messages as JSON (the server lays them out in its template)."""
+        route, payload = self._request(_prompt(prompt, template, system, prefill, generation_prompt))
+        return payload if isinstance(payload, str) else _shown(payload)
+
+    def _request(self, p: Prompt) -> tuple[str, str | list[dict[str, str]]]:
+        chat = p.template == "chat" or (p.template == "auto" and self.has_chat_template) or bool(p.messages)
+        if chat and not self.has_chat_template:
+            raise ValueError(with_fix(f"the {self.role} model ({self.artifact}) is configured without a chat "
+                                      "template (endpoint.chat: false)", "use template=raw, or set endpoint.chat: true "
+                                      "if the server applies one"))
+        if not chat:
+            if p.system:
+                raise ValueError("system= needs a chat template; the prompt is given to this model as raw text")
+            return "completions", p.prompt + p.prefill
+        if p.prefill or not p.generation_prompt:
+            raise ValueError(with_fix(f"prefill= and generation_prompt=false need the exact chat text, and the "
+                                      f"{self.role} model's chat template is applied by the serving engine",
+                                      "write the turn format out with template=raw"))
+        messages = [{"role": "system", "content": p.system}] if p.system else []
+        messages += [{"role": r, "content": c} for r, c in p.messages] or [{"role": "user", "content": p.prompt}]
+        return "chat", messages
+
+    def generate(self, prompt: str | list[dict[str, str]] = "", *, max_new_tokens: int = 48, template: str = "auto",
+                 system: str = "", prefill: str = "", stop: str | list[str] = (), seed: int | None = None,
+                 temperature: float = 1.0, top_p: float = 1.0, generation_prompt: bool = True) -> Generation:
+        """One request: greedy (temperature 0) unless seed= asks for a draw."""
+        result = self.generate_each([_prompt(prompt, template, system, prefill, generation_prompt)], max_new_tokens,
+                                    Sampling(seed, temperature, top_p), (stop,) if isinstance(stop, str) else tuple(stop))[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def chat(self, message: str | list[dict[str, str]], *, system: str = "", max_new_tokens: int = 48,
+             **options: Any) -> Generation:
+        return self.generate(message, template="chat", system=system, max_new_tokens=max_new_tokens, **options)
+
+    def generate_batch(self, prompts: list[Prompt], max_new_tokens: int, sampling: Sampling = Sampling(),
+                       stop: tuple[str, ...] = ()) -> list[Generation]:
+        results = self.generate_each(prompts, max_new_tokens, sampling, stop)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results  # type: ignore[return-value]
+
+    def generate_each(self, prompts: list[Prompt], max_new_tokens: int, sampling: Sampling = Sampling(),
+                      stop: tuple[str, ...] = ()) -> list[Generation | Exception]:
+        """Concurrent requests (at most endpoint.concurrency at once): the engine batches them itself. Each
+        prompt's failure is its own."""
+        sampled = sampling.seed is not None
+        decoding = (f"sampled with seed {sampling.seed} (temperature {sampling.temperature:g}, top-p "
+                    f"{sampling.top_p:g}) on {self.info.engine} {self.info.engine_version}" if sampled else
+                    f"greedy (temperature 0) on {self.info.engine} {self.info.engine_version}")
+
+        def one(p: Prompt) -> Generation:
+            route, payload = self._request(p)
+            options = {"max_tokens": max_new_tokens, "stop": stop, "seed": sampling.seed,
+                       "temperature": sampling.temperature if sampled else 0.0,
+                       "top_p": sampling.top_p if sampled else 1.0}
+            done = self.client.complete(payload, **options) if route == "completions" else \
+                self.client.chat(payload, **options)  # type: ignore[arg-type]
+            return Generation(self.role, self.artifact, payload if isinstance(payload, str) else _shown(payload),
+                              done.prompt_tokens, done.text, _finish(done), done.completion_tokens,
+                              round(done.seconds, 3), decoding)
+
+        return run_concurrently(one, prompts, int(self.options["concurrency"]))
+
+    def next_tokens(self, text: str | list[dict[str, str]], k: int = 5, *, template: str = "raw", system: str = "",
+                    prefill: str = "") -> list[tuple[str, float]]:
+        """The k most likely next tokens with their probabilities, from the server's log-probabilities."""
+        route, payload = self._request(_prompt(text, template, system, prefill, True))
+        options = {"max_tokens": 1, "temperature": 0.0, "logprobs": k}
+        done = self.client.complete(payload, **options) if route == "completions" else \
+            self.client.chat(payload, **options)  # type: ignore[arg-type]
+        if not done.tokens or not done.tokens[0].top:
+            raise EndpointError(with_fix(f"model '{self.role}': the server returned no log-probabilities for "
+                                         "next_tokens()", "serve the model with an engine that returns "
+                                         "`logprobs` (vLLM, SGLang and llama.cpp's server do)"))
+        return [(token, round(math.exp(lp), 4) if lp is not None else 0.0) for token, lp in done.tokens[0].top[:k]]
+
+    def provenance(self) -> dict[str, str]:
+        """The engine and the served model as the server reports them; never the URL or the key."""
+        info = {"role": self.role, "artifact": self.artifact, "source": "endpoint (OpenAI-compatible API)",
+                "identity": self.spec.identity, "engine": self.info.engine, "engine version": self.info.engine_version,
+                "served model": self.info.model_id, "chat template": "the server's" if self.has_chat_template else "no"}
+        if self.info.model_revision:
+            info["revision"] = self.info.model_revision
+        if self.info.model_path:
+            info["model file"] = self.info.model_path.rsplit("/", 1)[-1]
+        return info
+
+
+def _shown(messages: list[dict[str, str]]) -> str:
+    """The chat messages as sent (the server's template lays them out; the page says so)."""
+    return "messages (the serving engine applies the model's chat template):\n" + json.dumps(
+        messages, indent=1, ensure_ascii=False)
+
+
+def _finish(done: Completion) -> str:
+    return {"length": "length", "stop_sequence": "stop"}.get(done.finish_reason, "eos")
+
+
+def connect(spec: ModelSpec, contact: bool) -> EndpointModel:
+    """Check the server: it is reachable, serves the model, and runs the engine and version that mkdocs.yml pins
+    (they key the outputs). `contact` is False in preview builds, which never reach a serving engine."""
+    options = spec.endpoint_options()
+    if not contact:
+        raise EndpointError(with_fix(f"model '{spec.role}' is on a serving engine, and preview builds never contact "
+                                     "one", "its outputs come from the lockfile: run `make lock` on a trusted machine"))
+    endpoint = Endpoint(options["url"], spec.ref, spec.revision, options["api_key_env"], int(options["concurrency"]),
+                        float(options["timeout"]), int(options["retries"]))
+    client = EndpointClient(endpoint, spec.role)
+    info = client.describe()
+    reported = f"{info.engine} {info.engine_version}".strip()
+    if reported != options["engine"]:
+        raise EndpointError(with_fix(
+            f"model '{spec.role}' (endpoint {endpoint.host_port}): the server runs {reported!r}, but mkdocs.yml pins "
+            f"engine: {options['engine']!r} (the engine and its version key every output of this model)",
+            f"set endpoint.engine: {reported!r} in mkdocs.yml (its blocks then execute again), or serve with the "
+            "pinned engine"))
+    if spec.revision and info.model_revision and info.model_revision != spec.revision:
+        raise EndpointError(with_fix(
+            f"model '{spec.role}' (endpoint {endpoint.host_port}): the server reports revision "
+            f"{info.model_revision!r}, mkdocs.yml pins {spec.revision!r}", "pin the served revision, or serve the "
+            "pinned one"))
+    return EndpointModel(spec, client, info)
