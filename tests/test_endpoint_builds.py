@@ -144,3 +144,26 @@ def test_the_configuration_names_each_endpoint_problem(site, tmp_path):
                                                                          "engine": "vllm 1"}}}}}, tmp_path).models["base"]
     assert spec.identity == moved.identity == "endpoint:vllm 1/m@"  # the URL is not part of what keys outputs
     assert json.loads(spec.endpoint)["url"] == "http://a:1/v1"
+
+
+def test_verify_tells_an_engine_that_answered_differently_from_an_input_that_changed(site, served, monkeypatch,
+                                                                                     caplog):
+    monkeypatch.setenv("FAKE_KEY", "sk-secret-123")
+    on_engine(site, served)
+    site.write("docs/index.md", "# V\n\n```generate model=base max_new_tokens=4\nThe capital of France is\n```\n")
+    site.build()
+    monkeypatch.setenv("LLM_EXEC_MODE", "verify")
+    caplog.set_level(logging.INFO, logger="mkdocs")
+    served.reply = lambda prompt: ("Lyon", ".")
+    with pytest.raises(Abort):
+        site.build()
+    assert "docs/index.md:3" in caplog.text and "the engine answered differently to the same input" in caplog.text
+    served.reply = lambda prompt: ("Paris", " is", " the", " capital")
+    entry = next((site.root / "llm-exec.lock").glob("*.json"))
+    data = json.loads(entry.read_text())
+    data["outcome"]["input_tokens"] += 3  # as if the server had laid the same request out in other tokens
+    entry.write_text(json.dumps(data))
+    caplog.clear()
+    with pytest.raises(Abort):
+        site.build()
+    assert "the input changed: the server laid the same request out in" in caplog.text

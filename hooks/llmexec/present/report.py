@@ -63,7 +63,8 @@ def mismatch(old: dict[str, Any], new: dict[str, Any], entry_path: str) -> str:
     _, line, column = first_divergence(before, after) or (0, 1, 1)
     pick = lambda text: (text.splitlines() or [""])[line - 1] if line <= len(text.splitlines()) else ""  # noqa: E731
     differences = setup_differences(old, new)
-    why = ("what differs between the machine that wrote the entry and this one: " + "; ".join(differences)
+    engine = _engine_reason(old, new)
+    why = engine or ("what differs between the machine that wrote the entry and this one: " + "; ".join(differences)
            if differences else "the libraries and machine features recorded with the entry match this machine, so "
            "the entry does not hold what these inputs produce here (edited by hand, or a non-deterministic block)")
     return (f"{_where(new)}: {_what(new)}: the output differs from its lockfile entry {entry_path}\n"
@@ -71,6 +72,22 @@ def mismatch(old: dict[str, Any], new: dict[str, Any], entry_path: str) -> str:
             f"      lockfile: {pick(before)!r}\n      now:      {pick(after)!r}\n    {why}\n"
             f"  --> an entry edited by hand must be restored (git checkout <ref> -- {entry_path}) or re-recorded; "
             f"if the new output is right: {LOCK_COMMAND}")
+
+
+def _engine_reason(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """For a model on a serving engine: did its input change (the server laid the same request out in other
+    tokens), or did the engine answer the same input differently? '' for local models."""
+    models = [m for m in (new.get("models") or {}).values() if str(m.get("identity", "")).startswith("endpoint:")]
+    if not models:
+        return ""
+    names = ", ".join(m["identity"].removeprefix("endpoint:") for m in models)
+    tokens = ((old.get("outcome") or {}).get("input_tokens"), (new.get("outcome") or {}).get("input_tokens"))
+    if old.get("kind") == "generate" and all(tokens) and tokens[0] != tokens[1]:
+        return (f"the input changed: the server laid the same request out in {tokens[0]} tokens for the lockfile and "
+                f"{tokens[1]} now ({names}: its chat template or tokenizer is not what it was)")
+    return (f"the engine answered differently to the same input ({names}, the same prompt tokens): serving engines "
+            "are not batch-invariant by default, so concurrent load and prompt caching can change even greedy "
+            "outputs (README, 'Running on a serving engine')")
 
 
 def _where(entry: dict[str, Any]) -> str:
