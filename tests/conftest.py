@@ -63,19 +63,17 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 class SharedWorker:
     """The real worker, started once for the in-process builds of the whole session (importing torch takes
-    seconds): each build reconfigures it (project folder, limits), and it is started again if a test kills it.
-    A new worker fingerprint (other models or threads) replaces it. Tests that count worker starts or model loads
-    are marked `fresh_worker`."""
+    seconds): each build reconfigures it (project folder, models, limits; a role whose model changed is loaded
+    again), and it is started again if a test kills it. Tests that count worker starts or model loads are marked
+    `fresh_worker`."""
 
     def __init__(self) -> None:
         self.runner: WorkerRunner | None = None
-        self.fingerprint = ""
 
     def __call__(self, settings, progress) -> "SharedWorker.Borrowed":
-        if self.runner is None or settings.worker_fingerprint() != self.fingerprint:
-            self.close()
-            self.runner, self.fingerprint = WorkerRunner(settings, progress), settings.worker_fingerprint()
-        self.runner.progress = progress
+        if self.runner is None:
+            self.runner = WorkerRunner(settings, progress)
+        self.runner.settings, self.runner.progress = settings, progress
         return SharedWorker.Borrowed(self.runner)
 
     def close(self) -> None:

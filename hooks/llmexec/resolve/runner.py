@@ -89,12 +89,18 @@ class WorkerRunner:
                                  "batch_size": self.settings.batch_size, "memory_limit": self.settings.memory_limit,
                                  "states": str(self.settings.states_dir),
                                  "project_dir": str(self.settings.project_dir),
-                                 "contact_engines": self.settings.mode != "preview"})
+                                 "contact_engines": self.settings.mode != "preview", "keys": self._keys()})
             configured = self._receive(process, "configured")
             self.versions, self.machine = configured.get("versions", {}), configured.get("machine", {})
             self._configured = True
         self._send(process, message)
         return self._receive(process, "result")
+
+    def _keys(self) -> dict[str, str]:
+        """The API keys of endpoint models, read from this build's environment (a worker started earlier, as
+        under `serve`, sees a key exported since)."""
+        names = {m.endpoint_options()["api_key_env"] for m in self.settings.models.values() if m.kind == "endpoint"}
+        return {name: os.environ[name] for name in sorted(names) if name and os.environ.get(name)}
 
     def _ensure_started(self) -> subprocess.Popen[bytes]:
         if self.process is not None and self.process.poll() is None:
@@ -156,7 +162,7 @@ def _lines(process: subprocess.Popen[bytes]) -> Iterator[bytes]:
 
 def _tail(path: Path, lines: int = 12) -> str:
     try:
-        return "\n".join("    " + l for l in path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join("    " + line for line in path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "    (no log)"
 

@@ -8,11 +8,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..core.files import hash_stream
+from ..core.models import PRESETS, ModelSpec, preset_chunk_paths
 from ..errors import LlmExecError, ModelIntegrityError, with_fix
 
 MESSAGE_MARK = "llm-exec conversion error: "  # the line the worker looks for in the conversion's stderr
-from ..core.files import hash_stream
-from ..core.models import PRESETS, ModelSpec, preset_chunk_paths
 
 
 def gguf_file(spec: ModelSpec, scratch: Path) -> Path:

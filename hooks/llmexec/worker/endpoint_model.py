@@ -129,7 +129,7 @@ def _finish(done: Completion) -> str:
     return {"length": "length", "stop_sequence": "stop"}.get(done.finish_reason, "eos")
 
 
-def connect(spec: ModelSpec, contact: bool) -> EndpointModel:
+def connect(spec: ModelSpec, contact: bool, keys: dict[str, str]) -> EndpointModel:
     """Check the server: it is reachable, serves the model, and runs the engine and version that mkdocs.yml pins
     (they key the outputs). `contact` is False in preview builds, which never reach a serving engine."""
     options = spec.endpoint_options()
@@ -138,7 +138,7 @@ def connect(spec: ModelSpec, contact: bool) -> EndpointModel:
                                      "one", "its outputs come from the lockfile: run `make lock` on a trusted machine"))
     endpoint = Endpoint(options["url"], spec.ref, spec.revision, options["api_key_env"], int(options["concurrency"]),
                         float(options["timeout"]), int(options["retries"]))
-    client = EndpointClient(endpoint, spec.role)
+    client = EndpointClient(endpoint, spec.role, keys)  # the build's environment, not the worker's (see runner)
     info = client.describe()
     reported = f"{info.engine} {info.engine_version}".strip()
     if reported != options["engine"]:

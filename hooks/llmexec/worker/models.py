@@ -254,14 +254,14 @@ def model_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None],
 
 
 def load_model(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], threads: int = 2,
-               contact_engines: bool = True) -> LoadedModel:
+               contact_engines: bool = True, keys: dict[str, str] | None = None) -> LoadedModel:
     """Load from a local folder only; a model on a serving engine is connected to (and checked) instead."""
     from .tuned import training_record
 
     if spec.kind == "endpoint":
         from .endpoint_model import connect
 
-        return connect(spec, contact_engines)  # type: ignore[return-value]  (the same snippet API)
+        return connect(spec, contact_engines, keys or {})  # type: ignore[return-value]  (the same snippet API)
 
     folder = model_folder(spec, model_cache, log, threads)
     if not (folder / "config.json").is_file():

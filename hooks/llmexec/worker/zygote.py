@@ -28,6 +28,7 @@ class Zygote:
         self.memory_limit = 4.0  # GB a child may grow by (resident, anonymous) before it is killed
         self.states = Path()
         self.contact_engines = True
+        self.keys: dict[str, str] = {}
         self.loaded: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
 
@@ -51,8 +52,10 @@ class Zygote:
         if message.get("project_dir"):
             self._move_to(Path(message["project_dir"]))
         self.contact_engines = bool(message.get("contact_engines", True))  # preview builds never contact one
-        if not self.contact_engines:  # not even through a connection an earlier build of this worker made
+        keys = dict(message.get("keys", {}))  # endpoint API keys, from the build's environment
+        if keys != self.keys or not self.contact_engines:  # preview: not even through an earlier build's connection
             self.loaded = {r: m for r, m in self.loaded.items() if self.specs[r].kind != "endpoint"}
+        self.keys = keys
         self.failed.clear()  # a new build tries again models that failed to load before
 
     def _move_to(self, folder: Path) -> None:
@@ -73,7 +76,8 @@ class Zygote:
             self.log(f"loading {role} model: {spec.artifact}")
             started = time.perf_counter()
             try:
-                self.loaded[role] = load_model(spec, self.model_cache, self.log, self.threads, self.contact_engines)
+                self.loaded[role] = load_model(spec, self.model_cache, self.log, self.threads, self.contact_engines,
+                                               self.keys)
             except Exception as exc:  # every load failure becomes a message on the blocks that needed it
                 self.failed[role] = f"model '{role}' could not be loaded: {exc}"
                 raise ModelUnavailable(self.failed[role]) from None
