@@ -59,9 +59,9 @@ test-fast: models
 test-site: models
 	$(PY) -m pytest -m site_cold
 
-# The endpoint client against a real serving engine: llama.cpp's server on the presets' own GGUF files.
+# Against a real serving engine: llama.cpp's server on the presets' own GGUF files (the client, then sites).
 test-engine: models engine
-	@start=$$(date +%s); $(PY) -m pytest -m engine tests/test_engine_real.py && \
+	@start=$$(date +%s); $(PY) -m pytest -m engine tests/test_engine_real.py tests/test_engine_sites.py && \
 	  echo "make test-engine: real-engine tests took $$(( $$(date +%s) - start )) s"
 
 # Execute what changed and record it in llm-exec.lock/ (commit the result): the core, without a renderer.

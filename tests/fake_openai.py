@@ -102,23 +102,35 @@ class FakeOpenAI:
             fault = self._faults[path].pop(0) if self._faults.get(path) else Fault()
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        left = False
+
+        def leave() -> None:  # before the answer is written: a client may send its next request as soon as it reads it
+            nonlocal left
+            if not left:
+                left = True
+                with self._lock:
+                    self._in_flight -= 1
+
         try:
             time.sleep(fault.delay)
             if fault.drop:
                 handler.close_connection = True
+                leave()
                 handler.connection.shutdown(socket.SHUT_RDWR)
                 return
             if fault.body is not None:
+                leave()
                 return _send(handler, fault.status or 200, fault.body.encode(), "text/html")
             if fault.status:
+                leave()
                 return _error(handler, fault.status, fault.message)
             status, answer = self._answer(method, path, handler.headers.get("Authorization", ""), body, fault)
+            leave()
             _send(handler, status, json.dumps(answer).encode(), "application/json")
         except OSError:  # the client gave up (timed out) before the answer
             pass
         finally:
-            with self._lock:
-                self._in_flight -= 1
+            leave()
 
     def _answer(self, method: str, path: str, auth: str, body: Any, fault: Fault) -> tuple[int, Any]:
         if path.startswith("/v1/") and self.key and auth != f"Bearer {self.key}":

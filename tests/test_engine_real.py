@@ -36,6 +36,7 @@ pytestmark = pytest.mark.engine
 
 SERVED = {"base": "gemma-3-270m", "instruct": "smollm2-135m-instruct"}  # role -> preset, served under its own name
 START_TIMEOUT = 60.0  # seconds for a server to load its model and answer GET /v1/models
+PIDS: dict[str, int] = {}  # API base -> the server's process id
 
 
 def preset_gguf(role: str, folder: Path) -> Path:
@@ -61,6 +62,7 @@ def llama_server(gguf: Path, alias: str) -> Iterator[str]:
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    PIDS[f"http://127.0.0.1:{port}/v1"] = process.pid
     try:
         url = f"http://127.0.0.1:{port}/v1"
         deadline = time.monotonic() + START_TIMEOUT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -101,18 +102,23 @@ def test_the_same_recipe_gives_the_same_weights(tuned_site, tmp_path):
 
 
 def test_two_builds_at_once_train_once(tuned_site):
-    tuned_site.write("docs/index.md", PAGE.replace("model=all", "model=tuned"))
-    tuned_site.config()
-    other = tuned_site.root.parent / "other"
-    shutil.copytree(tuned_site.root, other)
-    def build(root: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(root / "mkdocs.yml")],
-                              capture_output=True, text=True, timeout=600, cwd=root)
-    with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(build, [tuned_site.root, other]))
-    assert [r.returncode for r in results] == [0, 0], [r.stderr[-2000:] for r in results]
-    assert sum(r.stderr.count("tuning model 'tuned' once") for r in results) == 1
-    assert len(list(Path(tuned_site.llm_exec["model_cache_dir"]).glob("tuned-tuned-*"))) == 1
+    """Two processes (as two builds would) ask for the same tuned model at once: one trains it, the other waits
+    for the lock and reuses it."""
+    spec = load_settings({"llm_exec": {"models": tuned_site.models}}, tuned_site.root).models["tuned"]
+    cache = tuned_site.llm_exec["model_cache_dir"]
+    ask = ("import json, sys\nfrom pathlib import Path\nfrom llmexec.core.models import ModelSpec\n"
+           "from llmexec.worker.tuned import tuned_folder\n"
+           f"spec = ModelSpec.from_json(json.loads({json.dumps(json.dumps(spec.to_json()))}))\n"
+           f"print(tuned_folder(spec, Path({cache!r}), print, 1, lambda start: Path(start.ref)))\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "hooks")}
+    runs = [subprocess.Popen([sys.executable, "-c", ask], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env) for _ in range(2)]
+    results = [(run.communicate(timeout=600), run.returncode) for run in runs]
+    assert [code for _, code in results] == [0, 0], [err[-2000:] for (_, err), _ in results]
+    outputs = [out for (out, _), _ in results]
+    assert sum(out.count("tuning model 'tuned' once") for out in outputs) == 1
+    assert len({out.strip().splitlines()[-1] for out in outputs}) == 1  # both got the same folder
+    assert len(list(Path(cache).glob("tuned-tuned-*"))) == 1
 
 
 def test_locked_and_preview_builds_never_train(tuned_site):
@@ -232,7 +238,7 @@ builtins.__import__, md.version = _blocked, _version
 
 def test_a_locked_build_needs_no_torch_to_key_the_tuned_model(tuned_site):
     tuned_site.write("docs/index.md", PAGE)
-    assert tuned_site.build_cli().returncode == 0
+    tuned_site.build()  # in process, on the tests' shared worker: trains and locks
     locked = tuned_site.build_cli(env={"LLM_EXEC_MODE": "locked"}, prelude=NO_TORCH)
     assert locked.returncode == 0, locked.stderr[-3000:]
     assert "0 blocks executed, 3 from cache" in locked.stderr

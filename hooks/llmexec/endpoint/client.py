@@ -118,6 +118,7 @@ class EndpointClient:
         self._api = endpoint.url.rstrip("/")
         self._key = ""
         self._served: tuple[str, ...] | None = None
+        self.extra: dict[str, Any] = {}  # engine-specific fields added to every generation request
         if endpoint.api_key_env:
             name = endpoint.api_key_env
             self._key = environ.get(name, "")
@@ -137,7 +138,7 @@ class EndpointClient:
             raise self._fail(f"the server does not serve '{self.endpoint.model}'; it serves: "
                              f"{', '.join(self._served) or 'nothing'}",
                              "set `model` to one of those ids, or start the server under this name "
-                             "(vLLM, SGLang: --served-model-name; llama.cpp: --alias)")
+                             "(vLLM, SGLang: --served-model-name; llama-server: --alias; llama-cpp-python: --model_alias)")
         engine, version, revision, path = self._identify(record, headers.get("Server", ""))
         return ServerInfo(engine, version, self.endpoint.model, revision or self.endpoint.revision, path, record)
 
@@ -157,7 +158,7 @@ class EndpointClient:
     def _body(self, max_tokens: int, temperature: float, top_p: float, seed: int | None, stop: Sequence[str],
               **payload: Any) -> dict[str, Any]:
         body = {"model": self.endpoint.model, **payload, "max_tokens": max_tokens, "temperature": temperature,
-                "top_p": top_p, "stream": False}
+                "top_p": top_p, "stream": False, **self.extra}
         return body | ({"seed": seed} if seed is not None else {}) | ({"stop": list(stop)} if stop else {})
 
     # -- generation -------------------------------------------------------------------------------------------

@@ -152,4 +152,6 @@ def connect(spec: ModelSpec, contact: bool, keys: dict[str, str]) -> EndpointMod
             f"model '{spec.role}' (endpoint {endpoint.host_port}): the server reports revision "
             f"{info.model_revision!r}, mkdocs.yml pins {spec.revision!r}", "pin the served revision, or serve the "
             "pinned one"))
+    if info.engine in ("llama-cpp-python", "llama.cpp"):  # they penalise repeats unless told not to: not greedy
+        client.extra = {"repeat_penalty": 1.0}
     return EndpointModel(spec, client, info)
