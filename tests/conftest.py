@@ -261,3 +261,23 @@ def home_page_cold(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subp
         {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# Notebook"]}], "metadata": {},
          "nbformat": 4, "nbformat_minor": 5}))
     return project, _build_project(project)
+
+
+@pytest.fixture(scope="session")
+def gguf_folder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """`make test-engine`: each served preset's single GGUF file, its sha256 checked."""
+    from test_engine_real import SERVED, preset_gguf
+
+    folder = tmp_path_factory.mktemp("gguf")
+    return {role: preset_gguf(role, folder) for role in SERVED}
+
+
+@pytest.fixture(scope="session")
+def servers(gguf_folder: dict[str, Path]) -> Iterator[dict[str, str]]:
+    """`make test-engine`: one llama.cpp server per role, for the session: role -> API base."""
+    from contextlib import ExitStack
+
+    from test_engine_real import SERVED, llama_server
+
+    with ExitStack() as stack:
+        yield {role: stack.enter_context(llama_server(gguf_folder[role], SERVED[role])) for role in SERVED}

@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -90,19 +90,6 @@ def _answers(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
-
-
-@pytest.fixture(scope="module")
-def gguf_folder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("gguf")
-    return {role: preset_gguf(role, folder) for role in SERVED}
-
-
-@pytest.fixture(scope="module")
-def servers(gguf_folder: dict[str, Path]) -> Iterator[dict[str, str]]:
-    """One running server per role: role -> API base."""
-    with ExitStack() as stack:
-        yield {role: stack.enter_context(llama_server(gguf_folder[role], SERVED[role])) for role in SERVED}
 
 
 def client(url: str, role: str, model: str = "") -> EndpointClient:

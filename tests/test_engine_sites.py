@@ -10,7 +10,7 @@ from importlib.metadata import version
 import pytest
 from mkdocs.exceptions import Abort
 
-from test_engine_real import PIDS, SERVED, client, gguf_folder, llama_server, servers  # noqa: F401 (fixtures)
+from test_engine_real import PIDS, SERVED, client, llama_server
 
 pytestmark = pytest.mark.engine
 ENGINE = f"llama-cpp-python {version('llama_cpp_python')}"

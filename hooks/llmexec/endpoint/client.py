@@ -31,6 +31,7 @@ from email.message import Message
 from typing import Any, TypeVar
 
 from ..errors import LlmExecError, with_fix
+from .answers import Completion, TokenLogprob, error_message, finish_reason, parse_logprobs, snippet  # noqa: F401 (re-exported)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -85,28 +86,6 @@ class ServerInfo:
     model_revision: str  # from the server if it reports one, else the configured revision
     model_path: str  # the weights the server loaded, where it says ("" otherwise)
     record: Mapping[str, Any]  # the model's card from GET /models, as served
-
-
-@dataclass(frozen=True)
-class TokenLogprob:
-    """One generated token with its log-probability and the top alternatives, most likely first."""
-
-    token: str
-    logprob: float | None
-    top: tuple[tuple[str, float | None], ...]
-
-
-@dataclass(frozen=True)
-class Completion:
-    """One generation. finish_reason: "eos", "length", "stop_sequence" (when the server says a stop string matched);
-    other server values (tool_calls, abort, ...) pass through unchanged."""
-
-    text: str
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    tokens: tuple[TokenLogprob, ...]  # empty unless log-probabilities were asked for
-    seconds: float  # wall time of the call, retries included
 
 
 class EndpointClient:
@@ -168,20 +147,20 @@ class EndpointClient:
         response, _ = self._exchange("POST", path, body)
         choices = response.get("choices") if isinstance(response, dict) else None
         if not choices or not isinstance(choices[0], dict):
-            raise self._fail(f"POST {path} answered without choices: {_snippet(json.dumps(response))}",
+            raise self._fail(f"POST {path} answered without choices: {snippet(json.dumps(response))}",
                              "check that `url` points at an OpenAI-compatible server")
         choice = choices[0]
         message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
         text = choice.get("text") if "text" in choice else message.get("content")
         usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
         done = int(usage.get("completion_tokens") or 0)
-        tokens = _logprobs(choice.get("logprobs"))
+        tokens = parse_logprobs(choice.get("logprobs"))
         if logprobs and not tokens and (done or text):
             raise self._fail(f"asked for log-probabilities (top {logprobs}) on POST {path}, but the server did not "
                              "return log-probabilities",
                              "use a server that returns them (vLLM, SGLang, llama.cpp's llama-server; llama-cpp-python "
                              "only with logits_all: true), or do not ask for log-probabilities")
-        return Completion(str(text or ""), _finish(choice), int(usage.get("prompt_tokens") or 0), done, tokens,
+        return Completion(str(text or ""), finish_reason(choice), int(usage.get("prompt_tokens") or 0), done, tokens,
                           time.monotonic() - started)
 
     # -- identity ---------------------------------------------------------------------------------------------
@@ -248,14 +227,14 @@ class EndpointClient:
                 last, last_status = self._unanswered(error, method, path), None
                 continue
             if status >= 500:
-                last, last_status = f"HTTP {status} {_message(raw)}".strip(), status
+                last, last_status = f"HTTP {status} {error_message(raw)}".strip(), status
                 continue
             if status >= 400:
-                raise self._rejected(status, _message(raw), method, path)
+                raise self._rejected(status, error_message(raw), method, path)
             try:
                 return json.loads(raw), headers
             except ValueError:
-                raise self._fail(f"{method} {path} answered something that is not JSON: {_snippet(raw)!r}",
+                raise self._fail(f"{method} {path} answered something that is not JSON: {snippet(raw)!r}",
                                  "check that `url` is the OpenAI-compatible API base (ending in /v1), not a web page "
                                  "or a proxy's error page") from None
         raise self._fail(f"{method} {path} failed on each of {tries} tries; the last: {last}",
@@ -324,55 +303,3 @@ def run_concurrently(function: Callable[[T], R], items: Iterable[T], concurrency
 def _ids(listing: Any) -> tuple[str, ...]:
     cards = listing.get("data") if isinstance(listing, dict) else None
     return tuple(str(c.get("id")) for c in cards if isinstance(c, dict)) if isinstance(cards, list) else ()
-
-
-def _finish(choice: Mapping[str, Any]) -> str:
-    reason = choice.get("finish_reason")
-    if reason != "stop":
-        return str(reason or "unknown")
-    matched = choice.get("stop_reason", choice.get("matched_stop"))  # vLLM, SGLang: the stop string, a token id, None
-    return "stop_sequence" if isinstance(matched, str) and matched else "eos"
-
-
-def _logprobs(raw: Any) -> tuple[TokenLogprob, ...]:
-    """Both shapes: chat's (and llama.cpp's completions) content[*], and completions' parallel lists."""
-    if not isinstance(raw, dict):
-        return ()
-    if isinstance(raw.get("content"), list):
-        return tuple(TokenLogprob(str(e.get("token", "")), _number(e.get("logprob")),
-                                  _ranked((str(t.get("token", "")), _number(t.get("logprob")))
-                                          for t in e.get("top_logprobs") or () if isinstance(t, dict)))
-                     for e in raw["content"] if isinstance(e, dict))
-    tokens, values, tops = raw.get("tokens") or [], raw.get("token_logprobs") or [], raw.get("top_logprobs") or []
-    values, tops = [*values, *[None] * len(tokens)], [*tops, *[None] * len(tokens)]  # short lists padded
-    return tuple(TokenLogprob(str(token), _number(value), _ranked((str(k), _number(v)) for k, v in (top or {}).items()))
-                 for token, value, top in zip(tokens, values, tops))
-
-
-def _ranked(pairs: Iterable[tuple[str, float | None]]) -> tuple[tuple[str, float | None], ...]:
-    return tuple(sorted(pairs, key=lambda p: -p[1] if p[1] is not None else float("inf")))
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) else None
-
-
-def _message(raw: bytes) -> str:
-    """The server's own words from an error body: OpenAI's error.message, FastAPI's detail, else the text."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return _snippet(raw)
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        for value in (error, body.get("message"), body.get("detail")):
-            if value:
-                return str(value)
-    return _snippet(raw)
-
-
-def _snippet(raw: bytes | str) -> str:
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    return text[:200] + ("…" if len(text) > 200 else "")
