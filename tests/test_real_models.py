@@ -1,4 +1,4 @@
-"""The real offline default models: the home page built from nothing, batching, tuning (`make test` and CI)."""
+"""The real offline default models: the home page built from nothing, batching, tuning (`make test-models`, CI)."""
 
 from __future__ import annotations
 
