@@ -100,6 +100,7 @@ def test_a_server_error_is_retried_and_a_missing_log_probability_is_named(site, 
         site.build()
     assert served.count("/v1/completions") == 2  # the 503, then an answer without log-probabilities
     assert "docs/index.md:3" in caplog.text and "did not return log-probabilities" in caplog.text
+    assert 'File "docs/index.md", line 4' in caplog.text and "endpoint_model.py" not in caplog.text  # the snippet's line
     served.requests.clear()
     site.build()  # the next try gets a full answer
     assert "[('Paris', " in outputs(site.html())[0]

@@ -82,8 +82,9 @@ def _read_from(fd: int, start: int) -> str:
 
 
 def _snippet_traceback(exc: BaseException) -> str:
-    """The traceback without this module's frames: it starts at the snippet's own line."""
+    """The traceback without this package's frames: it starts at the snippet's own line, and an error raised by
+    the snippet API (a model on a serving engine that cannot be reached...) ends with its message and fix."""
     te = traceback.TracebackException.from_exception(exc)
-    ours = (__file__, display.__file__)
-    te.stack = traceback.StackSummary.from_list([f for f in te.stack if f.filename not in ours])
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    te.stack = traceback.StackSummary.from_list([f for f in te.stack if not os.path.abspath(f.filename).startswith(package)])
     return "".join(te.format()).rstrip("\n")
