@@ -218,6 +218,13 @@ def fake():
         yield FakeRunner.instances
 
 
+def outputs(page: str) -> list[str]:
+    """The texts of a built page's outputs (generations and code output), unescaped, in page order."""
+    import html
+
+    return [html.unescape(m) for m in re.findall(r'<pre class="llmx-(?:output|text)"><code>(.*?)</code></pre>', page, re.S)]
+
+
 def calls(instances) -> int:
     return sum(len(r.code_calls) + len(r.generate_calls) for r in instances)
 

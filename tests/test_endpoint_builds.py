@@ -5,10 +5,11 @@ from __future__ import annotations
 import html
 import json
 import logging
-import re
 
 import pytest
 from mkdocs.exceptions import Abort
+
+from conftest import outputs
 
 from fake_openai import Fault, FakeOpenAI
 
@@ -28,10 +29,6 @@ def on_engine(site, fake: FakeOpenAI, **changes) -> None:
     common = {"url": fake.url, "engine": "vllm 0.9.2", "api_key_env": "FAKE_KEY", "concurrency": 2}
     site.models = {"base": {"endpoint": {**common, "model": "fake/base", **changes}},
                    "instruct": {"endpoint": {**common, "model": "fake/chat", "chat": True, **changes}}}
-
-
-def outputs(page: str) -> list[str]:
-    return [html.unescape(m) for m in re.findall(r'<pre class="llmx-(?:output|text)"><code>(.*?)</code></pre>', page, re.S)]
 
 
 def test_blocks_and_snippets_run_on_the_engine_and_a_rebuild_sends_nothing(site, served, monkeypatch):

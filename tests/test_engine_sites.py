@@ -10,6 +10,7 @@ from importlib.metadata import version
 import pytest
 from mkdocs.exceptions import Abort
 
+from conftest import outputs
 from test_engine_real import PIDS, SERVED, client, llama_server
 
 pytestmark = pytest.mark.engine
@@ -27,10 +28,6 @@ PAGE = ("# E\n\n```generate max_new_tokens=8\nThe capital of France is\n```\n\n"
 def on_engines(site, urls: dict[str, str], **changes) -> None:
     site.models = {role: {"endpoint": {"url": urls[role], "model": SERVED[role], "engine": engine(),
                                        "chat": role == "instruct", **changes}} for role in SERVED}
-
-
-def outputs(page: str) -> list[str]:
-    return [html.unescape(m) for m in re.findall(r'<pre class="llmx-(?:output|text)"><code>(.*?)</code></pre>', page, re.S)]
 
 
 def test_a_site_on_the_engine_shows_greedy_outputs_log_probabilities_and_provenance(site, servers, caplog):

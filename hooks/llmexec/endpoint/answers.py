@@ -30,8 +30,6 @@ class Completion:
     seconds: float  # wall time of the call, retries included
 
 
-
-
 def finish_reason(choice: Mapping[str, Any]) -> str:
     reason = choice.get("finish_reason")
     if reason != "stop":

@@ -9,7 +9,7 @@ from typing import Any
 from ..core.models import ModelSpec
 from ..endpoint.client import Completion, Endpoint, EndpointClient, EndpointError, ServerInfo, run_concurrently
 from ..errors import with_fix
-from .models import Generation, Prompt, Sampling, _prompt
+from .models import Generation, Prompt, Sampling, _prompt, chat_messages
 
 
 class EndpointModel:
@@ -29,26 +29,25 @@ class EndpointModel:
     def format_prompt(self, prompt: str | list[dict[str, str]] = "", *, template: str = "auto", system: str = "",
                       prefill: str = "", generation_prompt: bool = True) -> str:
         """What is sent: the raw text, or the chat messages as JSON (the server lays them out in its template)."""
-        route, payload = self._request(_prompt(prompt, template, system, prefill, generation_prompt))
+        payload = self._request(_prompt(prompt, template, system, prefill, generation_prompt))
         return payload if isinstance(payload, str) else _shown(payload)
 
-    def _request(self, p: Prompt) -> tuple[str, str | list[dict[str, str]]]:
-        chat = p.template == "chat" or (p.template == "auto" and self.has_chat_template) or bool(p.messages)
-        if chat and not self.has_chat_template:
-            raise ValueError(with_fix(f"the {self.role} model ({self.artifact}) is configured without a chat "
-                                      "template (endpoint.chat: false)", "use template=raw, or set endpoint.chat: true "
-                                      "if the server applies one"))
-        if not chat:
-            if p.system:
-                raise ValueError("system= needs a chat template; the prompt is given to this model as raw text")
-            return "completions", p.prompt + p.prefill
+    def _request(self, p: Prompt) -> str | list[dict[str, str]]:
+        """A raw prompt (text, for /v1/completions) or chat messages (for /v1/chat/completions)."""
+        messages = chat_messages(p, self.has_chat_template, with_fix(
+            f"the {self.role} model ({self.artifact}) is configured without a chat template (endpoint.chat: false)",
+            "use template=raw, or set endpoint.chat: true if the server applies one"))
+        if messages is None:
+            return p.prompt + p.prefill
         if p.prefill or not p.generation_prompt:
             raise ValueError(with_fix(f"prefill= and generation_prompt=false need the exact chat text, and the "
                                       f"{self.role} model's chat template is applied by the serving engine",
                                       "write the turn format out with template=raw"))
-        messages = [{"role": "system", "content": p.system}] if p.system else []
-        messages += [{"role": r, "content": c} for r, c in p.messages] or [{"role": "user", "content": p.prompt}]
-        return "chat", messages
+        return messages
+
+    def _send(self, payload: str | list[dict[str, str]], **options: Any) -> Completion:
+        return self.client.complete(payload, **options) if isinstance(payload, str) else \
+            self.client.chat(payload, **options)
 
     def generate(self, prompt: str | list[dict[str, str]] = "", *, max_new_tokens: int = 48, template: str = "auto",
                  system: str = "", prefill: str = "", stop: str | list[str] = (), seed: int | None = None,
@@ -82,12 +81,11 @@ class EndpointModel:
                     f"greedy (temperature 0) on {self.info.engine} {self.info.engine_version}")
 
         def one(p: Prompt) -> Generation:
-            route, payload = self._request(p)
+            payload = self._request(p)
             options = {"max_tokens": max_new_tokens, "stop": stop, "seed": sampling.seed,
                        "temperature": sampling.temperature if sampled else 0.0,
                        "top_p": sampling.top_p if sampled else 1.0}
-            done = self.client.complete(payload, **options) if route == "completions" else \
-                self.client.chat(payload, **options)  # type: ignore[arg-type]
+            done = self._send(payload, **options)
             return Generation(self.role, self.artifact, payload if isinstance(payload, str) else _shown(payload),
                               done.prompt_tokens, done.text, _finish(done), done.completion_tokens,
                               round(done.seconds, 3), decoding)
@@ -97,10 +95,9 @@ class EndpointModel:
     def next_tokens(self, text: str | list[dict[str, str]], k: int = 5, *, template: str = "raw", system: str = "",
                     prefill: str = "") -> list[tuple[str, float]]:
         """The k most likely next tokens with their probabilities, from the server's log-probabilities."""
-        route, payload = self._request(_prompt(text, template, system, prefill, True))
+        payload = self._request(_prompt(text, template, system, prefill, True))
         options = {"max_tokens": 1, "temperature": 0.0, "logprobs": k}
-        done = self.client.complete(payload, **options) if route == "completions" else \
-            self.client.chat(payload, **options)  # type: ignore[arg-type]
+        done = self._send(payload, **options)
         if not done.tokens or not done.tokens[0].top:
             raise EndpointError(with_fix(f"model '{self.role}': the server returned no log-probabilities for "
                                          "next_tokens()", "serve the model with an engine that returns "

@@ -32,24 +32,25 @@ def _generate_batch(zygote: Any, batch: list[GenerateRequest]) -> list[GenerateO
     from .models import Prompt, Sampling
 
     first = batch[0]
+    prompts = [Prompt(r.prompt, r.template, r.system, r.prefill, (), r.generation_prompt) for r in batch]
+    sampling = Sampling(first.seed, first.temperature, first.top_p)
     try:
         model = zygote.model(first.model)
         if hasattr(model, "generate_each"):  # a serving engine: each request succeeds or fails on its own
-            return [GenerateOutcome(status="error", error=f"{type(g).__name__}: {g}") if isinstance(g, Exception) else
-                    GenerateOutcome(status="ok", input_text=g.input_text, input_tokens=g.input_tokens, text=g.text,
-                                    finish_reason=g.finish_reason, new_tokens=g.new_tokens, seconds=g.seconds,
-                                    batch_size=len(batch), decoding=g.decoding)
-                    for g in model.generate_each([Prompt(r.prompt, r.template, r.system, r.prefill, (),
-                                                         r.generation_prompt) for r in batch], first.max_new_tokens,
-                                                 Sampling(first.seed, first.temperature, first.top_p), first.stop)]
-        results = model.generate_batch([Prompt(r.prompt, r.template, r.system, r.prefill, (), r.generation_prompt)
-                                        for r in batch], first.max_new_tokens,
-                                       Sampling(first.seed, first.temperature, first.top_p), first.stop)
+            return [_outcome(g, len(batch)) for g in model.generate_each(prompts, first.max_new_tokens, sampling,
+                                                                         first.stop)]
+        results = model.generate_batch(prompts, first.max_new_tokens, sampling, first.stop)
     except Exception as exc:
         if len(batch) > 1:  # find which prompt failed (e.g. system= without a chat template): run them alone
             return [o for request in batch for o in _generate_batch(zygote, [request])]
-        return [GenerateOutcome(status="error", error=f"{type(exc).__name__}: {exc}")]
-    return [GenerateOutcome(status="ok", input_text=g.input_text, input_tokens=g.input_tokens, text=g.text,
-                            finish_reason=g.finish_reason, new_tokens=g.new_tokens, seconds=g.seconds,
-                            batch_size=len(batch), decoding=g.decoding)
-            for g in results]
+        return [_outcome(exc, 1)]
+    return [_outcome(g, len(batch)) for g in results]
+
+
+def _outcome(done: Any, batch_size: int) -> GenerateOutcome:
+    """A Generation as an outcome, or an exception as an error outcome."""
+    if isinstance(done, Exception):
+        return GenerateOutcome(status="error", error=f"{type(done).__name__}: {done}")
+    return GenerateOutcome(status="ok", input_text=done.input_text, input_tokens=done.input_tokens, text=done.text,
+                           finish_reason=done.finish_reason, new_tokens=done.new_tokens, seconds=done.seconds,
+                           batch_size=batch_size, decoding=done.decoding)

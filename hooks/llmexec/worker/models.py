@@ -86,15 +86,10 @@ class LoadedModel:
         return self._format(_prompt(prompt, template, system, prefill, generation_prompt))[0]
 
     def _format(self, p: Prompt) -> tuple[str, bool]:
-        use_chat = p.template == "chat" or (p.template == "auto" and self.has_chat_template) or bool(p.messages)
-        if use_chat and not self.has_chat_template:
-            raise ValueError(f"the {self.role} model ({self.artifact}) has no chat template; use template=raw")
-        if not use_chat:
-            if p.system:
-                raise ValueError("system= needs a chat template; the prompt is given to this model as raw text")
+        messages = chat_messages(p, self.has_chat_template,
+                                 f"the {self.role} model ({self.artifact}) has no chat template; use template=raw")
+        if messages is None:
             return p.prompt + p.prefill, False
-        messages = [{"role": "system", "content": p.system}] if p.system else []
-        messages += [{"role": r, "content": c} for r, c in p.messages] or [{"role": "user", "content": p.prompt}]
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=p.generation_prompt)
         return text + p.prefill, True
 
@@ -202,6 +197,20 @@ def _prompt(prompt: str | list[dict[str, str]], template: str, system: str, pref
         return Prompt(prompt, template, system, prefill, (), generation_prompt)
     turns = tuple((str(m["role"]), str(m["content"])) for m in prompt)
     return Prompt("", template, system, prefill, turns, generation_prompt)
+
+
+def chat_messages(p: Prompt, has_chat_template: bool, no_template: str) -> list[dict[str, str]] | None:
+    """The messages a chat template lays out, or None when the prompt goes to the model as raw text (the same rule
+    for local models and models on a serving engine); `no_template` is the error when chat is asked of neither."""
+    use_chat = p.template == "chat" or (p.template == "auto" and has_chat_template) or bool(p.messages)
+    if use_chat and not has_chat_template:
+        raise ValueError(no_template)
+    if not use_chat:
+        if p.system:
+            raise ValueError("system= needs a chat template; the prompt is given to this model as raw text")
+        return None
+    messages = [{"role": "system", "content": p.system}] if p.system else []
+    return messages + ([{"role": r, "content": c} for r, c in p.messages] or [{"role": "user", "content": p.prompt}])
 
 
 def _stop_at(tokenizer, new: list[int], stop: tuple[str, ...]) -> tuple[str, int] | None:
