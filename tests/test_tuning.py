@@ -63,6 +63,15 @@ def test_the_identity_changes_with_every_recipe_field_and_with_the_data(tuned_si
     assert identity(root, {**other_base, "tuned": tune()}) != first
 
 
+def test_a_new_training_loop_version_is_another_identity(tuned_site, monkeypatch):
+    """A change to the loop's arithmetic (TRAINER raised) trains again and makes the tuned entries stale."""
+    from llmexec.core import recipes
+
+    before = identity(tuned_site.root, tuned_site.models)
+    monkeypatch.setattr(recipes, "TRAINER", recipes.TRAINER + 1)
+    assert identity(tuned_site.root, tuned_site.models) != before
+
+
 def test_trained_once_with_progress_then_reused_and_recorded_in_the_lockfile(tuned_site, caplog):
     caplog.set_level("INFO")
     tuned_site.write("docs/index.md", PAGE)
