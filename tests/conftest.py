@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +105,19 @@ def shared_worker() -> Iterator[SharedWorker]:
 def _worker_for_in_process_builds(request: pytest.FixtureRequest, shared_worker: SharedWorker) -> Iterator[None]:
     with use_runner(WorkerRunner if request.node.get_closest_marker("fresh_worker") else shared_worker):
         yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """A test that fails while a llama.cpp server of the harness has died (`make test-engine`) fails with how the
+    server ended and the tail of its log, not with what followed ("cannot connect (connection refused)")."""
+    try:
+        return (yield)
+    except Exception as error:
+        harness = sys.modules.get("test_engine_real")  # loaded only where engine tests run
+        if deaths := (harness.dead_servers() if harness else []):
+            raise pytest.fail.Exception("\n\n".join(deaths), pytrace=False) from error
+        raise
 
 
 @dataclass

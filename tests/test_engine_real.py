@@ -16,6 +16,8 @@ repeat_penalty 1.1 to every request that does not send one, so temperature 0 is 
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +25,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -36,7 +39,10 @@ pytestmark = pytest.mark.engine
 
 SERVED = {"base": "gemma-3-270m", "instruct": "smollm2-135m-instruct"}  # role -> preset, served under its own name
 START_TIMEOUT = 60.0  # seconds for a server to load its model and answer GET /v1/models
-PIDS: dict[str, int] = {}  # API base -> the server's process id
+LOG_TAIL = 3000  # characters of a server's log shown when it fails
+SIGNAL_HINTS = {signal.SIGILL: ": an illegal instruction, one this CPU (or its VM) does not execute --> `make engine` "
+                               "builds llama.cpp without AMX and AVX-512 (see README); rebuild with it"}
+SERVERS: dict[str, "Server"] = {}  # API base -> the server started for it, while its llama_server() is open
 
 
 def preset_gguf(role: str, folder: Path) -> Path:
@@ -54,34 +60,73 @@ def free_port() -> int:
         return int(spare.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Server:
+    """A llama.cpp server this harness started: what it serves, its command line, its process and its log."""
+
+    alias: str
+    command: tuple[str, ...]
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def death(self) -> str | None:
+        """How the server ended (exit status or signal) with the tail of its log; None while it runs."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        how = f"exited with status {code}"
+        if code < 0:
+            try:
+                how = f"was killed by {signal.Signals(-code).name} (signal {-code})"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        tail = self.log.read_text(errors="replace")[-LOG_TAIL:]
+        return (f"the llama.cpp server for {self.alias} (pid {self.process.pid}) {how}"
+                f"{SIGNAL_HINTS.get(-code, '')}\n  command: {' '.join(self.command)}\n"
+                f"--- its log ({self.log}), last {LOG_TAIL} characters ---\n{tail}")
+
+
+def dead_servers() -> list[str]:
+    """How each server that died while its llama_server() is open ended: for the report of a test that fails."""
+    return [death for server in SERVERS.values() if (death := server.death())]
+
+
 @contextmanager
 def llama_server(gguf: Path, alias: str) -> Iterator[str]:
-    """llama-cpp-python's OpenAI-compatible server on gguf under alias; yields the API base; stopped on exit."""
+    """llama-cpp-python's OpenAI-compatible server on gguf under alias; yields the API base; stopped on exit.
+    If the server dies (a crash, a signal) and the body then fails, the failure says how it ended and shows the
+    tail of its log: not the "connection refused" that follows (conftest's pytest_runtest_call does the same for
+    the session's servers)."""
     port, log = free_port(), gguf.with_name(f"{alias}.log")
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
+    url = f"http://127.0.0.1:{port}/v1"
+    command = (sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048")
     with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-    PIDS[f"http://127.0.0.1:{port}/v1"] = process.pid
+        server = Server(alias, command, subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT), log)
+    SERVERS[url] = server
     try:
-        url = f"http://127.0.0.1:{port}/v1"
         deadline = time.monotonic() + START_TIMEOUT
         while not _answers(url + "/models"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                state = f"exited with {process.returncode}" if process.poll() is not None else \
-                    f"did not answer GET /v1/models within {START_TIMEOUT:g} s"
-                tail = log.read_text(errors="replace")[-3000:]
-                pytest.fail(f"llama.cpp server for {alias} {state}: {' '.join(command)}\n--- its output, last "
-                            f"3000 characters ---\n{tail}", pytrace=False)
+            if death := server.death():
+                pytest.fail(f"{death}\n(while starting: before it answered GET /v1/models)", pytrace=False)
+            if time.monotonic() > deadline:
+                pytest.fail(f"the llama.cpp server for {alias} did not answer GET /v1/models within "
+                            f"{START_TIMEOUT:g} s: {' '.join(command)}\n--- its log, last {LOG_TAIL} characters "
+                            f"---\n{log.read_text(errors='replace')[-LOG_TAIL:]}", pytrace=False)
             time.sleep(0.25)
         yield url
+    except Exception as error:
+        if death := server.death():
+            raise pytest.fail.Exception(death, pytrace=False) from error
+        raise
     finally:
-        process.terminate()
+        del SERVERS[url]
+        server.process.terminate()
         try:
-            process.wait(timeout=10)
+            server.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            server.process.kill()
+            server.process.wait()
 
 
 def _answers(url: str) -> bool:
@@ -144,3 +189,29 @@ def test_a_stopped_server_is_unreachable(gguf_folder: dict[str, Path]) -> None:
         instruct.complete("Hello", max_tokens=2)
     message = str(caught.value)
     assert "cannot connect (connection refused)" in message and "start the server" in message.split("-->")[1]
+
+
+def test_a_server_that_dies_fails_the_test_with_its_signal_and_log_tail(gguf_folder: dict[str, Path]) -> None:
+    """A server killed by SIGILL (as llama.cpp built with AMX is, on a VM that traps AMX) fails the test that
+    used it with the signal and its log, whether the test started it or the session did (conftest's hook)."""
+    from conftest import pytest_runtest_call
+
+    with pytest.raises(pytest.fail.Exception) as own:
+        with llama_server(gguf_folder["instruct"], SERVED["instruct"]) as url:
+            process = SERVERS[url].process
+            os.kill(process.pid, signal.SIGILL)
+            process.wait(timeout=30)
+            with pytest.raises(EndpointError) as refused:  # what the test's own code meets
+                client(url, "instruct").complete("Hello", max_tokens=2)
+            around_a_test = pytest_runtest_call(item=None)  # the hook around every test, with the server open
+            next(around_a_test)
+            with pytest.raises(pytest.fail.Exception) as session:
+                around_a_test.throw(refused.value)
+            raise refused.value
+    assert "cannot connect (connection refused)" in str(refused.value)
+    for caught in (own, session):
+        message = str(caught.value)
+        assert f"the llama.cpp server for {SERVED['instruct']} (pid {process.pid}) was killed by SIGILL (signal 4): " \
+               "an illegal instruction" in message, message
+        assert "--- its log" in message and "Uvicorn running on" in message.split("--- its log")[1], message
+        assert "connection refused" not in message and caught.value.__cause__ is refused.value

@@ -11,7 +11,7 @@ import pytest
 from mkdocs.exceptions import Abort
 
 from conftest import outputs
-from test_engine_real import PIDS, SERVED, client, llama_server
+from test_engine_real import SERVED, SERVERS, client, llama_server
 
 pytestmark = pytest.mark.engine
 
@@ -75,7 +75,7 @@ def test_a_server_stopped_mid_build_fails_the_blocks_after_it_and_keeps_the_ones
         site.models["instruct"] = {"endpoint": {"url": url, "model": SERVED["base"], "engine": engine()}}
         site.write("docs/index.md", (
             "# S\n\n```python exec\nprint(base.generate('The capital of France is', max_new_tokens=4).text)\n"
-            f"import os, signal, time\nos.kill({PIDS[url]}, signal.SIGTERM)\ntime.sleep(2)\n```\n\n"
+            f"import os, signal, time\nos.kill({SERVERS[url].process.pid}, signal.SIGTERM)\ntime.sleep(2)\n```\n\n"
             "```python exec\nprint(base.generate('Once upon a time', max_new_tokens=4).text)\n```\n"))
         caplog.set_level(logging.INFO, logger="mkdocs")
         with pytest.raises(Abort):
