@@ -48,6 +48,7 @@ class NotTrainedHere(LlmExecError):
     once in auto mode here: that trains it, and later previews run it)"
     """
 
+
 def with_fix(message: str, fix: str) -> str:
     """Append the fix line in the house style: `--> How to fix`."""
     return f"{message}\n  --> {fix}"

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..plan.claims import Claim
-from .evidence import Unavailable
 from ..vocabulary import CLAIM_HELPERS
+from .evidence import Unavailable
 
 ClaimState = Literal["true", "false", "error", "unchecked"]
 
