@@ -139,6 +139,44 @@ def test_locked_and_preview_builds_never_train(tuned_site):
     assert not list(cache.glob("tuned-*")) and "tuning model" not in locked.stderr + preview.stderr
 
 
+USES_TUNED = ("\n[The base model answers]{check: q.base.new_tokens > 0}; [so does the tuned model]{check: "
+              "q.tuned.new_tokens > 0}.\n\n```python exec id=r\nprint(tuned.generate('hello', max_new_tokens=2).finish_reason)\n```\n")
+
+
+def test_a_preview_that_executes_never_trains_and_says_how_to_get_the_tuned_outputs(tuned_site, monkeypatch, tmp_path,
+                                                                                    caplog):
+    """LLM_EXEC_PREVIEW_EXECUTE=1 runs the blocks a pull request added, but a preview never trains: with the tuned
+    weights missing from the model cache its generate column and its code block are marked not executed (the
+    other models' columns run); once the weights are there, the same preview executes them."""
+    caplog.set_level("INFO")
+    tuned_site.write("docs/index.md", PAGE + USES_TUNED)
+    cache = Path(tuned_site.llm_exec["model_cache_dir"])
+    monkeypatch.setenv("LLM_EXEC_MODE", "preview")
+    monkeypatch.setenv("LLM_EXEC_PREVIEW_EXECUTE", "1")
+    monkeypatch.setenv("LLM_EXEC_REPORT", str(tmp_path / "report.md"))
+    tuned_site.build()  # strict: a block left unexecuted is not an error
+    assert not list(cache.glob("tuned-*")) and "tuning model" not in caplog.text
+    html = tuned_site.html()
+    reason = "The tuned model &#x27;tuned&#x27; is not trained on this machine, and a preview never trains one"
+    assert html.count(reason) == 2 and html.count("make lock") >= 2  # its column, and the code block
+    assert html.count("Executed for this preview only") == 2  # the base and instruct columns ran
+    assert html.count("llmx-claim-true") == 1 and html.count("llmx-claim-unchecked") == 1  # the base's claim holds
+    assert "the tuned answer of its block has no lockfile entry and was not executed" in caplog.text
+    assert not (tuned_site.root / "llm-exec.lock").exists()
+    assert "2 block(s) changed inputs and were not executed" in (tmp_path / "report.md").read_text()
+
+    from llmexec.worker.tuned import tuned_path
+
+    spec = load_settings({"llm_exec": {"models": tuned_site.models}}, tuned_site.root).models["tuned"]
+    shutil.copytree(tuned_site.models["base"]["path"], tuned_path(spec, cache))  # as if a trusted build trained it
+    caplog.clear()
+    tuned_site.build()
+    html = tuned_site.html()
+    assert "not trained on this machine" not in html and "tuning model" not in caplog.text
+    assert html.count("llmx-claim-true") == 2
+    assert html.count("Executed for this preview only") == 4  # three columns and the code block
+
+
 @pytest.mark.parametrize("change, expected", [
     ({"start": "nothing"}, "extra.llm_exec.models.tuned.tune.start: 'nothing' is not a configured model"),
     ({"conversations": "missing.jsonl"}, "missing.jsonl does not exist"),

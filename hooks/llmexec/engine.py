@@ -100,11 +100,14 @@ class Engine:
                                self.titles)
 
     def _checked(self, checked: present.Checked) -> None:
+        """Count the claims and report those that fail. A preview only marks them (red, on the page) and lists them
+        in its report: the pull request's site is built and published all the same, and the check fails after the
+        upload, naming them (.github/preview-build.sh)."""
         stats = self.resolver.stats
         stats.claims += checked.count
         stats.failed_claims += len(checked.errors)
         for message in checked.errors:
-            self.report(message)
+            (self.progress if self.settings.mode == "preview" else self.report)(message)
         for message in checked.unchecked:
             self.progress(message)
         self.resolver.store.drift.claims += checked.failing

@@ -38,6 +38,17 @@ class WorkerError(LlmExecError):
     """
 
 
+class NotTrainedHere(LlmExecError):
+    """A preview build needs a tuned model whose weights are not in this machine's model cache. Previews never train
+    one (the pull request's recipe would run for minutes and its weights would land in the shared model cache), so
+    the blocks that need it are marked not executed, with this message.
+
+    Example: "the tuned model 'tuned' is not trained on this machine, and a preview never trains one
+    --> its outputs come from the lockfile: run `make lock` on a trusted machine and commit llm-exec.lock/ (or build
+    once in auto mode here: that trains it, and later previews run it)"
+    """
+
+
 def with_fix(message: str, fix: str) -> str:
     """Append the fix line in the house style: `--> How to fix`."""
     return f"{message}\n  --> {fix}"

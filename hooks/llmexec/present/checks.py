@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from ..plan.claims import Claim
 from ..vocabulary import CLAIM_HELPERS
+from .evidence import Unavailable
 
 ClaimState = Literal["true", "false", "error", "unchecked"]
 
@@ -75,6 +76,8 @@ def evaluate(claim: Claim, results: dict[str, Any]) -> Verdict:
     scope = {**HELPERS, **{name: results[name] for name in claim.names()}}
     try:
         value = eval(compile(ast.parse(claim.expression, mode="eval"), claim.where, "eval"), {"__builtins__": {}, **scope})
+    except Unavailable as exc:  # it read a model's answer this build does not have (the others' were there)
+        return Verdict("unchecked", str(exc))
     except Exception as exc:  # noqa: BLE001 - a claim that cannot be evaluated is reported, never raised
         return Verdict("error", f"evaluating the check raised {type(exc).__name__}: {exc}")
     values = tuple(_values(claim.expression, scope))

@@ -42,18 +42,27 @@ class Answer:
         return (self.lines or [""])[0].strip()
 
 
-class Generated:
-    """A generate block's answers by role (`q.base`, `q.instruct`); with one model, its fields directly (`q.text`)."""
+class Unavailable(Exception):
+    """A check read an answer this build does not have (not executed, failed): its claim is left unchecked."""
 
-    def __init__(self, where: str, answers: dict[str, Answer], unavailable: str = "") -> None:
-        self._where, self._answers, self.unavailable = where, answers, unavailable
+
+class Generated:
+    """A generate block's answers by role (`q.base`, `q.instruct`); with one model, its fields directly (`q.text`).
+    A role whose answer is missing (`missing`: role -> why) raises Unavailable when read, so the claims about the
+    other roles are still checked; `unavailable` is set when no answer at all is there."""
+
+    def __init__(self, where: str, answers: dict[str, Answer], unavailable: str = "",
+                 missing: dict[str, str] | None = None) -> None:
+        self._where, self._answers, self.unavailable, self._missing = where, answers, unavailable, missing or {}
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         if name in self._answers:
             return self._answers[name]
-        if len(self._answers) == 1:
+        if name in self._missing:
+            raise Unavailable(self._missing[name])
+        if len(self._answers) == 1 and not self._missing:
             return getattr(next(iter(self._answers.values())), name)
         raise AttributeError(f"the generate block at {self._where} has answers from {', '.join(self._answers)}, "
                              f"so write e.g. .{next(iter(self._answers))}.{name}")
@@ -86,14 +95,16 @@ class Ran:
 
 
 def generated(where: str, columns: list[tuple[str, GenerateOutcome, int]]) -> Generated:
-    answers, unavailable = {}, ""
+    answers, missing, first = {}, {}, ""
     for role, outcome, limit in columns:
         if outcome.status != "ok":
-            unavailable = unavailable or _UNAVAILABLE.get(outcome.status, f"its {role} answer failed ({outcome.status})")
+            reason = _UNAVAILABLE.get(outcome.status, f"its {role} answer failed ({outcome.status})")
+            first = first or reason
+            missing[role] = reason.replace("its block", f"the {role} answer of its block", 1)
             continue
         answers[role] = Answer(role, outcome.text, outcome.finish_reason, outcome.new_tokens, outcome.input_tokens,
                                outcome.input_text, limit)
-    return Generated(where, answers, unavailable)
+    return Generated(where, answers, "" if answers else first, missing)
 
 
 def ran(outcome: CodeOutcome) -> Ran:

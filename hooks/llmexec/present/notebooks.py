@@ -9,7 +9,7 @@ from typing import Any
 from ..core.models import ModelSpec
 from ..core.protocol import CodeOutcome
 from ..plan.blocks import Block
-from .render import PREVIEW_ONLY
+from .render import PREVIEW_ONLY, unexecuted
 
 TRUSTED_TAG = "llm-exec:trusted-html"  # a cell tag: its HTML outputs are rendered, not shown as text
 
@@ -65,8 +65,7 @@ def _outputs(outcome: CodeOutcome, trusted: bool, models: dict[str, ModelSpec], 
             caption = "ran with " + "; ".join(f"{m.role} = {m.artifact}" for m in used)
             outputs.append(_html(f'<div class="llmx-caption">{escape(caption)}</div>'))
     elif outcome.status == "unexecuted":
-        outputs.append(_html('<div class="llmx-result llmx-unexecuted"><div class="llmx-caption">Not executed in this '
-                             'preview</div><p>The code of this cell changed; preview builds never run code.</p></div>'))
+        outputs.append(_html(unexecuted(outcome.error)))
     elif outcome.status == "skipped":
         outputs.append({"output_type": "stream", "name": "stderr", "text": outcome.error + "\n"})
     else:

@@ -11,7 +11,7 @@ from ..core.protocol import CodeOutcome, GenerateOutcome
 from ..plan.blocks import Block, Problem, fence_for
 from ..plan.claims import Claim
 from ..plan.page import PagePlan
-from ..vocabulary import FAILURES, LOCK_COMMAND
+from ..vocabulary import FAILURES
 from . import checks, evidence, render
 
 Place = Callable[[str, str], list[str]]  # (indent, HTML) -> the Markdown lines that put the HTML in the page
@@ -94,7 +94,7 @@ def _code(block: Block, outcome: CodeOutcome, context: Context) -> str | list[st
         shown = render.skipped(outcome.error)
     elif outcome.status == "unexecuted":
         shown = render.unexecuted(outcome.error) if context.mode == "preview" else render.failure(
-            "No lockfile entry", f"{outcome.error}: {context.mode} mode never executes; {LOCK_COMMAND}")
+            "No lockfile entry", outcome.error)
     else:
         shown = render.failure(f"This block {FAILURES[outcome.status]} ({block.where})", outcome.error, outcome.output)
     if f"{block.where}#" in context.preview_only:

@@ -52,11 +52,12 @@ def failure(title: str, detail: str, output: str = "") -> str:
             f'{printed}{_pre(detail, "llmx-error")}</div>')
 
 
-def unexecuted(where: str) -> str:
-    """The marker a preview build puts where it was not allowed to execute a changed block."""
+def unexecuted(reason: str) -> str:
+    """The marker a preview build puts where it did not execute a block: the reason, and its fix on a line below."""
+    message, _, fix = reason.partition("\n  --> ")
+    message = message[:1].upper() + message[1:]
     return (f'<div class="llmx-result llmx-unexecuted" role="note"><div class="llmx-caption">Not executed in this preview'
-            f'</div><p>The inputs of this block ({escape(where)}) changed, and preview builds never run code. '
-            f'Its output appears once the lockfile is updated.</p></div>')
+            f'</div><p>{escape(message)}</p>' + (f'<p>&rarr; {escape(fix)}</p>' if fix else '') + '</div>')
 
 
 PREVIEW_ONLY = ("Executed for this preview only: this output is not in the lockfile yet, and the published site "

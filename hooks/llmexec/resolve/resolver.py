@@ -9,7 +9,7 @@ from typing import Any
 
 from ..core.files import checkpoint_path
 from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, Runner, from_json
-from ..core.settings import Settings
+from ..core.settings import PREVIEW_EXECUTE_ENV, Settings
 from ..errors import with_fix
 from ..plan.blocks import Block
 from ..plan.page import Job, PagePlan
@@ -91,7 +91,7 @@ class Resolver:
         for job, outcome in zip(jobs, outcomes):
             self.fresh[job.key] = outcome
             self._record(job.key, entries.generate(job, outcome, self.settings.models, *self._provenance()))
-            if outcome.status != "ok":
+            if outcome.status not in ("ok", "unexecuted"):
                 self.report(with_fix(f"{job.block.where}: generate block failed on the {job.role} model: {outcome.error}",
                                      FIXES.get(outcome.status, "see the message above")))
         return {job.key: outcome for job, outcome in zip(jobs, outcomes)}
@@ -125,11 +125,12 @@ class Resolver:
         ran = self._call("code", run, CodeOutcome)
         self.stats.cached += start
         outcomes = [from_json(CodeOutcome, hit) for hit in hits[:start]] + ran  # type: ignore[arg-type]
-        failed = next((b for b, o in zip(blocks, outcomes) if o.status != "ok"), None)
+        stop = next(((b, o) for b, o in zip(blocks, outcomes) if o.status != "ok"), None)
+        what = "was not executed" if stop and stop[1].status == "unexecuted" else "failed"
         while len(outcomes) < len(blocks):
             outcomes.append(CodeOutcome(status="skipped", error=f"not run: the block at "
-                                        f"{failed.where if failed else 'an earlier block'} failed, and later blocks on "
-                                        "a page depend on the earlier ones"))
+                                        f"{stop[0].where if stop else 'an earlier block'} {what}, and later blocks "
+                                        "on a page depend on the earlier ones"))
         for index in range(start, len(blocks)):
             self._record(keys[index], entries.code(blocks[index], index, outcomes[index], self.settings.models,
                                                    *self._provenance()))
@@ -174,20 +175,27 @@ class Resolver:
         return tuple(dict(getattr(self.runner, name, {}) or {}) for name in ("versions", "machine", "weights"))  # type: ignore[return-value]
 
     def _unexecuted(self, entry: dict[str, Any], outcome_type: type) -> Any:
+        """A block this mode may not execute: an `unexecuted` outcome whose error says why (shown on the page)."""
         where = entry["where"]
         self.store.not_executed(entry)
         if self.settings.mode == "preview":
             self.stats.unexecuted += 1
             self.progress(f"{where}: not executed in preview mode (its inputs changed)")
-        else:
-            self.stats.failed += 1
-            self.report(with_fix(f"{where}: no lockfile entry matches this block, and {self.settings.mode} mode never "
-                                 "executes", f"update the lockfile: {LOCK_COMMAND}"))
-        return outcome_type(status="unexecuted", error=where)
+            return outcome_type(status="unexecuted", error=f"The inputs of this block ({where}) changed, and this "
+                                f"preview executes nothing ({PREVIEW_EXECUTE_ENV}=1 would run it here). Its output "
+                                "appears once the lockfile is updated.")
+        self.stats.failed += 1
+        message = f"{where}: no lockfile entry matches this block, and {self.settings.mode} mode never executes"
+        self.report(with_fix(message, f"update the lockfile: {LOCK_COMMAND}"))
+        return outcome_type(status="unexecuted", error=f"{message}; {LOCK_COMMAND}")
 
     def _record(self, key: str, entry: dict[str, Any]) -> None:
         status = entry["outcome"]["status"]
-        if status == "ok":
+        if status == "unexecuted":  # the runner declined it: a tuned model a preview may not train
+            self.store.not_executed(entry)
+            self.stats.unexecuted += 1
+            self.progress(f"{entry['where']}: not executed: {entry['outcome']['error'].splitlines()[0]}")
+        elif status == "ok":
             verdict = self.store.record(key, entry)  # only successes are stored
             self.stats.executed += 1
             if verdict == "changed":

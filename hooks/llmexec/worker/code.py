@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 from ..core.files import checkpoint_path
 from ..core.protocol import CodeOutcome, CodeRequest, dumps, to_json
+from ..errors import NotTrainedHere
 from . import checkpoints, display
 
 MAX_OUTPUT = 64 * 1024  # characters of a block's output kept; the rest is cut with a note
@@ -50,18 +51,20 @@ def run_code_child(zygote: Any, blocks: list[CodeRequest], report: BinaryIO, res
     for block in blocks:
         start = os.lseek(1, 0, os.SEEK_END)
         started = time.perf_counter()
-        error = ""
+        error, status = "", "ok"
         shown.clear()
         noted.clear()
         used.clear()  # the models this block touched, for its provenance caption
         try:
             display.run(block.code, block.filename, block.first_line, namespace,
                         display_last=block.display_last, shown=shown)
+        except NotTrainedHere as exc:  # a preview reached a tuned model it may not train: not run, not failed
+            error, status = str(exc), "unexecuted"
         except BaseException as exc:  # SystemExit and KeyboardInterrupt are snippet failures too
-            error = _snippet_traceback(exc)
+            error, status = _snippet_traceback(exc), "error"
         stream.flush()
         output = _read_from(1, start)
-        outcome = CodeOutcome(status="error" if error else "ok", output=output, error=error,
+        outcome = CodeOutcome(status=status, output=output, error=error,
                               seconds=round(time.perf_counter() - started, 3), models_used=tuple(sorted(used)),
                               rich=tuple(shown), notes=dict(noted))
         if not error and block.key:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, BinaryIO
 
 from ..core.protocol import GenerateOutcome, GenerateRequest, dumps, to_json
+from ..errors import NotTrainedHere
 
 
 def run_generate_child(zygote: Any, requests: list[GenerateRequest], report: BinaryIO) -> None:
@@ -48,7 +49,10 @@ def _generate_batch(zygote: Any, batch: list[GenerateRequest]) -> list[GenerateO
 
 
 def _outcome(done: Any, batch_size: int) -> GenerateOutcome:
-    """A Generation as an outcome, or an exception as an error outcome."""
+    """A Generation as an outcome, or an exception as an error outcome (a tuned model a preview may not train:
+    not executed, with the reason)."""
+    if isinstance(done, NotTrainedHere):
+        return GenerateOutcome(status="unexecuted", error=str(done))
     if isinstance(done, Exception):
         return GenerateOutcome(status="error", error=f"{type(done).__name__}: {done}")
     return GenerateOutcome(status="ok", input_text=done.input_text, input_tokens=done.input_tokens, text=done.text,

@@ -252,18 +252,21 @@ def handle(role: str) -> ModelHandle:
     return HANDLES[role]
 
 
-def model_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], threads: int = 2) -> Path:
-    """The local folder of a configured model: presets are converted once, tuned models trained once."""
+def model_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], threads: int = 2,
+                 train: bool = True) -> Path:
+    """The local folder of a configured model: presets are converted once, tuned models trained once (unless
+    train=False: a preview build, which raises NotTrainedHere instead)."""
     from .tuned import tuned_folder
 
     return {"preset": lambda: converted_folder(spec, model_cache, log), "hub": lambda: hub_snapshot(spec),
             "path": lambda: Path(spec.ref),
             "tuned": lambda: tuned_folder(spec, model_cache, log, threads,
-                                          lambda start: model_folder(start, model_cache, log, threads))}[spec.kind]()
+                                          lambda start: model_folder(start, model_cache, log, threads),
+                                          train)}[spec.kind]()
 
 
 def load_model(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], threads: int = 2,
-               contact_engines: bool = True, keys: dict[str, str] | None = None) -> LoadedModel:
+               contact_engines: bool = True, keys: dict[str, str] | None = None, train: bool = True) -> LoadedModel:
     """Load from a local folder only; a model on a serving engine is connected to (and checked) instead."""
     from .tuned import training_record
 
@@ -272,7 +275,7 @@ def load_model(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], t
 
         return connect(spec, contact_engines, keys or {})  # type: ignore[return-value]  (the same snippet API)
 
-    folder = model_folder(spec, model_cache, log, threads)
+    folder = model_folder(spec, model_cache, log, threads, train)
     if not (folder / "config.json").is_file():
         raise ModelNotFound(with_fix(f"model '{spec.role}': {folder} holds no saved model (config.json missing)",
                                      "point `path:` at a folder written by save_pretrained()"))

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import WorkerError, with_fix
+from ..errors import NotTrainedHere, WorkerError, with_fix
 from ..core.models import ModelSpec
 from ..core.recipes import read_conversations
 from .tune import MESSAGE_MARK, PROGRESS_MARK
@@ -24,12 +24,18 @@ def tuned_path(spec: ModelSpec, model_cache: Path) -> Path:
 
 
 def tuned_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], threads: int,
-                 start_folder: Callable[[ModelSpec], Path]) -> Path:
+                 start_folder: Callable[[ModelSpec], Path], train: bool = True) -> Path:
     """The tuned model, trained now if this recipe was never trained on this machine; a second build waits for
-    the first one's training and then reuses it. Progress lines (step, loss, time left) go to `log`."""
+    the first one's training and then reuses it. Progress lines (step, loss, time left) go to `log`. With
+    train=False (preview builds) a missing model is NotTrainedHere, never trained."""
     target = tuned_path(spec, model_cache)
     if (target / "config.json").is_file():
         return target
+    if not train:
+        raise NotTrainedHere(with_fix(
+            f"the tuned model '{spec.role}' is not trained on this machine, and a preview never trains one (its "
+            f"weights would be {target})", "its outputs come from the lockfile: run `make lock` on a trusted machine "
+            "and commit llm-exec.lock/ (or build once in auto mode here: that trains it, and later previews run it)"))
     recipe, data, start = spec.tune_parts()
     read_conversations(data)  # a broken data file is named with its line before anything is loaded
     source = start_folder(start)

@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 from ..core.models import ModelSpec
 from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, dumps
+from ..errors import NotTrainedHere
 from .code import run_code_child
 from .generate import run_generate_child
 from .supervise import run_in_children
@@ -28,9 +29,11 @@ class Zygote:
         self.memory_limit = 4.0  # GB a child may grow by (resident, anonymous) before it is killed
         self.states = Path()
         self.contact_engines = True
+        self.train = True  # False in preview builds: a tuned model that is not in the model cache is not trained
         self.keys: dict[str, str] = {}
         self.loaded: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
+        self.untrained: set[str] = set()  # roles of failed whose tuned weights are missing and may not be trained
 
     def send(self, **message: Any) -> None:
         self.out.write(dumps(message))
@@ -52,11 +55,13 @@ class Zygote:
         if message.get("project_dir"):
             self._move_to(Path(message["project_dir"]))
         self.contact_engines = bool(message.get("contact_engines", True))  # preview builds never contact one
+        self.train = bool(message.get("train", True))  # nor train a tuned model
         keys = dict(message.get("keys", {}))  # endpoint API keys, from the build's environment
         if keys != self.keys or not self.contact_engines:  # preview: not even through an earlier build's connection
             self.loaded = {r: m for r, m in self.loaded.items() if self.specs[r].kind != "endpoint"}
         self.keys = keys
         self.failed.clear()  # a new build tries again models that failed to load before
+        self.untrained.clear()
 
     def _move_to(self, folder: Path) -> None:
         """Snippets open files and import modules relative to the folder of mkdocs.yml: follow the project."""
@@ -66,18 +71,25 @@ class Zygote:
             sys.path[:] = [str(folder) if entry == old else entry for entry in sys.path]
 
     def model(self, role: str):
-        """The loaded model for a role; a load failure is remembered and raised as ModelUnavailable."""
+        """The loaded model for a role; a load failure is remembered and raised as ModelUnavailable (NotTrainedHere
+        for a tuned model a preview may not train: its blocks are marked not executed, not failed)."""
         from .models import ModelUnavailable, load_model
 
         if role in self.failed:
-            raise ModelUnavailable(self.failed[role])
+            raise (NotTrainedHere if role in self.untrained else ModelUnavailable)(self.failed[role])
         if role not in self.loaded:
             spec = self.specs[role]
             self.log(f"loading {role} model: {spec.artifact}")
             started = time.perf_counter()
             try:
                 self.loaded[role] = load_model(spec, self.model_cache, self.log, self.threads, self.contact_engines,
-                                               self.keys)
+                                               self.keys, self.train)
+            except NotTrainedHere as exc:
+                self.log(f"{role} model: not trained on this machine, and a preview never trains: its blocks are "
+                         "marked not executed")
+                self.failed[role] = str(exc)
+                self.untrained.add(role)
+                raise
             except Exception as exc:  # every load failure becomes a message on the blocks that needed it
                 self.failed[role] = f"model '{role}' could not be loaded: {exc}"
                 raise ModelUnavailable(self.failed[role]) from None
@@ -92,7 +104,7 @@ class Zygote:
         for role in sorted(roles & set(self.specs)):
             try:
                 self.model(role)
-            except ModelUnavailable:
+            except (ModelUnavailable, NotTrainedHere):
                 pass  # reported by the block that uses it
 
     def run_code(self, page: str, blocks: list[CodeRequest], resume: int = 0) -> list[CodeOutcome]:
