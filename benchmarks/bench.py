@@ -21,7 +21,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "hooks" / "llm_exec.py"
-ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT / "hooks")}
+ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
 SUMMARY = re.compile(r"(\d+) blocks executed, (\d+) from cache, (\d+) failed.*loading models ([\d.]+) s, "
                      r"generation ([\d.]+) s, code ([\d.]+) s")
 SUBJECTS = ["rivers", "volcanoes", "bread", "bicycles", "owls", "glaciers", "violins", "comets", "bees", "lighthouses"]

@@ -13,12 +13,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hooks"))
 
-from mkdocs.config import load_config  # noqa: E402
+from mkdocs.config import load_config
 
-from llmexec.plan.blocks import Block, find_blocks  # noqa: E402
-from llmexec.core.settings import load_settings  # noqa: E402
+from llmexec.plan.blocks import Block, find_blocks
+from llmexec.core.settings import load_settings
 
 
 def held_out_prompts(roles: tuple[str, ...]) -> list[str]:

@@ -17,10 +17,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "hooks" / "llm_exec.py"
-sys.path.insert(0, str(ROOT / "hooks"))
-
-from llmexec.resolve.runner import WorkerRunner, use_runner  # noqa: E402  (needs the path above)
-from llmexec.core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest  # noqa: E402
+try:
+    from llmexec.resolve.runner import WorkerRunner, use_runner
+    from llmexec.core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest
+except ModuleNotFoundError as exc:  # the engine is an installed package (pyproject.toml), not a folder on sys.path
+    raise pytest.UsageError(f"{exc}: the engine is not installed in this environment --> run `make setup` "
+                            "(it runs pip install --no-deps --no-build-isolation -e .)") from None
 os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
 
 CHAT_TEMPLATE = (
@@ -250,7 +252,7 @@ def _copy_project(project: Path, *, lockfile: bool) -> Path:
 
 
 def _build_project(project: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(project / "hooks")}  # the Markdown extension
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     env.pop("LLM_EXEC_MODE", None)  # the default mode (auto): execute what is missing
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", *extra], cwd=project, env=env,
                           capture_output=True, text=True, timeout=1800)

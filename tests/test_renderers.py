@@ -6,8 +6,11 @@ import html
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,8 @@ import pytest
 from conftest import ROOT
 
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "LLM_EXEC_MODE": "locked", "PYTHONPATH": str(ROOT / "hooks")}
+# A plain shell: no PYTHONPATH, so every renderer finds the engine as installed (make setup: pip install -e .).
+ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "NO_MKDOCS_2_WARNING": "1", "LLM_EXEC_MODE": "locked"}
 
 
 def copy_project(target: Path) -> Path:
@@ -81,6 +85,30 @@ def test_properdocs_builds_the_same_site(three_builds):
     assert results["properdocs"].returncode == 0, results["properdocs"].stderr[-3000:]
     assert "0 blocks executed" in results["properdocs"].stderr
     assert outputs(project / "site-properdocs") == outputs(project / "site-mkdocs")
+
+
+def test_mkdocs_serve_in_a_plain_shell_serves_the_pages_with_their_outputs(three_builds):
+    """`mkdocs serve`, what every MkDocs user types, with no PYTHONPATH: it starts, and a page has its outputs."""
+    project, _ = three_builds
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = project / "serve.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([str(BIN / "mkdocs"), "serve", "--no-livereload", "-a", f"127.0.0.1:{port}"],
+                                  cwd=project, stdout=out, stderr=subprocess.STDOUT, env={**ENV, "SITE_DIR": "site"})
+    try:
+        page, deadline = "", time.monotonic() + 120
+        while not page and time.monotonic() < deadline and server.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/base-models/", timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert page, log.read_text()[-3000:]
+    assert '<pre class="llmx-output"><code>' in page and "```generate" not in page
 
 
 SMALL = {"mkdocs.yml": "site_name: t\nsite_dir: !ENV [SITE_DIR, site]\nmarkdown_extensions: [llmexec.adapters.markdown]\n"

@@ -118,9 +118,8 @@ def test_two_builds_at_once_train_once(tuned_site):
            "from llmexec.worker.tuned import tuned_folder\n"
            f"spec = ModelSpec.from_json(json.loads({json.dumps(json.dumps(spec.to_json()))}))\n"
            f"print(tuned_folder(spec, Path({cache!r}), print, 1, lambda start: Path(start.ref)))\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "hooks")}
-    runs = [subprocess.Popen([sys.executable, "-c", ask], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=env) for _ in range(2)]
+    runs = [subprocess.Popen([sys.executable, "-c", ask], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
     results = [(run.communicate(timeout=600), run.returncode) for run in runs]
     assert [code for _, code in results] == [0, 0], [err[-2000:] for (_, err), _ in results]
     outputs = [out for (out, _), _ in results]

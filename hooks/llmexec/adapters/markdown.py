@@ -4,8 +4,8 @@ List it in mkdocs.yml (`- llmexec.adapters.markdown`). Under Zensical it renders
 lockfile and checks every claim; it never executes: Zensical has no end-of-build event (no pruning, no drift
 report, no worker shutdown) and renders pages one at a time on other threads, so results are made beforehand by
 the command line (`make lock`), which batches the whole site. A missing result stops the build naming the block
-and `make lock`. Under MkDocs and ProperDocs the hook has already replaced every block before this runs; if the
-hook is missing there, any executable block is an error: never raw fences presented as content."""
+and `make lock`. Under MkDocs and ProperDocs the hook (or the plugin) has already replaced every block before this
+runs; if neither is there, any executable block is an error: never raw fences presented as content."""
 
 from __future__ import annotations
 
@@ -115,6 +115,7 @@ def _without_engine(lines: list[str]) -> list[str]:
     if found:
         raise LlmExecError(with_fix(
             f"{found[0].where}: an executable block, and nothing ran it: llmexec.adapters.markdown is loaded, but "
-            "this renderer gives it no page context and the llm_exec hook is not active",
-            "add `hooks: [hooks/llm_exec.py]` to mkdocs.yml (MkDocs, ProperDocs), or build with Zensical"))
+            "this renderer gives it no page context and neither the llm-exec plugin nor the llm_exec hook is active",
+            "add `plugins: [llm-exec]` (or the hook file: `hooks: [hooks/llm_exec.py]`) to mkdocs.yml (MkDocs, "
+            "ProperDocs), or build with Zensical"))
     return lines

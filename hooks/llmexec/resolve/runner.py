@@ -12,11 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..core.launch import child_env
 from ..core.settings import Settings
 from ..errors import WorkerError, with_fix
 from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, Runner, dumps, from_json, to_json
-
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder that holds the llmexec package
 
 RunnerFactory = Callable[[Settings, Callable[[str], None]], Runner]
 
@@ -108,8 +107,7 @@ class WorkerRunner:
             return self.process
         self.progress("starting the execution worker (imports torch and transformers)")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")])),
-               "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        env = {**child_env(), "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "HF_HUB_DISABLE_TELEMETRY": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "llmexec.worker"], stdin=subprocess.PIPE,

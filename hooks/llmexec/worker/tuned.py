@@ -5,13 +5,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import NotTrainedHere, WorkerError, with_fix
+from ..core.launch import child_env
 from ..core.models import ModelSpec
 from ..core.recipes import read_conversations
 from .tune import MESSAGE_MARK, PROGRESS_MARK
@@ -47,7 +47,7 @@ def tuned_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None],
         log(f"tuning model '{spec.role}' once: {recipe.steps} steps on {data.name}, from {start.artifact}")
         process = subprocess.Popen([sys.executable, "-m", "llmexec.worker.tune", json.dumps(spec.to_json()), str(source),
                                     str(target), str(threads)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, env=_env())
+                                   text=True, env=child_env())
         assert process.stdout is not None and process.stderr is not None
         for line in process.stdout:
             if line.startswith(PROGRESS_MARK):
@@ -59,12 +59,6 @@ def tuned_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None],
             raise WorkerError(reason or with_fix(f"tuning model '{spec.role}' failed with exit code {process.returncode}: "
                                                  f"{errors.strip()[-600:]}", "see the worker log for the cause"))
     return target
-
-
-def _env() -> dict[str, str]:
-    """The training process finds this package wherever the caller found it."""
-    parent = str(Path(__file__).resolve().parents[2])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [parent, os.environ.get("PYTHONPATH")]))}
 
 
 def training_record(folder: Path) -> dict:
