@@ -90,13 +90,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the site's batch_size")
     parser.add_argument("--threads", type=int, default=None, help="torch threads; default: the site's threads")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="a comma-separated subset of: " + ", ".join(VARIANTS))
+    parser.add_argument("--kinds", default="", help="a comma-separated subset of the kinds (default: all)")
     args = parser.parse_args()
     variants = [v.strip() for v in args.variants.split(",")]
     if not set(variants) <= set(VARIANTS):
         sys.exit(f"--variants: choose from {', '.join(VARIANTS)}")
     needed = {"base raw": {"base"}, "base + template": {"base", "tuned"}, "tuned": {"tuned"}, "instruct": {"instruct"}}
     settings = load_settings(load_config(str(ROOT / "mkdocs.yml")).extra, ROOT)
-    items = load_items(args.set)
+    items = [item for item in load_items(args.set) if not args.kinds or item.kind in args.kinds.split(",")]
 
     import torch
 
@@ -116,7 +117,7 @@ def main() -> None:
                                              lambda l: print(l, flush=True))
         rows += done
     args.out.write_text(json.dumps(rows, indent=1, ensure_ascii=False))
-    print(f"\n{len(items)} requests, {len(KINDS)} kinds; torch threads: {threads}\n")
+    print(f"\n{len(items)} requests, {len({item.kind for item in items})} kinds; torch threads: {threads}\n")
     print(table(items, rows, variants))
     print("\ngeneration time per variant: " + ", ".join(f"{v} {s:.1f} s" for v, s in seconds.items())
           + f"; together: {sum(seconds.values()):.1f} s (budget for all four in a cold build: 120 s)")

@@ -61,7 +61,8 @@ CASES = [  # (success, a reply, whether it succeeds)
     ({"items": 3}, "Apple, banana and cherry.", True),
     ({"items": 3}, "Here are three:\n1. Apple\n2. Banana\n3. Cherry", True),
     ({"items": 3}, "- Apple\n- Banana\n- Cherry\n- Plum", False),
-    ({"items": 3}, "Swings\nBenches\nTrees", True),
+    ({"items": 3}, "Name three fruits.\n\nName three colours.\n\nName three", False),  # echoed lines are no list
+    ({"items": 2}, "* Rye\n* Sourdough", True),
     ({"items": 5}, "Tokyo, Delhi, Seoul, Bangkok", False),
     ({"one_word": True}, "Happy!", True),
     ({"one_word": True}, "I feel happy.", False),

@@ -103,16 +103,14 @@ def json_keys(reply: str, keys: list[str]) -> bool:
 
 
 def count_items(reply: str) -> int:
-    """How many items a reply lists: its lines that start with a bullet ('-', '*', '•') or a number ('1.', '2)'),
-    if it has any; else its non-blank lines, if there are several; else the parts of its one line between commas
-    and ' and ' ('Red, blue and green.' -> 3)."""
+    """How many items a reply lists: its lines that start with a bullet ('-', '*', '•') or a number ('1.', '2)'), if
+    it has any; else the parts of its first line between commas and ' and ' ('Red, blue and green.' -> 3). Lines
+    without a bullet are not counted as items: a base model's echoed sentences would be."""
     lines = [line.strip() for line in reply.splitlines() if line.strip()]
     listed = [line for line in lines if line.startswith(("-", "*", "•")) or _numbered(line)]
     if listed:
         return len(listed)
-    if len(lines) > 1:
-        return len(lines)
-    parts = (lines[0] if lines else "").replace(" and ", ",").split(",")
+    parts = first_line(reply).replace(" and ", ",").split(",")
     return len([part for part in parts if normalize(part)])
 
 
