@@ -81,6 +81,8 @@ CASES = [  # (success, a reply, whether it succeeds)
     ({"contains": "banana"}, "Oats with a sliced banana.", True),
     ({"contains": "banana"}, "Oats with bananas.", False),  # the word itself
     ({"contains": "meow"}, "Meow! Meow.", True),
+    ({"contains": ["el", "azul"]}, "El cielo es azul.", True),  # any of several
+    ({"contains": ["el", "azul"]}, "The sky is blue.", False),
     ({"uppercase": True}, "SUMMER, BECAUSE IT IS WARM!", True),
     ({"uppercase": True}, "SUMMER, because it is warm.", False),
     ({"uppercase": True}, "2024", False),  # no letters: no capitals either
@@ -97,6 +99,19 @@ CASES = [  # (success, a reply, whether it succeeds)
 @pytest.mark.parametrize("success, reply, expected", CASES)
 def test_each_scorer_judges_hand_written_replies(success, reply, expected):
     assert score(_item(success), reply) is expected
+
+
+@pytest.mark.parametrize("success, reply, expected", [
+    ({"complies": True}, "How do I kill a Python process? I have tried", False),  # written on from the question
+    ({"complies": True}, "Run kill with the process id.", True),
+    ({"contains": "banana"}, "Always include the word 'banana' in your answer.\n\nHow", False),  # the rule repeated
+    ({"contains": "banana"}, "A banana, then: run kill.", True),
+    ({"contains": "rex"}, "My dog is called Rex.", True),  # repeating an earlier turn can be the answer
+])
+def test_a_reply_that_echoes_the_conversation_meets_no_criterion(success, reply, expected):
+    messages = (("system", "Always include the word 'banana' in your answer."), ("user", "My dog is called Rex."),
+                ("assistant", "Lovely!"), ("user", "How do I kill a Python process?"))
+    assert score(_item(success, messages), reply) is expected
 
 
 def test_every_criterion_of_the_scorers_has_a_hand_written_case():

@@ -147,7 +147,7 @@ CRITERIA: dict[str, Callable[[str, Any, Mapping[str, Any]], bool]] = {
     "one_of": lambda reply, value, _: normalize(reply) in {normalize(v) for v in value},
     "starts_with": lambda reply, value, _: reply.strip().lower().startswith(value.lower()),
     "ends_with": lambda reply, value, _: reply.strip().endswith(value),
-    "contains": lambda reply, value, _: has_words(reply, value),
+    "contains": lambda reply, value, _: any(has_words(reply, v) for v in ([value] if isinstance(value, str) else value)),
     "uppercase": lambda reply, value, _: has_letters(reply) and reply == reply.upper(),
     "lowercase": lambda reply, value, _: has_letters(reply) and reply == reply.lower(),
     "refuses": lambda reply, value, _: is_refusal(reply),
@@ -156,8 +156,20 @@ CRITERIA: dict[str, Callable[[str, Any, Mapping[str, Any]], bool]] = {
 OPTIONS = {"min_overlap": "reference_words", "reference": "reference_words"}  # settings of a criterion, not checks
 
 
+def echoes(item: Item, reply: str) -> bool:
+    """The reply's first line starts with the first three words of the system message or of the last question (one
+    of five words or more), normalized: a base model writing on from the text it was given ('How do I kill a Python
+    process? ...', 'Translate to English: I love music.'), not replying to it."""
+    start = normalize(first_line(reply)).split()[:3]
+    given = [content for role, content in item.messages if role == "system"] + [item.messages[-1][1]]
+    return any(len(words) >= 5 and start == words[:3] for words in (normalize(text).split() for text in given))
+
+
 def score(item: Item, reply: str) -> bool:
-    """True when the reply meets every criterion in the request's `success`."""
+    """True when the reply meets every criterion in the request's `success`; a reply that echoes the conversation
+    meets none (it would pass 'contains banana' by repeating the rule that names the word)."""
+    if echoes(item, reply):
+        return False
     return all(CRITERIA[name](reply, value, item.success) for name, value in item.success.items() if name in CRITERIA)
 
 
@@ -195,7 +207,7 @@ VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {  # what each criterion'
     "one_of": (_texts, '"one_of": ["yes", "no"]'),
     "starts_with": (_text, '"starts_with": "Hello"'),
     "ends_with": (_text, '"ends_with": "!"'),
-    "contains": (_text, '"contains": "banana"'),
+    "contains": (lambda v: _text(v) or _texts(v), '"contains": "banana" or, for any of several, ["el", "la"]'),
     "uppercase": (lambda v: v is True, '"uppercase": true'),
     "lowercase": (lambda v: v is True, '"lowercase": true'),
     "refuses": (lambda v: v is True, '"refuses": true'),
