@@ -52,7 +52,7 @@ def mismatch(old: dict[str, Any], new: dict[str, Any], entry_path: str) -> str:
     return (f"{_where(new)}: {_what(new)}: the output differs from its lockfile entry {entry_path}\n"
             f"    first difference at line {found.line}, column {found.column} of {found.field} ({found.why}):\n"
             f"      lockfile: {found.before!r}\n      now:      {found.after!r}\n    {why}\n"
-            f"    (the tolerance: {RULE})\n"
+            f"    (the tolerance, README 'Proving the lockfile': {RULE})\n"
             f"  --> an entry edited by hand must be restored (git checkout <ref> -- {entry_path}) or re-recorded; "
             f"if the new output is right: {LOCK_COMMAND}")
 
