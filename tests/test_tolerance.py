@@ -135,3 +135,19 @@ def test_verify_accepts_float_noise_and_refuses_forgeries(site, monkeypatch, tmp
         assert "the output differs from its lockfile entry" in caplog.text, name
         assert expected in caplog.text, (name, caplog.text)
         assert f"within a relative {RELATIVE:g}" in caplog.text, name  # the message states the tolerance
+
+
+def test_numbers_from_retrained_tuned_weights_get_the_wider_stated_tolerance_only_when_the_hash_differs():
+    from llmexec.resolve.tolerance import RETRAINED, compare
+
+    def entry(sha: str, notes: dict) -> dict:
+        return {"models": {"tuned": {"identity": "tuned-sha256:r", "weights_sha256": sha}}, "outcome": {"notes": notes}}
+
+    lock = entry("a" * 64, {"loss": 1.0978, "p": 0.0031, "tokens": ["Leonardo"]})
+    moved = {"loss": 1.0969, "p": 0.0032, "tokens": ["Leonardo"]}  # measured: the AVX2-retrained model's values
+    assert compare(lock, entry("b" * 64, moved)) is None  # other weights: within RETRAINED or one unit
+    assert compare(lock, entry("a" * 64, moved))  # the same weights: the tight tolerance applies
+    for forged in ({"loss": 1.1978}, {"p": 0.0041}, {"tokens": ["William"]}):
+        found = compare(lock, entry("b" * 64, {**moved, **forged}))
+        assert found, forged
+    assert f"{RETRAINED:g}" in compare(lock, entry("b" * 64, {**moved, "loss": 1.1978})).why

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..plan.blocks import fence_for
 from ..resolve.store import Drift
-from ..resolve.tolerance import RULE, Difference, difference
+from ..resolve.tolerance import RULE, Difference, compare
 from ..vocabulary import LOCK_COMMAND
 
 
@@ -43,7 +43,7 @@ def setup_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def mismatch(old: dict[str, Any], new: dict[str, Any], entry_path: str) -> str:
     """The error for one block whose re-executed output differs from its entry: where, first difference, why."""
-    found = difference(old.get("outcome") or {}, new.get("outcome") or {}) or Difference("output", "", "", "")
+    found = compare(old, new) or Difference("output", "", "", "")
     differences = setup_differences(old, new)
     engine = _engine_reason(old, new)
     why = engine or ("what differs between the machine that wrote the entry and this one: " + "; ".join(differences)
@@ -141,7 +141,7 @@ def render(drift: Drift, mode: str) -> str:
         parts += ["## Outputs that changed", ""]
         for old, new in sorted(drift.changed, key=lambda pair: key(pair[1])):
             before, after = observable_text(old), observable_text(new)
-            found = difference(old.get("outcome") or {}, new.get("outcome") or {}) or Difference("output", "", "", "")
+            found = compare(old, new) or Difference("output", "", "", "")
             parts.append(f"### {_title(new)}")
             parts.append(f"First difference at line {found.line}, column {found.column} of {found.field} "
                          f"({found.why}):")

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from ..errors import with_fix
 from ..vocabulary import LOCK_COMMAND, Mode
 from .cache import Corrupt, ResultCache
-from .tolerance import same
+from .tolerance import compare
 
 Verdict = Literal["stored", "new", "changed", "matched"]
 
@@ -76,7 +76,7 @@ class Store:
             if old is None:
                 self.drift.new.append(entry)
                 return "new"
-            if not same(old["outcome"], entry["outcome"]):
+            if compare(old, entry):
                 self.drift.changed.append((old, entry))
                 return "changed"
             self.drift.matched.append((old, entry))
@@ -85,7 +85,7 @@ class Store:
             raise AssertionError(f"record() in {self.mode} mode")
         stored = {k: v for k, v in entry.items() if k not in ("line", "where")}  # lines move with prose edits: not stored
         old = self.locked_entry(key)
-        if (old is None or not same(old["outcome"], entry["outcome"]) or _place(old) != _place(entry)
+        if (old is None or compare(old, entry) or _place(old) != _place(entry)
                 or ("machine" in entry and "machine" not in old)):  # an entry from before the machine was recorded
             self.lock.put(key, stored)  # unchanged outputs (within the tolerance) keep their entry byte for byte
         self.cache.put(key, stored)
