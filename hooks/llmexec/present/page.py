@@ -93,7 +93,8 @@ def _code(block: Block, outcome: CodeOutcome, context: Context, weights: dict[st
         if any(weights.get(m.role) for m in used):
             shown += ["", block.indent + render.provenance(used, weights), ""]
     elif outcome.status == "ok":
-        shown = render.trusted_html(outcome.output) if block.output == "html" else render.code_output(outcome, context.models, weights)
+        shown = (render.trusted_html(outcome.output) if block.output == "html"
+                 else render.code_output(outcome, context.models, weights))
     elif outcome.status == "skipped":
         shown = render.skipped(outcome.error)
     elif outcome.status == "unexecuted":

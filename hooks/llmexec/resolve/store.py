@@ -20,7 +20,7 @@ class Drift:
     """What verify and preview builds found, for the report."""
 
     changed: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # (old entry, new entry)
-    matched: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # verify: reproduced (within the tolerance)
+    matched: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # verify: reproduced, within tolerance
     unexecuted: list[tuple[dict[str, Any], dict[str, Any] | None]] = field(default_factory=list)  # (new, old?)
     new: list[dict[str, Any]] = field(default_factory=list)  # no entry; in preview: executed for the preview only
     claims: list[tuple[str, str, str, str]] = field(default_factory=list)  # (where, sentence, check, why) that fail

@@ -100,14 +100,18 @@ def value_difference(field: str, old: Any, new: Any, relative: float = RELATIVE)
     if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
         if len(old) != len(new):
             return Difference(field, _short(old), _short(new), f"{len(old)} values, now {len(new)}")
-        return next((d for i, (x, y) in enumerate(zip(old, new)) if (d := value_difference(f"{field}[{i}]", x, y, relative))), None)
+        found = (value_difference(f"{field}[{i}]", x, y, relative) for i, (x, y) in enumerate(zip(old, new)))
+        return next((d for d in found if d), None)
     if isinstance(old, str) and isinstance(new, str):
         found = text_difference(field, old, new, relative)
         return found and Difference(field, _short(old), _short(new), found.why)
     if _is_float(old, new):
-        if close(float(old), float(new), relative) or (relative > RELATIVE and not _printed(repr(old), repr(new), relative)):
+        if close(float(old), float(new), relative):
+            return None
+        if relative > RELATIVE and not _printed(repr(old), repr(new), relative):
             return None  # retrained weights: a value the snippet rounded (0.0031) may also flip its last digit
-        return Difference(field, repr(old), repr(new), f"differs by {_relative(old, new):.2g} relative, beyond {relative:g}")
+        why = f"differs by {_relative(old, new):.2g} relative, beyond {relative:g}"
+        return Difference(field, repr(old), repr(new), why)
     if type(old) is not type(new) or old != new:
         return Difference(field, _short(old), _short(new), "compared exactly")
     return None
