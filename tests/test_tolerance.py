@@ -147,7 +147,7 @@ def test_numbers_from_retrained_tuned_weights_get_the_wider_stated_tolerance_onl
     moved = {"loss": 1.0969, "p": 0.0032, "tokens": ["Leonardo"]}  # measured: the AVX2-retrained model's values
     assert compare(lock, entry("b" * 64, moved)) is None  # other weights: within RETRAINED or one unit
     assert compare(lock, entry("a" * 64, moved))  # the same weights: the tight tolerance applies
-    for forged in ({"loss": 1.1978}, {"p": 0.0041}, {"tokens": ["William"]}):
+    for forged in ({"loss": 1.1978}, {"loss": 1.1078}, {"p": 0.0041}, {"tokens": ["William"]}):
         found = compare(lock, entry("b" * 64, {**moved, **forged}))
         assert found, forged
     assert f"{RETRAINED:g}" in compare(lock, entry("b" * 64, {**moved, "loss": 1.1978})).why
