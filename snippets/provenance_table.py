@@ -16,7 +16,9 @@ if info["tuned"]["source"] == "tuned":  # made by this site's build from the bas
         "source": "tuned from base",
         "quantization": "none: trained in float32 from the base file's weights",
         "licence": start.get("licence", ""),
-        "sha256": tuned.training["weights_sha256"],  # of the trained weights
+        # its identity: a hash of the recipe, the data and the start model (the
+        # hash of the trained weights depends on the CPU; it is shown below)
+        "sha256": info["tuned"]["identity"].split(":")[-1],
     })
 for entry in info.values():
     # a local folder has no upstream name; show its artifact instead
@@ -30,7 +32,7 @@ rows = {
     "PyPI packages": "PyPI packages",
     "file": "file",
     "file size": "file size",
-    "sha256 of the file (tuned: of its weights), or hub commit": "hash",
+    "sha256 of the file (tuned: of its recipe), or hub commit": "hash",
     "quantization": "quantization",
     "licence": "licence",
     "parameters": "parameters",

@@ -13,13 +13,14 @@ rows = {
     "tokens that carry the loss": f"{t['trained_tokens']:,} (replies and their end-of-turn marker)",
     "loss, first and last step": f"{t['losses'][0]:.2f} → {t['losses'][-1]:.2f}",
     "computed with": f"torch {t['torch']}, transformers {t['transformers']}, on the CPU",
-    "sha256 of the weights": f"`{t['weights_sha256'][:16]}…`",
 }
 print("| | |")
 print("| :-- | :-- |")
 for label, value in rows.items():
     print(f"| {label} | {value} |")
-# (training.json also records how long training took; that varies from one
-# machine to the next, so it is left out of this output, which must not)
+# (training.json also records how long training took and the sha256 of the
+# weights; both vary from one machine to the next, so they are left out of
+# this output, which must not: the page shows the hash below it, from the
+# output's lockfile entry)
 note(conversations=t["conversations"], steps=recipe["steps"], seen=seen,
      losses=t["losses"], trained_tokens=t["trained_tokens"])

@@ -160,7 +160,7 @@ def test_verify_reports_drift_with_the_first_divergence(bare_site, fake, monkeyp
     report = (tmp_path / "drift.md").read_text()
     assert "1 block(s) produced a different output than the lockfile" in report
     assert "`docs/index.md:3` · code block" in report
-    assert "First difference at line 1, column 10 (character 9)" in report
+    assert "First difference at line 1, column 10 of output (text is compared exactly)" in report
     assert "- ran: x = 7\n+ ran: x = 1" in report
     assert snapshot(lock) == before  # verify never writes the lockfile
     assert "differ from the lockfile" in caplog.text

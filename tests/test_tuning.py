@@ -97,6 +97,24 @@ def test_trained_once_with_progress_then_reused_and_recorded_in_the_lockfile(tun
     assert "tuning model" not in caplog.text and "3 blocks executed" in caplog.text
 
 
+def test_the_tuned_weights_hash_is_shown_under_outputs_from_the_lockfile_not_printed_in_them(tuned_site):
+    """The hash depends on the CPU that trained the weights: provenance under the output, never the output."""
+    tuned_site.write("docs/index.md", "# T\n\n```python exec\nprint(len(tuned.training['losses']))\n```\n\n"
+                     "```python exec output=markdown\nprint('Trained in', len(tuned.training['losses']), 'steps')\n```\n")
+    tuned_site.build()
+    entries = [json.loads(p.read_text()) for p in (tuned_site.root / "llm-exec.lock").glob("*.json")]
+    weights = {e["models"]["tuned"]["weights_sha256"] for e in entries}
+    assert len(weights) == 1 and all(e["outcome"]["output"].strip() in ("3", "Trained in 3 steps") for e in entries)
+    html, sha = tuned_site.html(), weights.pop()
+    assert html.count(f"weights sha256 {sha[:16]}…") == 2  # the caption and the line under the Markdown output
+    forged = "f" * 64  # the hash the lockfile records is the one shown (a locked build of another CPU's entries)
+    for path in (tuned_site.root / "llm-exec.lock").glob("*.json"):
+        path.write_text(path.read_text().replace(sha, forged))
+    tuned_site.llm_exec["mode"] = "locked"
+    tuned_site.build()
+    assert tuned_site.html().count(f"weights sha256 {forged[:16]}…") == 2
+
+
 def test_the_same_recipe_gives_the_same_weights(tuned_site, tmp_path):
     """Trained twice into two empty model caches (the training process itself, without a build around it)."""
     from llmexec.worker.tuned import tuned_folder

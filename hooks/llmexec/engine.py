@@ -97,7 +97,7 @@ class Engine:
 
     def _context(self) -> present.Context:
         return present.Context(self.settings.models, self.settings.mode, frozenset(self.resolver.preview_only),
-                               self.titles)
+                               self.titles, dict(self.resolver.store.weights))
 
     def _checked(self, checked: present.Checked) -> None:
         """Count the claims and report those that fail. A preview only marks them (red, on the page) and lists them

@@ -19,6 +19,7 @@ MODEL_SETS = {"both": ("base", "instruct")}  # model=both; model=all is every co
 
 MAX_NEW_TOKENS = (1, 4096)
 BATCH_SIZE = (1, 64)
+FIGURE = "application/vnd.llm-exec.figure+json"  # a figure's data next to its PNG: compared, where the PNG is not
 LOCK_COMMAND = "make lock   (runs: python -m llmexec lock), then commit llm-exec.lock/"
 
 
@@ -33,7 +34,7 @@ def max_new_tokens_problem(value: object) -> str:
     ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
     return "" if ok else f"must be a whole number from {low} to {high}, got {value!r}"
 CLAIM_HELPERS = ("len", "any", "all", "min", "max", "abs", "round", "sum", "sorted", "set", "list", "str", "int", "float",
-                 "matches", "words", "True", "False", "None")  # what a claim's check may call besides block ids
+                 "matches", "words", "about", "True", "False", "None")  # what a claim's check may call besides block ids
 FAILURES = {"error": "raised an exception", "timeout": "ran past its time limit", "memory": "ran past its memory limit",
             "crashed": "crashed"}  # how a failed block is described, by status
 FIXES = {

@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
     lock = sub.add_parser("lock", help="execute what has no lockfile entry, record it, prune unused entries")
     lock.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
-    lock.add_argument("--refresh", action="store_true", help="execute every block again (refresh mode); unchanged "
-                      "outputs keep their entries byte for byte")
+    lock.add_argument("--refresh", action="store_true", help="execute every block again (refresh mode); outputs "
+                      "unchanged within the tolerance keep their entries byte for byte")
     st = sub.add_parser("status", help="per page: results in the lockfile, missing ones, false claims (runs nothing)")
     st.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
     v = sub.add_parser("verify", help="re-execute blocks and compare them with the lockfile; never writes it")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+from decimal import Decimal
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,10 +31,20 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[\w'’-]+", text)
 
 
+def about(value: float, stated: float | int | str) -> bool:
+    """A number as a sentence states it: within one unit of the stated number's last digit, so about(x, 7.77)
+    holds for 7.76 <= x <= 7.78 and about(x, "4.50") for 4.49 <= x <= 4.51 (a string keeps trailing zeros)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"about() compares a number, not {type(value).__name__}")
+    digits = Decimal(stated if isinstance(stated, str) else repr(stated))  # repr: the shortest form, as written
+    unit = Decimal(1).scaleb(digits.as_tuple().exponent)  # type: ignore[arg-type]
+    return abs(Decimal(repr(float(value))) - digits) <= unit
+
+
 HELPERS: dict[str, Any] = {
     "len": len, "any": any, "all": all, "min": min, "max": max, "abs": abs, "round": round, "sum": sum,
     "sorted": sorted, "set": set, "list": list, "str": str, "int": int, "float": float,
-    "matches": _matches, "words": _words, "True": True, "False": False, "None": None,
+    "matches": _matches, "words": _words, "about": about, "True": True, "False": False, "None": None,
 }
 assert set(HELPERS) == set(CLAIM_HELPERS), "vocabulary.CLAIM_HELPERS names exactly these"
 

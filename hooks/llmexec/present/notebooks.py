@@ -9,6 +9,7 @@ from typing import Any
 from ..core.models import ModelSpec
 from ..core.protocol import CodeOutcome
 from ..plan.blocks import Block
+from ..vocabulary import FIGURE
 from .render import PREVIEW_ONLY, unexecuted
 
 TRUSTED_TAG = "llm-exec:trusted-html"  # a cell tag: its HTML outputs are rendered, not shown as text
@@ -55,7 +56,7 @@ def _outputs(outcome: CodeOutcome, trusted: bool, models: dict[str, ModelSpec], 
     if outcome.output:
         outputs.append({"output_type": "stream", "name": "stdout", "text": outcome.output})
     for bundle in outcome.rich:
-        data = dict(bundle)
+        data = {mime: value for mime, value in bundle.items() if mime != FIGURE}  # the figure's data: for verify only
         if "text/html" in data and not trusted:  # untrusted HTML is shown as its source text
             data = {"text/plain": data["text/html"]}
         outputs.append({"output_type": "display_data", "data": data, "metadata": {}})

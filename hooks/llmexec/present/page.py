@@ -35,14 +35,15 @@ class Context:
     mode: str
     preview_only: frozenset[str]  # "where#role" executed by a preview build
     titles: bool  # code listings get title="..." (pymdownx.highlight)
+    weights: dict[str, dict[str, str]] = field(default_factory=dict)  # key -> {role: sha256 of the tuned weights}
 
 
 def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateOutcome], context: Context,
          place: Place) -> tuple[str, Checked]:
     html: dict[int, str | list[str]] = {}  # an output as HTML, or as Markdown lines put in the page (output=markdown)
     results: dict[str, Any] = {}  # what claims read, by block id
-    for block, outcome in zip(plan.code, code):
-        html[block.line] = _code(block, outcome, context)
+    for block, key, outcome in zip(plan.code, plan.code_keys, code):
+        html[block.line] = _code(block, outcome, context, context.weights.get(key, {}))
         results[block.name] = evidence.ran(outcome)
     for block in plan.generate:
         columns = [(context.models[j.role], generated[j.key], j.limit, f"{block.where}#{j.role}" in context.preview_only)
@@ -84,12 +85,16 @@ def claims(markdown: str, found: list[Claim], results: dict[str, Any], wheres: d
     return markdown, checked
 
 
-def _code(block: Block, outcome: CodeOutcome, context: Context) -> str | list[str]:
+def _code(block: Block, outcome: CodeOutcome, context: Context, weights: dict[str, str]) -> str | list[str]:
     shown: str | list[str]
     if outcome.status == "ok" and block.output == "markdown":
         shown = [block.indent + line if line else "" for line in outcome.output.split("\n")]
+        used = [context.models[r] for r in outcome.models_used if r in context.models]
+        if any(weights.get(m.role) for m in used):
+            shown += ["", block.indent + render.provenance(used, weights), ""]
     elif outcome.status == "ok":
-        shown = render.trusted_html(outcome.output) if block.output == "html" else render.code_output(outcome, context.models)
+        shown = (render.trusted_html(outcome.output) if block.output == "html"
+                 else render.code_output(outcome, context.models, weights))
     elif outcome.status == "skipped":
         shown = render.skipped(outcome.error)
     elif outcome.status == "unexecuted":

@@ -18,16 +18,28 @@ def _pre(text: str, css: str) -> str:
     return f'<pre class="{css}"><code>{escape(text)}</code></pre>'
 
 
-def code_output(outcome: CodeOutcome, models: dict[str, ModelSpec]) -> str:
-    """What a code block printed, captioned with the model artifacts it used."""
+def code_output(outcome: CodeOutcome, models: dict[str, ModelSpec], weights: dict[str, str] | None = None) -> str:
+    """What a code block printed, captioned with the model artifacts it used; a tuned model with the sha256 of the
+    weights that produced this output (from its lockfile entry: weights trained on another CPU differ in bytes)."""
     used = [models[role] for role in outcome.models_used if role in models]
     caption = "Output"
     if used:
-        caption += " · ran with " + "; ".join(f"{m.role} = {m.artifact}" for m in used)
+        caption += " · ran with " + ran_with(used, weights or {})
     body = _pre(outcome.output, "llmx-text") if outcome.output else ""
     body += "".join(rich(bundle) for bundle in outcome.rich)
     body = body or '<p class="llmx-empty">(printed nothing)</p>'
     return f'<div class="llmx-result"><div class="llmx-caption">{escape(caption)}</div>{body}</div>'
+
+
+def ran_with(used: list[ModelSpec], weights: dict[str, str]) -> str:
+    return "; ".join(f"{m.role} = {m.artifact}" + (f", weights sha256 {weights[m.role][:16]}…"
+                                                    if weights.get(m.role) else "") for m in used)
+
+
+def provenance(used: list[ModelSpec], weights: dict[str, str]) -> str:
+    """Under an output=markdown block that used a tuned model: which weights produced it (not part of the output,
+    whose bytes must not depend on the CPU that trained them)."""
+    return f'<p class="llmx-caption llmx-provenance">{escape("Ran with " + ran_with(used, weights))}</p>'
 
 
 def rich(bundle: dict[str, str], *, trusted: bool = False) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..plan.blocks import fence_for
 from ..resolve.store import Drift
+from ..resolve.tolerance import RULE, Difference, compare
 from ..vocabulary import LOCK_COMMAND
 
 
@@ -16,16 +16,6 @@ def observable_text(entry: dict[str, Any]) -> str:
     if entry.get("kind") == "generate":
         return f"{outcome.get('text', '')}\n[stopped: {outcome.get('finish_reason', '')}]"
     return outcome.get("output", "")
-
-
-def first_divergence(old: str, new: str) -> tuple[int, int, int] | None:
-    """(character index, line, column) of the first difference, 1-based line and column; None if equal."""
-    if old == new:
-        return None
-    index = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
-    line = old.count("\n", 0, index) + 1
-    column = index - (old.rfind("\n", 0, index) + 1) + 1
-    return index, line, column
 
 
 def setup_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -52,24 +42,17 @@ def setup_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def mismatch(old: dict[str, Any], new: dict[str, Any], entry_path: str) -> str:
-    """The error for one block whose re-executed output differs from its entry: where, first divergence, why."""
-    before, after = observable_text(old), observable_text(new)
-    if before == after:  # the text is the same: what differs is a recorded value (notes, token counts, models used)
-        fields = sorted(k for k in set(old.get("outcome", {})) | set(new.get("outcome", {}))
-                        if k not in ("seconds", "batch_size", "decoding", "error", "rich", "status")
-                        and json.dumps(old["outcome"].get(k), sort_keys=True) != json.dumps(new["outcome"].get(k), sort_keys=True))
-        before = "; ".join(f"{k} = {json.dumps(old['outcome'].get(k), sort_keys=True)[:200]}" for k in fields)
-        after = "; ".join(f"{k} = {json.dumps(new['outcome'].get(k), sort_keys=True)[:200]}" for k in fields)
-    _, line, column = first_divergence(before, after) or (0, 1, 1)
-    pick = lambda text: (text.splitlines() or [""])[line - 1] if line <= len(text.splitlines()) else ""  # noqa: E731
+    """The error for one block whose re-executed output differs from its entry: where, first difference, why."""
+    found = compare(old, new) or Difference("output", "", "", "")
     differences = setup_differences(old, new)
     engine = _engine_reason(old, new)
     why = engine or ("what differs between the machine that wrote the entry and this one: " + "; ".join(differences)
            if differences else "the libraries and machine features recorded with the entry match this machine, so "
            "the entry does not hold what these inputs produce here (edited by hand, or a non-deterministic block)")
     return (f"{_where(new)}: {_what(new)}: the output differs from its lockfile entry {entry_path}\n"
-            f"    first difference at line {line}, column {column}:\n"
-            f"      lockfile: {pick(before)!r}\n      now:      {pick(after)!r}\n    {why}\n"
+            f"    first difference at line {found.line}, column {found.column} of {found.field} ({found.why}):\n"
+            f"      lockfile: {found.before!r}\n      now:      {found.after!r}\n    {why}\n"
+            f"    (the tolerance, README 'Proving the lockfile': {RULE})\n"
             f"  --> an entry edited by hand must be restored (git checkout <ref> -- {entry_path}) or re-recorded; "
             f"if the new output is right: {LOCK_COMMAND}")
 
@@ -139,6 +122,7 @@ def render(drift: Drift, mode: str) -> str:
         for where, sentence, check, why in sorted(drift.claims):
             parts.append(f"- `{where}`: {sentence}  \n  check `{check}`" + (f": {why}" if why else ""))
         parts.append("")
+    parts += [f"Compared with the tolerance: {RULE} (README, 'Proving the lockfile').", ""]
     if not total:
         parts.append(f"Every executed block matches the committed lockfile ({len(drift.matched)} re-executed)."
                      if drift.matched or mode == "verify" else "Every block has its lockfile entry.")
@@ -157,11 +141,11 @@ def render(drift: Drift, mode: str) -> str:
         parts += ["## Outputs that changed", ""]
         for old, new in sorted(drift.changed, key=lambda pair: key(pair[1])):
             before, after = observable_text(old), observable_text(new)
-            index, line, column = first_divergence(before, after) or (0, 1, 1)
+            found = compare(old, new) or Difference("output", "", "", "")
             parts.append(f"### {_title(new)}")
-            parts.append(f"First difference at line {line}, column {column} (character {index}):")
-            parts.append(_fence(f"- {before.splitlines()[line - 1] if line <= len(before.splitlines()) else ''}\n"
-                                f"+ {after.splitlines()[line - 1] if line <= len(after.splitlines()) else ''}", "diff"))
+            parts.append(f"First difference at line {found.line}, column {found.column} of {found.field} "
+                         f"({found.why}):")
+            parts.append(_fence(f"- {found.before}\n+ {found.after}", "diff"))
             parts.append(_details("Lockfile output", before))
             parts.append(_details("New output", after))
             parts.append("")

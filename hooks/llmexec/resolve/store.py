@@ -10,6 +10,7 @@ from typing import Any, Literal
 from ..errors import with_fix
 from ..vocabulary import LOCK_COMMAND, Mode
 from .cache import Corrupt, ResultCache
+from .tolerance import compare
 
 Verdict = Literal["stored", "new", "changed", "matched"]
 
@@ -19,7 +20,7 @@ class Drift:
     """What verify and preview builds found, for the report."""
 
     changed: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # (old entry, new entry)
-    matched: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # verify: reproduced exactly
+    matched: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # verify: reproduced, within tolerance
     unexecuted: list[tuple[dict[str, Any], dict[str, Any] | None]] = field(default_factory=list)  # (new, old?)
     new: list[dict[str, Any]] = field(default_factory=list)  # no entry; in preview: executed for the preview only
     claims: list[tuple[str, str, str, str]] = field(default_factory=list)  # (where, sentence, check, why) that fail
@@ -37,6 +38,7 @@ class Store:
         self.mode, self.lock, self.cache, self.progress, self.report = mode, lock, cache, progress, report
         self.only, self.preview_execute = only, preview_execute
         self.used: set[str] = set()
+        self.weights: dict[str, dict[str, str]] = {}  # key -> {role: sha256 of tuned weights}: shown, not compared
         self.drift = Drift()
         self._places: dict[tuple[Any, ...], dict[str, Any]] | None = None
 
@@ -54,6 +56,8 @@ class Store:
             entry = self._read(self.cache, key)
             if entry is not None:
                 self.lock.put(key, entry)  # executed before (another branch, a pruned entry): lock it again
+        if entry:
+            self._provenance(key, entry)
         return entry["outcome"] if entry else None
 
     def locked_entry(self, key: str) -> dict[str, Any] | None:
@@ -63,6 +67,7 @@ class Store:
     def record(self, key: str, entry: dict[str, Any]) -> Verdict:
         """Store a successful execution: both stores in auto/refresh; nothing in verify (it compares instead)
         nor in preview (the output is shown for this build only)."""
+        self._provenance(key, entry)
         if self.mode == "preview":
             self.drift.new.append(entry)
             return "new"
@@ -71,7 +76,7 @@ class Store:
             if old is None:
                 self.drift.new.append(entry)
                 return "new"
-            if _observable(old["outcome"]) != _observable(entry["outcome"]):
+            if compare(old, entry):
                 self.drift.changed.append((old, entry))
                 return "changed"
             self.drift.matched.append((old, entry))
@@ -80,9 +85,9 @@ class Store:
             raise AssertionError(f"record() in {self.mode} mode")
         stored = {k: v for k, v in entry.items() if k not in ("line", "where")}  # lines move with prose edits: not stored
         old = self.locked_entry(key)
-        if (old is None or _observable(old["outcome"]) != _observable(entry["outcome"]) or _place(old) != _place(entry)
+        if (old is None or compare(old, entry) or _place(old) != _place(entry)
                 or ("machine" in entry and "machine" not in old)):  # an entry from before the machine was recorded
-            self.lock.put(key, stored)  # unchanged outputs keep their entry byte for byte: no diff noise
+            self.lock.put(key, stored)  # unchanged outputs (within the tolerance) keep their entry byte for byte
         self.cache.put(key, stored)
         return "stored"
 
@@ -102,6 +107,13 @@ class Store:
             self.lock.delete(key)
         return len(stale)
 
+    def _provenance(self, key: str, entry: dict[str, Any]) -> None:
+        """The tuned weights that produced an entry's outputs: machine-dependent bytes, so shown and never compared."""
+        found = {role: m["weights_sha256"] for role, m in (entry.get("models") or {}).items()
+                 if isinstance(m, dict) and m.get("weights_sha256")}
+        if found:
+            self.weights[key] = found
+
     def _read(self, store: ResultCache, key: str) -> dict[str, Any] | None:
         found = store.get(key)
         if isinstance(found, Corrupt) or (isinstance(found, dict) and not _valid(found)):
@@ -119,13 +131,6 @@ class Store:
 def _valid(entry: dict[str, Any]) -> bool:
     outcome = entry.get("outcome")
     return isinstance(outcome, dict) and outcome.get("status") == "ok" and isinstance(entry.get("page"), str)
-
-
-def _observable(outcome: dict[str, Any]) -> str:
-    """What a reader sees of an outcome (time taken excluded), as canonical JSON: lists and tuples compare equal."""
-    fields = ("output", "models_used", "input_text", "text", "finish_reason", "new_tokens")
-    return json.dumps([outcome.get(k) for k in fields] + [outcome.get("notes") or {}],  # older entries have no notes
-                      sort_keys=True)  # stored entries have sorted keys; fresh notes keep the snippet's order
 
 
 def _place(entry: dict[str, Any]) -> tuple[Any, ...]:

@@ -6,8 +6,11 @@ import ast
 import base64
 import io
 import json
+import math
 import sys
 from typing import Any
+
+from ..vocabulary import FIGURE
 
 MAX_REPR = 20_000
 
@@ -16,8 +19,7 @@ def mime_bundle(value: Any) -> dict[str, str]:
     """The richest representations an object offers: PNG, HTML, and always plain text."""
     bundle: dict[str, str] = {"text/plain": repr(value)[:MAX_REPR]}
     if type(value).__name__ == "Figure" and hasattr(value, "savefig"):
-        bundle["image/png"] = _png(value)
-        return bundle
+        return {**bundle, **_figure(value)}
     for method, mime in (("_repr_png_", "image/png"), ("_repr_html_", "text/html")):
         if callable(getattr(value, method, None)):
             data = getattr(value, method)()
@@ -41,10 +43,33 @@ def notes(values: dict[str, Any]) -> dict[str, Any]:
     return noted
 
 
-def _png(figure: Any) -> str:
+def _figure(figure: Any) -> dict[str, str]:
+    """The PNG (shown; its bytes vary from one CPU to another, so they are provenance) and the data it was drawn
+    from (compared within the tolerance): titles, labels, tick labels, lines, bars and scattered points per axes."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode()
+    figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight")  # draws it: tick labels exist from here on
+    suptitle = getattr(figure, "_suptitle", None)
+    data = {"title": suptitle.get_text() if suptitle is not None else "", "axes": [_axes(a) for a in figure.get_axes()]}
+    return {"image/png": base64.b64encode(buffer.getvalue()).decode(), FIGURE: json.dumps(data, sort_keys=True)}
+
+
+def _axes(axes: Any) -> dict[str, Any]:
+    return {
+        "title": axes.get_title(), "xlabel": axes.get_xlabel(), "ylabel": axes.get_ylabel(),
+        "xticks": [t.get_text() for t in axes.get_xticklabels()], "yticks": [t.get_text() for t in axes.get_yticklabels()],
+        "lines": [{"label": line.get_label(), "xy": _plain(line.get_xydata())} for line in axes.get_lines()],
+        "bars": [_plain([p.get_x(), p.get_y(), p.get_width(), p.get_height()]) for p in axes.patches],
+        "points": [_plain(c.get_offsets()) for c in axes.collections if hasattr(c, "get_offsets")],
+        "texts": [t.get_text() for t in axes.texts],
+    }
+
+
+def _plain(values: Any) -> Any:
+    """Numbers as JSON: arrays become lists of floats, NaN and infinities their names."""
+    values = values.tolist() if hasattr(values, "tolist") else values
+    if isinstance(values, (list, tuple)):
+        return [_plain(v) for v in values]
+    return float(values) if isinstance(values, (int, float)) and math.isfinite(values) else str(values)
 
 
 def open_figures() -> list[dict[str, str]]:
@@ -52,7 +77,7 @@ def open_figures() -> list[dict[str, str]]:
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is None:
         return []
-    bundles = [{"image/png": _png(pyplot.figure(n)), "text/plain": f"<Figure {n}>"} for n in pyplot.get_fignums()]
+    bundles = [{**_figure(pyplot.figure(n)), "text/plain": f"<Figure {n}>"} for n in pyplot.get_fignums()]
     pyplot.close("all")
     return bundles
 
