@@ -8,7 +8,7 @@ export NO_MKDOCS_2_WARNING := 1
 # mkdocs.yml lists llmexec.adapters.markdown (for Zensical), which every renderer imports at start-up.
 export PYTHONPATH := $(CURDIR)/hooks
 
-.PHONY: setup models engine browser site serve test test-models test-site test-engine lock status verify zensical bench bench-tuning clean
+.PHONY: setup models engine browser site serve test test-models test-site test-engine lock status verify zensical bench bench-tuning bench-evaluation clean
 
 setup: $(STAMP)
 
@@ -114,6 +114,11 @@ bench: models
 # On demand: trains the site's tuned recipe into an empty cache (time, peak memory, end-of-turn rates).
 bench-tuning: models
 	$(PY) benchmarks/bench_tuning.py
+
+# On demand: the held-out evaluation set (tuning/evaluation.jsonl) on base (raw, and in the tuned model's turn format),
+# tuned and instruct: successes per kind with Wilson intervals, and the generation time of each (trains tuned once).
+bench-evaluation: models
+	$(PY) benchmarks/bench_evaluation.py --out $(CURDIR)/.cache/bench-evaluation.json
 
 clean:
 	rm -rf site site-zensical .cache
