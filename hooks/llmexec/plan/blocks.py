@@ -9,12 +9,12 @@ import shlex
 import textwrap
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..vocabulary import (CLAIM_HELPERS, DISPLAY_ORDER, MAX_NEW_TOKENS, MODEL_SETS, OUTPUT_FORMATS, TEMPLATES, Template,
                           max_new_tokens_problem, seconds_problem)
 
-BlockKind = Literal["code", "generate"]
+BlockKind = Literal["code", "generate", "evaluate"]
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
 _CODE_LANGS = {"python", "py", "python3"}
@@ -69,6 +69,8 @@ class Block:
     temperature: float = 1.0
     top_p: float = 1.0
     generation_prompt: bool = True  # generate: open the assistant's turn after the chat template
+    history: tuple[tuple[str, str], ...] = ()  # generate: earlier turns (user, assistant, ...) before `source`
+    evaluation: Any = None  # evaluate: the plan.evaluate.Evaluation it asks for
     options: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -78,8 +80,9 @@ class Block:
 
 
 def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path,
-                roles: tuple[str, ...] = ("base", "instruct")) -> list[Block | Problem]:
-    """Scan Markdown for ```python exec``` and ```generate``` fences; other fences are skipped whole."""
+                roles: tuple[str, ...] = ("base", "instruct"), formats: dict[str, str] | None = None) -> list[Block | Problem]:
+    """Scan Markdown for ```python exec```, ```generate``` and ```evaluate``` fences; other fences are skipped whole.
+    `formats`: the turn format (template name) of each tuned role, for evaluate variants such as base:tuned-format."""
     lines = markdown.split("\n")
     found: list[Block | Problem] = []
     names: dict[str, int] = {}
@@ -93,7 +96,7 @@ def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path
         close = _closing_index(lines, i + 1, indent, fence)
         body = [line[len(indent):] if line.startswith(indent) else line.lstrip() for line in lines[i + 1 : close]]
         line_no = line_offset + i + 1
-        item = _classify(info, body, page=page, line=line_no, project_dir=project_dir, roles=roles)
+        item = _classify(info, body, page=page, line=line_no, project_dir=project_dir, roles=roles, formats=formats or {})
         if item is not None:
             if close >= len(lines):
                 item = Problem(page, line_no, "this executable fence is never closed", f"add a closing {fence}")
@@ -142,12 +145,12 @@ def _closing_index(lines: list[str], start: int, indent: str, fence: str) -> int
 
 
 def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: Path,
-              roles: tuple[str, ...]) -> Block | Problem | None:
+              roles: tuple[str, ...], formats: dict[str, str]) -> Block | Problem | None:
     words = info.split(None, 1)
     if not words:
         return None
     lang, rest = words[0].lower(), (words[1] if len(words) > 1 else "")
-    if lang not in _CODE_LANGS and lang != "generate":
+    if lang not in _CODE_LANGS and lang not in ("generate", "evaluate"):
         return None
     try:
         options = _parse_options(rest)
@@ -157,6 +160,8 @@ def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: 
         if "exec" not in options:
             return None
         return _code_block(options, body, page=page, line=line, project_dir=project_dir)
+    if lang == "evaluate":
+        return _evaluate_block(options, body, page=page, line=line, project_dir=project_dir, roles=roles, formats=formats)
     return _generate_block(options, body, page=page, line=line, roles=roles)
 
 
@@ -266,6 +271,28 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
                  max_new_tokens=max_new, system=options.get("system", ""), template=template,  # type: ignore[arg-type]
                  name=options.get("id", ""), prefill=_unescape(options.get("prefill", "")), stop=stop, **decoding,
                  options=options)
+
+
+def _evaluate_block(options: dict[str, str], body: list[str], *, page: str, line: int, project_dir: Path,
+                    roles: tuple[str, ...], formats: dict[str, str]) -> Block | Problem:
+    """An evaluation set on several variants: one generate request per (item, variant), expanded by the planner."""
+    from . import evaluate
+
+    if problem := _unknown(options, evaluate.OPTIONS, "evaluate", page, line):
+        return problem
+    if "\n".join(body).strip():
+        return Problem(page, line, "an evaluate block takes no text between its fences", "put the requests in file=")
+    timeout = _timeout(options, page, line)
+    if isinstance(timeout, Problem):
+        return timeout
+    if problem := _name(options, page, line):
+        return problem
+    try:
+        found = evaluate.parse(options, project_dir, roles, formats)
+    except evaluate.Broken as broken:
+        return Problem(page, line, broken.what, broken.fix)
+    return Block("evaluate", page, line, 0, 0, "", "", page, line + 1, timeout=timeout, title=found.file,
+                 name=options.get("id", ""), evaluation=found, options=options)
 
 
 def _unescape(text: str) -> str:
