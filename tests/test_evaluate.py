@@ -236,3 +236,22 @@ def test_wilson_matches_published_values():
     assert [round(v, 4) for v in wilson(5, 10)] == [0.2366, 0.7634]  # Newcombe (1998), Wilson score interval
     assert [round(v, 4) for v in wilson(0, 10)] == [0.0, 0.2775]
     assert wilson(14, 14)[1] == 1.0 and html.escape("x") == "x"
+
+
+def test_a_preview_marks_what_it_did_not_execute_or_executed_for_itself_only(bare_site, answering, monkeypatch, tmp_path):
+    write_set(bare_site)
+    bare_site.write("docs/index.md", PAGE)
+    bare_site.build()
+    monkeypatch.setenv("LLM_EXEC_MODE", "preview")
+    monkeypatch.setenv("LLM_EXEC_REPORT", str(tmp_path / "report.md"))
+    edited = [dict(i) for i in ITEMS]
+    edited[0] = {**edited[0], "messages": [{"role": "user", "content": "Old capital of Italy?"}]}
+    write_set(bare_site, edited)
+    bare_site.build()  # strict, and it succeeds: the claims are left unchecked
+    page = bare_site.html()
+    assert calls(answering) == 1 and "Some replies are not in this build" in page
+    assert page.count("llmx-claim-unchecked") == 2 and "Executed for this preview only" not in page
+    monkeypatch.setenv("LLM_EXEC_PREVIEW_EXECUTE", "1")
+    bare_site.build()
+    page = bare_site.html()
+    assert calls(answering) == 2 and "Executed for this preview only" in page and "Some replies" not in page

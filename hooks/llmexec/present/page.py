@@ -59,7 +59,8 @@ def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateO
             results[block.name] = evidence.Ran("", evidence.Notes(), f"its replies cannot be scored: {exc}")
             scorer_errors.append(f"{block.where}: {exc}")
             continue
-        html[block.line] = evaluation.html(block, rows, context.models)
+        preview = any(f"{block.where}#{v.role}" in context.preview_only for v in block.evaluation.variants)
+        html[block.line] = (render.preview_only() if preview else "") + evaluation.html(block, rows, context.models)
         results[block.name] = evaluation.evaluated(block, rows)
     results.pop("", None)
     for block in (b for b in plan.items if isinstance(b, Block) and b.name):
