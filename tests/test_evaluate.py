@@ -35,7 +35,7 @@ SCORERS = "def score(item, reply):\n    return item.success['answer'].lower() in
 FENCE = "```evaluate file=eval.jsonl scorers=scorers.py variants=base:raw,instruct id=ev\n```\n"
 PAGE = "# Evaluation\n\n" + FENCE + """
 [Instruct answers both facts]{check: ev.successes("instruct", "fact") == 2 and ev.n("fact") == 2};
-[base answers none]{check: ev.successes("base:raw") == 0}.
+[base answers none]{check: ev.successes("base:raw") == 0}; [instruct ends each reply]{check: ev.stopped("instruct") == 3}.
 """
 
 
@@ -166,7 +166,7 @@ def test_a_build_scores_the_replies_into_wilson_cells_a_chart_and_escaped_replie
     svg = svg[:svg.index("</svg>")]
     assert "<title" in svg and "<desc" in svg and "script" not in svg and "currentColor" not in svg  # colours: CSS
     assert "&lt;b&gt;Rome&lt;/b&gt;" in page and "<b>Rome</b>" not in page  # model output stays text
-    assert page.count("llmx-claim-true") == 2
+    assert page.count("llmx-claim-true") == 3
 
 
 def test_a_false_rate_claim_fails_the_strict_build(bare_site, answering, caplog):
@@ -250,7 +250,7 @@ def test_a_preview_marks_what_it_did_not_execute_or_executed_for_itself_only(bar
     bare_site.build()  # strict, and it succeeds: the claims are left unchecked
     page = bare_site.html()
     assert calls(answering) == 1 and "Some replies are not in this build" in page
-    assert page.count("llmx-claim-unchecked") == 2 and "Executed for this preview only" not in page
+    assert page.count("llmx-claim-unchecked") == 3 and "Executed for this preview only" not in page
     monkeypatch.setenv("LLM_EXEC_PREVIEW_EXECUTE", "1")
     bare_site.build()
     page = bare_site.html()

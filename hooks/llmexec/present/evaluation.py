@@ -81,7 +81,7 @@ def score_rows(block: Block, outcomes: dict[tuple[str, str], GenerateOutcome]) -
 
 class Evaluated:
     """What claims read of an evaluate block: `heldout.successes("tuned", "refusal")`, `heldout.n("refusal")`,
-    `heldout.rate(...)`, `heldout.low(...)`, `heldout.high(...)`; the kind defaults to "all"."""
+    `heldout.rate(...)`, `heldout.low(...)`, `heldout.high(...)`, `heldout.stopped(...)`; the kind defaults to "all"."""
 
     def __init__(self, where: str, rows: list[Row], kinds: list[str], variants: list[str], unavailable: str = "") -> None:
         self._where, self._rows, self.kinds, self.variants, self.unavailable = where, rows, kinds, variants, unavailable
@@ -97,6 +97,10 @@ class Evaluated:
 
     def successes(self, variant: str, kind: str = ALL) -> int:
         return sum(bool(r.success) for r in self._chosen(variant, kind))
+
+    def stopped(self, variant: str, kind: str = ALL) -> int:
+        """Replies that ended before max_new_tokens: the model's end-of-sequence token or a stop string."""
+        return sum(r.outcome.finish_reason in ("eos", "stop") for r in self._chosen(variant, kind) if r.success is not None)
 
     def n(self, kind: str = ALL) -> int:
         return len(self._chosen(self.variants[0], kind))
