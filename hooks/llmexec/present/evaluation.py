@@ -179,10 +179,11 @@ def chart(block: Block, counts: Evaluated) -> str:
                          f'[{low:.2f}, {high:.2f}]</title><line x1="{x(low):.1f}" x2="{x(high):.1f}" y1="{y:.1f}" '
                          f'y2="{y:.1f}"/>{_mark(j, x(k / n if n else 0), y)}</g>')
     key_y = height - 6
+    kx = float(left)
     for j, v in enumerate(variants):
-        kx = left + j * (width / len(variants))
         parts.append(f'<g class="llmx-series-{j}">{_mark(j, kx + 5, key_y - 4)}'
                      f'<text x="{kx + 14:.1f}" y="{key_y}">{escape(v)}</text></g>')
+        kx += 30 + 6.5 * len(v)  # about a character's width at 11px, so labels never run into the next marker
     parts.append("</svg>")
     return "".join(parts)
 
