@@ -86,7 +86,7 @@ def found(tmp_path: Path, fence: str, roles=("base", "instruct"), formats=None) 
     ("```evaluate file=eval.jsonl scorers=scorers.py variants=base:instruct-format\n```",
      "docs/e.md:3: variant 'base:instruct-format': 'instruct' is not a tuned model"),
     ("```evaluate file=eval.jsonl scorers=scorers.py variants=base:raw colour=red\n```",
-     "docs/e.md:3: unknown option 'colour' on a evaluate block"),
+     "docs/e.md:3: unknown option 'colour' on an evaluate block"),
     ("```evaluate file=eval.jsonl scorers=scorers.py variants=base:raw,base:raw\n```", "names a variant twice"),
 ])
 def test_fence_errors_name_the_page_line_and_the_fix(tmp_path, fence, expected):
@@ -255,3 +255,19 @@ def test_a_preview_marks_what_it_did_not_execute_or_executed_for_itself_only(bar
     bare_site.build()
     page = bare_site.html()
     assert calls(answering) == 2 and "Executed for this preview only" in page and "Some replies" not in page
+
+
+class FailingOne(Answering):
+    def generate(self, requests):
+        done = super().generate(requests)
+        return [GenerateOutcome("error", error="RuntimeError: boom") if r.prompt == "Capital of Italy?" and
+                r.model == "instruct" else o for r, o in zip(requests, done)]
+
+
+def test_a_failed_generation_names_the_request_and_the_variant(bare_site, caplog):
+    write_set(bare_site)
+    bare_site.write("docs/index.md", PAGE)
+    with use_runner(FailingOne), pytest.raises(Abort):
+        bare_site.build()
+    assert "docs/index.md:3: evaluate block, request cap-1 on instruct, failed on the instruct model: RuntimeError: boom" \
+        in caplog.text

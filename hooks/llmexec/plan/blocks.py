@@ -161,7 +161,9 @@ def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: 
             return None
         return _code_block(options, body, page=page, line=line, project_dir=project_dir)
     if lang == "evaluate":
-        return _evaluate_block(options, body, page=page, line=line, project_dir=project_dir, roles=roles, formats=formats)
+        from .evaluate import evaluate_block  # it builds on this module's option checks
+
+        return evaluate_block(options, body, page=page, line=line, project_dir=project_dir, roles=roles, formats=formats)
     return _generate_block(options, body, page=page, line=line, roles=roles)
 
 
@@ -176,7 +178,8 @@ def _parse_options(text: str) -> dict[str, str]:
 def _unknown(options: dict[str, str], allowed: set[str], what: str, page: str, line: int) -> Problem | None:
     unknown = sorted(set(options) - allowed)
     if unknown:
-        return Problem(page, line, f"unknown option {', '.join(map(repr, unknown))} on a {what} block",
+        return Problem(page, line, f"unknown option {', '.join(map(repr, unknown))} on {'an' if what[0] in 'aeiou' else 'a'} "
+                                   f"{what} block",
                        f"the options are: {', '.join(sorted(allowed))}")
     return None
 
@@ -271,28 +274,6 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
                  max_new_tokens=max_new, system=options.get("system", ""), template=template,  # type: ignore[arg-type]
                  name=options.get("id", ""), prefill=_unescape(options.get("prefill", "")), stop=stop, **decoding,
                  options=options)
-
-
-def _evaluate_block(options: dict[str, str], body: list[str], *, page: str, line: int, project_dir: Path,
-                    roles: tuple[str, ...], formats: dict[str, str]) -> Block | Problem:
-    """An evaluation set on several variants: one generate request per (item, variant), expanded by the planner."""
-    from . import evaluate
-
-    if problem := _unknown(options, evaluate.OPTIONS, "evaluate", page, line):
-        return problem
-    if "\n".join(body).strip():
-        return Problem(page, line, "an evaluate block takes no text between its fences", "put the requests in file=")
-    timeout = _timeout(options, page, line)
-    if isinstance(timeout, Problem):
-        return timeout
-    if problem := _name(options, page, line):
-        return problem
-    try:
-        found = evaluate.parse(options, project_dir, roles, formats)
-    except evaluate.Broken as broken:
-        return Problem(page, line, broken.what, broken.fix)
-    return Block("evaluate", page, line, 0, 0, "", "", page, line + 1, timeout=timeout, title=found.file,
-                 name=options.get("id", ""), evaluation=found, options=options)
 
 
 def _unescape(text: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.recipes import TEMPLATES, prompt_text
+from .blocks import Block, Problem, _name, _timeout, _unknown
 from ..vocabulary import max_new_tokens_problem
 
 OPTIONS = {"file", "scorers", "variants", "id", "timeout"}
@@ -70,6 +71,26 @@ class Broken(ValueError):
     def __init__(self, what: str, fix: str) -> None:
         super().__init__(what)
         self.what, self.fix = what, fix
+
+
+def evaluate_block(options: dict[str, str], body: list[str], *, page: str, line: int, project_dir: Path,
+                   roles: tuple[str, ...], formats: Mapping[str, str]) -> Block | Problem:
+    """An evaluation set on several variants: one generate request per (item, variant), expanded by the planner."""
+    if problem := _unknown(options, OPTIONS, "evaluate", page, line):
+        return problem
+    if "\n".join(body).strip():
+        return Problem(page, line, "an evaluate block takes no text between its fences", "put the requests in file=")
+    timeout = _timeout(options, page, line)
+    if isinstance(timeout, Problem):
+        return timeout
+    if problem := _name(options, page, line):
+        return problem
+    try:
+        found = parse(options, project_dir, roles, formats)
+    except Broken as broken:
+        return Problem(page, line, broken.what, broken.fix)
+    return Block("evaluate", page, line, 0, 0, "", "", page, line + 1, timeout=timeout, title=found.file,
+                 name=options.get("id", ""), evaluation=found, options=options)
 
 
 def parse(options: dict[str, str], project_dir: Path, roles: tuple[str, ...],
