@@ -110,11 +110,12 @@ def _without_engine(lines: list[str]) -> list[str]:
     """MkDocs or ProperDocs: the hook replaced the blocks already. If a block is still here, the hook did not run."""
     if hook._engine is not None:
         return lines
-    found = [b for b in find_blocks("\n".join(lines), page="this page", line_offset=0, project_dir=Path("."),
-                                    roles=("base", "tuned", "instruct")) if isinstance(b, Block)]
-    if found:
+    found = find_blocks("\n".join(lines), page="this page", line_offset=0, project_dir=Path("."),
+                        roles=("base", "tuned", "instruct"))  # a Problem too is an executable fence (an evaluate one
+    if found:                                                 # may name a variant this guess of the roles lacks)
+        where = found[0].where if isinstance(found[0], Block) else f"{found[0].page}:{found[0].line}"
         raise LlmExecError(with_fix(
-            f"{found[0].where}: an executable block, and nothing ran it: llmexec.adapters.markdown is loaded, but "
+            f"{where}: an executable block, and nothing ran it: llmexec.adapters.markdown is loaded, but "
             "this renderer gives it no page context and neither the llm-exec plugin nor the llm_exec hook is active",
             "add `plugins: [llm-exec]` (or the hook file: `hooks: [hooks/llm_exec.py]`) to mkdocs.yml (MkDocs, "
             "ProperDocs), or build with Zensical"))

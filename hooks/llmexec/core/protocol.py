@@ -49,6 +49,7 @@ class GenerateRequest:
     temperature: float = 1.0
     top_p: float = 1.0
     generation_prompt: bool = True
+    history: tuple[tuple[str, str], ...] = ()  # earlier turns (user, assistant, ...): the prompt is the last user turn
 
     def batch_key(self) -> tuple[Any, ...]:
         """Requests with equal keys may share a batch: same model, length, decoding and stop sequences (sortable)."""

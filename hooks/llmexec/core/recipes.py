@@ -99,6 +99,33 @@ def _conversation(record: Any) -> list[Turn]:
     return turns
 
 
+def render(template: TurnTemplate, turns: list[Turn]) -> tuple[str, list[tuple[int, int]]]:
+    """The conversation as the model sees it (the same text as the tuned tokenizer's chat template), and the
+    character spans that are trained: each assistant reply with the end-of-turn marker that closes it."""
+    text, trained, prefix = "", [], ""
+    if turns[0][0] == "system":
+        if template.system:
+            text += template.system + turns[0][1] + template.end + template.after_end
+        else:
+            prefix = turns[0][1] + "\n\n"
+        turns = turns[1:]
+    for index, (role, content) in enumerate(turns):
+        if role == "user":
+            text += template.user + (prefix if index == 0 else "") + content + template.end + template.after_end
+        else:
+            text += template.model
+            trained.append((len(text), len(text) + len(content) + len(template.end)))
+            text += content + template.end + template.after_end
+    return text, trained
+
+
+def prompt_text(template: TurnTemplate, turns: list[Turn]) -> str:
+    """A conversation that ends with the user's turn, laid out in the template's turn format with the opening of
+    the model's turn: the tuned tokenizer's chat template output without its BOS (a raw prompt gets the BOS from the
+    tokenizer), computed without loading any model."""
+    return render(template, turns)[0] + template.model
+
+
 # The training loop's own version: raise it when a change to worker/tune.py changes the weights it makes (the
 # optimizer, the loss's arithmetic), so that cached tuned folders and their lockfile entries go stale.
 # 2: fused AdamW.

@@ -9,12 +9,12 @@ import shlex
 import textwrap
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..vocabulary import (CLAIM_HELPERS, DISPLAY_ORDER, MAX_NEW_TOKENS, MODEL_SETS, OUTPUT_FORMATS, TEMPLATES, Template,
                           max_new_tokens_problem, seconds_problem)
 
-BlockKind = Literal["code", "generate"]
+BlockKind = Literal["code", "generate", "evaluate"]
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
 _CODE_LANGS = {"python", "py", "python3"}
@@ -69,6 +69,8 @@ class Block:
     temperature: float = 1.0
     top_p: float = 1.0
     generation_prompt: bool = True  # generate: open the assistant's turn after the chat template
+    history: tuple[tuple[str, str], ...] = ()  # generate: earlier turns (user, assistant, ...) before `source`
+    evaluation: Any = None  # evaluate: the plan.evaluate.Evaluation it asks for
     options: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -78,8 +80,9 @@ class Block:
 
 
 def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path,
-                roles: tuple[str, ...] = ("base", "instruct")) -> list[Block | Problem]:
-    """Scan Markdown for ```python exec``` and ```generate``` fences; other fences are skipped whole."""
+                roles: tuple[str, ...] = ("base", "instruct"), formats: dict[str, str] | None = None) -> list[Block | Problem]:
+    """Scan Markdown for ```python exec```, ```generate``` and ```evaluate``` fences; other fences are skipped whole.
+    `formats`: the turn format (template name) of each tuned role, for evaluate variants such as base:tuned-format."""
     lines = markdown.split("\n")
     found: list[Block | Problem] = []
     names: dict[str, int] = {}
@@ -93,7 +96,7 @@ def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path
         close = _closing_index(lines, i + 1, indent, fence)
         body = [line[len(indent):] if line.startswith(indent) else line.lstrip() for line in lines[i + 1 : close]]
         line_no = line_offset + i + 1
-        item = _classify(info, body, page=page, line=line_no, project_dir=project_dir, roles=roles)
+        item = _classify(info, body, page=page, line=line_no, project_dir=project_dir, roles=roles, formats=formats or {})
         if item is not None:
             if close >= len(lines):
                 item = Problem(page, line_no, "this executable fence is never closed", f"add a closing {fence}")
@@ -142,12 +145,12 @@ def _closing_index(lines: list[str], start: int, indent: str, fence: str) -> int
 
 
 def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: Path,
-              roles: tuple[str, ...]) -> Block | Problem | None:
+              roles: tuple[str, ...], formats: dict[str, str]) -> Block | Problem | None:
     words = info.split(None, 1)
     if not words:
         return None
     lang, rest = words[0].lower(), (words[1] if len(words) > 1 else "")
-    if lang not in _CODE_LANGS and lang != "generate":
+    if lang not in _CODE_LANGS and lang not in ("generate", "evaluate"):
         return None
     try:
         options = _parse_options(rest)
@@ -157,6 +160,10 @@ def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: 
         if "exec" not in options:
             return None
         return _code_block(options, body, page=page, line=line, project_dir=project_dir)
+    if lang == "evaluate":
+        from .evaluate import evaluate_block  # it builds on this module's option checks
+
+        return evaluate_block(options, body, page=page, line=line, project_dir=project_dir, roles=roles, formats=formats)
     return _generate_block(options, body, page=page, line=line, roles=roles)
 
 
@@ -171,7 +178,8 @@ def _parse_options(text: str) -> dict[str, str]:
 def _unknown(options: dict[str, str], allowed: set[str], what: str, page: str, line: int) -> Problem | None:
     unknown = sorted(set(options) - allowed)
     if unknown:
-        return Problem(page, line, f"unknown option {', '.join(map(repr, unknown))} on a {what} block",
+        return Problem(page, line, f"unknown option {', '.join(map(repr, unknown))} on {'an' if what[0] in 'aeiou' else 'a'} "
+                                   f"{what} block",
                        f"the options are: {', '.join(sorted(allowed))}")
     return None
 

@@ -34,11 +34,13 @@ def generate_key(block: Block, model: ModelSpec, max_new_tokens: int) -> str:
         "max_new_tokens": max_new_tokens,
         "decoding": decoding(block),
         **{name: value for name, value in (("prefill", block.prefill), ("stop", list(block.stop)),
-                                            ("generation_prompt", block.generation_prompt)) if value != _DEFAULTS[name]},
+                                            ("generation_prompt", block.generation_prompt),
+                                            ("history", [list(turn) for turn in block.history]))
+           if value != _DEFAULTS[name]},
     })
 
 
-_DEFAULTS: dict[str, object] = {"prefill": "", "stop": [], "generation_prompt": True}  # left out: old keys stay valid
+_DEFAULTS: dict[str, object] = {"prefill": "", "stop": [], "generation_prompt": True, "history": []}  # left out: old keys stay valid
 
 
 def decoding(block: Block) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..core.settings import Settings
 from . import notebooks
+from . import evaluate
 from .blocks import Block, Problem, find_blocks
 from .claims import Claim, find_claims
 from .keys import code_keys, generate_key
@@ -21,7 +22,9 @@ class Job:
     role: str
     key: str
     limit: int
-    index: int  # the block's position among the page's generate blocks
+    index: int | str  # the block's position among the page's generate blocks; an evaluate job: "ITEM VARIANT"
+    variant: str = ""  # an evaluate job: the variant's name, and the item's id
+    item: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class PagePlan:
         return [b for b in self.items if isinstance(b, Block) and b.kind == "generate"]
 
     @property
+    def evaluate(self) -> list[Block]:
+        return [b for b in self.items if isinstance(b, Block) and b.kind == "evaluate"]
+
+    @property
     def named(self) -> dict[str, str]:
         """Block ids, and where each block is: what claims may refer to."""
         return {b.name: b.where for b in self.items if isinstance(b, Block) and b.name}
@@ -49,11 +56,13 @@ class PagePlan:
 
 def plan_page(markdown: str, *, page: str, line_offset: int, project_dir: Path, settings: Settings) -> PagePlan:
     items = tuple(find_blocks(markdown, page=page, line_offset=line_offset, project_dir=project_dir,
-                              roles=tuple(settings.models)))
+                              roles=tuple(settings.models), formats=turn_formats(settings)))
     code = tuple(b for b in items if isinstance(b, Block) and b.kind == "code")
     generate = [b for b in items if isinstance(b, Block) and b.kind == "generate"]
+    evaluations = [b for b in items if isinstance(b, Block) and b.kind == "evaluate"]
     return PagePlan(page, markdown, items, tuple(find_claims(markdown, page=page, line_offset=line_offset)), code,
-                    tuple(code_keys(code, settings.models)), tuple(jobs(generate, settings)))
+                    tuple(code_keys(code, settings.models)),
+                    tuple(jobs(generate, settings) + [j for b in evaluations for j in evaluation_jobs(b, settings)]))
 
 
 def plan_notebook(path: Path, *, page: str, settings: Settings) -> PagePlan:
@@ -70,3 +79,19 @@ def jobs(blocks: list[Block], settings: Settings) -> list[Job]:
         for role in block.models:
             found.append(Job(block, role, generate_key(block, settings.models[role], limit), limit, index))
     return found
+
+
+def evaluation_jobs(block: Block, settings: Settings) -> list[Job]:
+    """An evaluate block: one generation per (item, variant), each the job of an equivalent generate block."""
+    found = []
+    for item in block.evaluation.items:
+        for variant in block.evaluation.variants:
+            asked = evaluate.with_request(block, item, variant)
+            found.append(Job(asked, variant.role, generate_key(asked, settings.models[variant.role], item.max_new_tokens),
+                             item.max_new_tokens, f"{item.id} {variant.name}", variant.name, item.id))
+    return found
+
+
+def turn_formats(settings: Settings) -> dict[str, str]:
+    """The turn format (a core.recipes.TEMPLATES name) of each tuned role: known without loading the model."""
+    return {role: spec.tune_parts()[0].template for role, spec in settings.models.items() if spec.kind == "tuned"}

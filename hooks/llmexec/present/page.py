@@ -12,7 +12,7 @@ from ..plan.blocks import Block, Problem, fence_for
 from ..plan.claims import Claim
 from ..plan.page import PagePlan
 from ..vocabulary import FAILURES
-from . import checks, evidence, render
+from . import checks, evaluation, evidence, render
 
 Place = Callable[[str, str], list[str]]  # (indent, HTML) -> the Markdown lines that put the HTML in the page
 
@@ -42,6 +42,7 @@ def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateO
          place: Place) -> tuple[str, Checked]:
     html: dict[int, str | list[str]] = {}  # an output as HTML, or as Markdown lines put in the page (output=markdown)
     results: dict[str, Any] = {}  # what claims read, by block id
+    scorer_errors: list[str] = []
     for block, key, outcome in zip(plan.code, plan.code_keys, code):
         html[block.line] = _code(block, outcome, context, context.weights.get(key, {}))
         results[block.name] = evidence.ran(outcome)
@@ -50,11 +51,24 @@ def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateO
                    for j in plan.jobs if j.block is block]
         html[block.line] = render.generation(columns)
         results[block.name] = evidence.generated(block.where, [(spec.role, o, limit) for spec, o, limit, _ in columns])
+    for block in plan.evaluate:
+        outcomes = {(j.item, j.variant): generated[j.key] for j in plan.jobs if j.variant and j.block.line == block.line}
+        try:
+            rows = evaluation.score_rows(block, outcomes)
+        except evaluation.ScorerError as exc:
+            html[block.line] = render.failure(f"Cannot score this evaluation ({block.where})", str(exc))
+            results[block.name] = evidence.Ran("", evidence.Notes(), f"its replies cannot be scored: {exc}")
+            scorer_errors.append(f"{block.where}: {exc}")
+            continue
+        preview = any(f"{block.where}#{v.role}" in context.preview_only for v in block.evaluation.variants)
+        html[block.line] = (render.preview_only() if preview else "") + evaluation.html(block, rows, context.models)
+        results[block.name] = evaluation.evaluated(block, rows)
     results.pop("", None)
     for block in (b for b in plan.items if isinstance(b, Block) and b.name):
         out, target = html[block.line], f'<span id="{render.anchor(block.name)}"></span>'
         html[block.line] = target + out if isinstance(out, str) else [block.indent + target, "", *out]
     markdown, checked = claims(plan.markdown, list(plan.claims), results, plan.named)
+    checked.errors += scorer_errors
     lines = markdown.split("\n")
     for item in reversed(plan.items):
         if isinstance(item, Problem):

@@ -42,6 +42,8 @@ def _decoding(b: Block) -> str:
 def _extras(b: Block) -> dict[str, Any]:
     """Settings beyond the defaults, recorded only when used (older entries stay as they are)."""
     extras: dict[str, Any] = {}
+    if b.history:
+        extras["history"] = [list(turn) for turn in b.history]
     if b.prefill:
         extras["prefill"] = b.prefill
     if b.stop:

@@ -92,7 +92,8 @@ class Resolver:
             self.fresh[job.key] = outcome
             self._record(job.key, entries.generate(job, outcome, self.settings.models, *self._provenance()))
             if outcome.status not in ("ok", "unexecuted"):
-                self.report(with_fix(f"{job.block.where}: generate block failed on the {job.role} model: {outcome.error}",
+                what = f"evaluate block, request {job.item} on {job.variant}," if job.variant else "generate block"
+                self.report(with_fix(f"{job.block.where}: {what} failed on the {job.role} model: {outcome.error}",
                                      FIXES.get(outcome.status, "see the message above")))
         return {job.key: outcome for job, outcome in zip(jobs, outcomes)}
 
@@ -220,4 +221,4 @@ class Resolver:
 def _request(job: Job, timeout: float) -> GenerateRequest:
     b = job.block
     return GenerateRequest(job.role, b.source, b.system, b.template, job.limit, b.timeout or timeout, b.prefill, b.stop,
-                           b.seed, b.temperature, b.top_p, b.generation_prompt)
+                           b.seed, b.temperature, b.top_p, b.generation_prompt, b.history)

@@ -33,7 +33,7 @@ def _generate_batch(zygote: Any, batch: list[GenerateRequest]) -> list[GenerateO
     from .models import Prompt, Sampling
 
     first = batch[0]
-    prompts = [Prompt(r.prompt, r.template, r.system, r.prefill, (), r.generation_prompt) for r in batch]
+    prompts = [Prompt(r.prompt, r.template, r.system, r.prefill, _turns(r), r.generation_prompt) for r in batch]
     sampling = Sampling(first.seed, first.temperature, first.top_p)
     try:
         model = zygote.model(first.model)
@@ -46,6 +46,13 @@ def _generate_batch(zygote: Any, batch: list[GenerateRequest]) -> list[GenerateO
             return [o for request in batch for o in _generate_batch(zygote, [request])]
         return [_outcome(exc, 1)]
     return [_outcome(g, len(batch)) for g in results]
+
+
+def _turns(request: GenerateRequest) -> tuple[tuple[str, str], ...]:
+    """A conversation with earlier turns, as chat messages (the system message stays in `system`)."""
+    if not request.history:
+        return ()
+    return tuple((role, content) for role, content in request.history) + (("user", request.prompt),)
 
 
 def _outcome(done: Any, batch_size: int) -> GenerateOutcome:

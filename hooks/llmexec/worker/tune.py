@@ -14,30 +14,10 @@ from typing import Any
 from ..errors import LlmExecError
 from ..core.files import file_sha256, listing_sha256
 from ..core.models import ModelSpec
-from ..core.recipes import TEMPLATES, TurnTemplate, Turn, read_conversations
+from ..core.recipes import TEMPLATES, TurnTemplate, Turn, read_conversations, render
 
 MESSAGE_MARK = "llm-exec tuning error: "  # the line the worker looks for in this process's output
 PROGRESS_MARK = "llm-exec tuning: "  # progress lines, passed on to the build's log
-
-
-def render(template: TurnTemplate, turns: list[Turn]) -> tuple[str, list[tuple[int, int]]]:
-    """The conversation as the model sees it (the same text as the tuned tokenizer's chat template), and the
-    character spans that are trained: each assistant reply with the end-of-turn marker that closes it."""
-    text, trained, prefix = "", [], ""
-    if turns[0][0] == "system":
-        if template.system:
-            text += template.system + turns[0][1] + template.end + template.after_end
-        else:
-            prefix = turns[0][1] + "\n\n"
-        turns = turns[1:]
-    for index, (role, content) in enumerate(turns):
-        if role == "user":
-            text += template.user + (prefix if index == 0 else "") + content + template.end + template.after_end
-        else:
-            text += template.model
-            trained.append((len(text), len(text) + len(content) + len(template.end)))
-            text += content + template.end + template.after_end
-    return text, trained
 
 
 def encode(tokenizer: Any, template: TurnTemplate, turns: list[Turn], max_tokens: int) -> tuple[list[int], list[int]]:

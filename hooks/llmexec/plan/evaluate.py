@@ -1,0 +1,202 @@
+"""```evaluate``` fences: an evaluation set read and checked, its variants, and one generate request per (item, variant)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..core.recipes import TEMPLATES, prompt_text
+from .blocks import Block, Problem, _name, _timeout, _unknown
+from ..vocabulary import max_new_tokens_problem
+
+OPTIONS = {"file", "scorers", "variants", "id", "timeout"}
+RAW, FORMAT = "raw", "-format"  # ROLE:raw, ROLE:OTHER-format
+
+
+@dataclass(frozen=True)
+class Item:
+    """One request of an evaluation set, as the scorers get it (`score(item, reply)`): the same fields as a line."""
+
+    id: str
+    kind: str
+    messages: tuple[tuple[str, str], ...]  # (role, content): an optional system turn, then user, assistant, ..., user
+    max_new_tokens: int
+    success: Mapping[str, Any]
+    line: int
+
+    def chat(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How one model is given the set: `tuned` (its chat template), `base:raw` (the texts joined by blank lines), or
+    `base:tuned-format` (exactly the text the tuned model's chat template makes, given to base as raw text)."""
+
+    name: str
+    role: str
+    layout: str  # "chat", "raw", or the role whose turn format is applied
+    turn_format: str = ""  # the recipe's template name (gemma, chatml) when layout is another role's format
+
+    @property
+    def label(self) -> str:
+        if self.layout == "chat":
+            return f"{self.role} (its chat template)"
+        if self.layout == RAW:
+            return f"{self.role}, raw text"
+        return f"{self.role} in {self.layout}'s turn format"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What an evaluate fence asks for: the set (already read), the scorers' file and the variants, in column order."""
+
+    file: str  # relative to mkdocs.yml, as written on the fence
+    scorers: str
+    scorers_path: Path
+    items: tuple[Item, ...]
+    variants: tuple[Variant, ...]
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(dict.fromkeys(item.kind for item in self.items))
+
+
+class Broken(ValueError):
+    """A fence option or a line of the set that cannot be used: what, and the fix (the caller adds where)."""
+
+    def __init__(self, what: str, fix: str) -> None:
+        super().__init__(what)
+        self.what, self.fix = what, fix
+
+
+def evaluate_block(options: dict[str, str], body: list[str], *, page: str, line: int, project_dir: Path,
+                   roles: tuple[str, ...], formats: Mapping[str, str]) -> Block | Problem:
+    """An evaluation set on several variants: one generate request per (item, variant), expanded by the planner."""
+    if problem := _unknown(options, OPTIONS, "evaluate", page, line):
+        return problem
+    if "\n".join(body).strip():
+        return Problem(page, line, "an evaluate block takes no text between its fences", "put the requests in file=")
+    timeout = _timeout(options, page, line)
+    if isinstance(timeout, Problem):
+        return timeout
+    if problem := _name(options, page, line):
+        return problem
+    try:
+        found = parse(options, project_dir, roles, formats)
+    except Broken as broken:
+        return Problem(page, line, broken.what, broken.fix)
+    return Block("evaluate", page, line, 0, 0, "", "", page, line + 1, timeout=timeout, title=found.file,
+                 name=options.get("id", ""), evaluation=found, options=options)
+
+
+def parse(options: dict[str, str], project_dir: Path, roles: tuple[str, ...],
+          formats: Mapping[str, str]) -> Evaluation:
+    """The fence's options checked and the set read; raises Broken (a line of the set names its file:line)."""
+    for name in ("file", "scorers", "variants"):
+        if not options.get(name):
+            raise Broken(f"an evaluate block needs {name}=",
+                         "write e.g. ```evaluate file=tuning/evaluation.jsonl scorers=tuning/scorers.py "
+                         "variants=base:raw,tuned id=heldout")
+    paths = {}
+    for name in ("file", "scorers"):
+        paths[name] = (project_dir / options[name]).resolve()
+        if not paths[name].is_file():
+            raise Broken(f"{name}={options[name]!r} not found (looked at {paths[name]})",
+                         f"{name}= is relative to the folder of mkdocs.yml")
+    variants = tuple(variant(text, roles, formats) for text in options["variants"].split(","))
+    if len({v.name for v in variants}) != len(variants):
+        raise Broken(f"variants={options['variants']!r} names a variant twice", "name each variant once")
+    return Evaluation(options["file"], options["scorers"], paths["scorers"], read_items(paths["file"], options["file"]),
+                      variants)
+
+
+def variant(text: str, roles: tuple[str, ...], formats: Mapping[str, str]) -> Variant:
+    role, _, layout = text.strip().partition(":")
+    fix = (f"write ROLE (its chat template), ROLE:raw or ROLE:TUNED-format, with roles from {', '.join(roles)}; "
+           "e.g. variants=base:raw,base:tuned-format,tuned,instruct")
+    if role not in roles:
+        raise Broken(f"variant {text!r} names unknown model {role!r}", fix)
+    if not layout:
+        return Variant(role, role, "chat")
+    if layout == RAW:
+        return Variant(text, role, RAW)
+    other = layout[: -len(FORMAT)] if layout.endswith(FORMAT) else ""
+    if not other:
+        raise Broken(f"variant {text!r}: {layout!r} is not a layout", fix)
+    if other not in formats:
+        raise Broken(f"variant {text!r}: {other!r} is not a tuned model, so its turn format is not known without "
+                     "loading it", f"use the turn format of a role configured with tune: ({', '.join(formats) or 'none'})")
+    return Variant(text, role, other, formats[other])
+
+
+def read_items(path: Path, shown: str) -> tuple[Item, ...]:
+    """Every line of the set, checked for what running it needs (the scorers judge `success`); `shown:line` errors."""
+    items: list[Item] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = _item(line, number)
+            if item.id in seen:
+                raise Broken(f"the id {item.id!r} is already used on line {seen[item.id]}", "give each request its own id")
+        except Broken as broken:
+            raise Broken(f"{shown}:{number}: {broken.what}", broken.fix) from None
+        seen[item.id] = number
+        items.append(item)
+    if not items:
+        raise Broken(f"{shown} holds no request", "write one JSON object per line")
+    return tuple(items)
+
+
+_FIX = ('each line is {"id": "fact-01", "kind": "fact", "messages": [{"role": "user", "content": "..."}], '
+        '"max_new_tokens": 12, "success": {...}}')
+
+
+def _item(line: str, number: int) -> Item:
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise Broken(f"not JSON ({exc})", _FIX) from None
+    if not isinstance(record, dict) or not {"id", "kind", "messages", "max_new_tokens", "success"} <= set(record):
+        raise Broken("a request needs the fields id, kind, messages, max_new_tokens and success", _FIX)
+    if not all(isinstance(record[k], str) and record[k].strip() for k in ("id", "kind")):
+        raise Broken("'id' and 'kind' must be non-empty strings", _FIX)
+    if max_new_tokens_problem(record["max_new_tokens"]):
+        raise Broken(f"'max_new_tokens' {max_new_tokens_problem(record['max_new_tokens'])}", 'write e.g. "max_new_tokens": 16')
+    messages = record["messages"]
+    if not (isinstance(messages, list) and messages and all(
+            isinstance(m, dict) and set(m) == {"role", "content"} and isinstance(m["content"], str) for m in messages)):
+        raise Broken("'messages' must be a non-empty list of {\"role\": ..., \"content\": ...}", _FIX)
+    turns = tuple((m["role"], m["content"]) for m in messages)
+    body = turns[1:] if turns[0][0] == "system" else turns
+    if [role for role, _ in body] != ["user", "assistant"] * (len(body) // 2) + ["user"]:
+        raise Broken("the turns must alternate user, assistant, ... and end with the user's question",
+                     "optionally a system message first, then user, assistant, ..., user")
+    if not isinstance(record["success"], dict):
+        raise Broken("'success' must be an object (what the scorers read)", _FIX)
+    return Item(record["id"], record["kind"], turns, record["max_new_tokens"], record["success"], number)
+
+
+def request(item: Item, v: Variant) -> dict[str, Any]:
+    """The generate-block fields that give `item` to the variant's model: keyed exactly like a generate block with
+    these options (an item without earlier turns is the same answer as ```generate model=ROLE template=...```)."""
+    system = item.messages[0][1] if item.messages[0][0] == "system" else ""
+    body = item.messages[1:] if system else item.messages
+    if v.layout == "chat":
+        return {"source": body[-1][1], "system": system, "template": "chat", "history": body[:-1]}
+    if v.layout == RAW:
+        return {"source": "\n\n".join(content for _, content in item.messages), "template": "raw"}
+    template = TEMPLATES[v.turn_format]
+    return {"source": prompt_text(template, list(item.messages)), "template": "raw", "stop": (template.end,)}
+
+
+def with_request(block: Any, item: Item, v: Variant) -> Any:
+    """The evaluate block turned into the generate block that asks one item of one variant."""
+    fields: dict[str, Any] = {"system": "", "stop": (), "history": ()} | request(item, v)
+    return replace(block, kind="generate", models=(v.role,), max_new_tokens=item.max_new_tokens, evaluation=None,
+                   options={}, **fields)
