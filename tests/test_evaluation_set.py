@@ -259,7 +259,8 @@ GOOD = {"id": "fact-99", "kind": "fact", "messages": [{"role": "user", "content"
     (json.dumps({**GOOD, "success": {"answer": "Rome", "min_overlap": 0.5}}), "'min_overlap' only goes with"),
     (json.dumps({**GOOD, "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}),
      "end with the user's question"),
-    (json.dumps({key: value for key, value in GOOD.items() if key != "success"}), "exactly the fields"),
+    (json.dumps({key: value for key, value in GOOD.items() if key != "success"}), "a request needs the fields"),
+    (json.dumps({**GOOD, "messages": [{"role": "user", "content": " "}]}), "non-empty text"),
     (json.dumps({**GOOD, "id": "fact-01"}), "the id 'fact-01' is already used on line 1"),
 ])
 def test_a_broken_line_is_named_with_its_file_and_line(tmp_path, line, what):

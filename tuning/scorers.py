@@ -1,14 +1,18 @@
-"""The held-out evaluation set (tuning/evaluation.jsonl): its loader, one plain scorer per criterion, Wilson intervals."""
+"""The held-out evaluation set (tuning/evaluation.jsonl): one plain scorer per criterion, and its criteria checked.
+The engine reads the file (llmexec.plan.evaluate: Item, read_items) and computes the Wilson intervals."""
 
 from __future__ import annotations
 
 import json
-import math
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from llmexec.plan.evaluate import Broken, Item, read_items
+from llmexec.present.evaluation import wilson
+
+__all__ = ["Item", "wilson"]  # with the names below: what the tests and make bench-evaluation use
 
 KINDS: dict[str, str] = {  # what each kind of request measures
     "fact": "a short factual question; success: the expected answer is in the reply's first line",
@@ -34,20 +38,6 @@ class EvaluationSetError(ValueError):
     `tuning/evaluation.jsonl:12: 'max_new_tokens' must be a whole number from 1 to 256 --> write e.g. "max_new_tokens": 16`"""
 
 
-@dataclass(frozen=True)
-class Item:
-    """One request of the evaluation set: the conversation so far, how long the reply may be, what counts as success."""
-
-    id: str
-    kind: str
-    messages: tuple[tuple[str, str], ...]  # (role, content): an optional system turn, then user, assistant, ..., user
-    max_new_tokens: int
-    success: Mapping[str, Any]
-    line: int  # where it is in the file, for messages
-
-    def chat(self) -> list[dict[str, str]]:
-        """The messages as a chat template takes them."""
-        return [{"role": role, "content": content} for role, content in self.messages]
 
 
 def raw_prompt(item: Item) -> str:
@@ -173,14 +163,6 @@ def score(item: Item, reply: str) -> bool:
     return all(CRITERIA[name](reply, value, item.success) for name, value in item.success.items() if name in CRITERIA)
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval for a success rate (95% for z = 1.96); it stays inside [0, 1] even at 0/n or n/n."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (0.0 if successes == 0 else centre - half), (1.0 if successes == n else centre + half)
 
 
 # ---- the loader: every line checked, a broken one named with its file and line ----
@@ -216,80 +198,38 @@ VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {  # what each criterion'
                     '"min_overlap": 0.5 (a share of the reference words, above 0 and at most 1)'),
     "reference": (_text, '"reference": "Le soleil brille."'),
 }
-FIELDS = ("id", "kind", "messages", "max_new_tokens", "success")
-MAX_NEW_TOKENS = 256
-
-
-class _Broken(Exception):
-    """What is wrong with one line, and the fix; load_items() adds the file and line."""
-
-    def __init__(self, what: str, fix: str) -> None:
-        super().__init__(what)
-        self.what, self.fix = what, fix
-
-
 def load_items(path: Path) -> list[Item]:
-    """Every request of the file, checked; the first broken line raises EvaluationSetError naming `path:line`."""
-    items: list[Item] = []
-    seen: dict[str, int] = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = _item(line, number)
-            if item.id in seen:
-                raise _Broken(f"the id {item.id!r} is already used on line {seen[item.id]}", "give each request its own id")
-        except _Broken as broken:
-            raise EvaluationSetError(f"{path}:{number}: {broken.what} --> {broken.fix}") from None
-        seen[item.id] = number
-        items.append(item)
-    if not items:
-        raise EvaluationSetError(f"{path}: holds no request --> write one JSON object per line")
-    return items
-
-
-def _item(line: str, number: int) -> Item:
+    """Every request of the file: the engine reads and checks its shape (llmexec.plan.evaluate.read_items), this
+    checks its kind and its criteria; the first broken line raises EvaluationSetError naming `path:line`."""
     try:
-        record = json.loads(line)
-    except ValueError as exc:
-        raise _Broken(f"not JSON ({exc})", "write one JSON object per line") from None
-    if not isinstance(record, dict) or sorted(record) != sorted(FIELDS):
-        found = sorted(record) if isinstance(record, dict) else type(record).__name__
-        raise _Broken(f"a request has exactly the fields {', '.join(FIELDS)} (found {found})",
-                      "add the missing fields and remove the others")
-    if not _text(record["id"]):
-        raise _Broken("'id' must be a non-empty string", 'write e.g. "id": "fact-01"')
-    if record["kind"] not in KINDS:
-        raise _Broken(f"unknown kind {record['kind']!r}", f"use one of: {', '.join(KINDS)}")
-    if not _count(record["max_new_tokens"]) or record["max_new_tokens"] > MAX_NEW_TOKENS:
-        raise _Broken(f"'max_new_tokens' must be a whole number from 1 to {MAX_NEW_TOKENS}", 'write e.g. "max_new_tokens": 16')
-    return Item(record["id"], record["kind"], _messages(record["messages"]), record["max_new_tokens"],
-                _success(record["success"]), number)
+        items = read_items(Path(path), str(path))
+    except Broken as broken:  # the engine's message already names path:line
+        raise EvaluationSetError(f"{broken.what} --> {broken.fix}") from None
+    for item in items:
+        try:
+            _check(item)
+        except Broken as broken:
+            raise EvaluationSetError(f"{path}:{item.line}: {broken.what} --> {broken.fix}") from None
+    return list(items)
 
 
-def _messages(messages: Any) -> tuple[tuple[str, str], ...]:
-    fix = ('write [{"role": "user", "content": "..."}], optionally after a system message, or user, assistant, user '
-           'for a second turn')
-    if not isinstance(messages, list) or not messages:
-        raise _Broken("'messages' must be a non-empty list", fix)
-    if not all(isinstance(m, dict) and set(m) == {"role", "content"} and _text(m["content"]) for m in messages):
-        raise _Broken("every message is {\"role\": ..., \"content\": ...} with non-empty text", fix)
-    turns = tuple((m["role"], m["content"]) for m in messages)
-    body = turns[1:] if turns[0][0] == "system" else turns
-    if [role for role, _ in body] != ["user", "assistant"] * (len(body) // 2) + ["user"]:
-        raise _Broken("the turns must alternate user, assistant, ... and end with the user's question", fix)
-    return turns
+def _check(item: Item) -> None:
+    if item.kind not in KINDS:
+        raise Broken(f"unknown kind {item.kind!r}", f"use one of: {', '.join(KINDS)}")
+    if not all(_text(content) for _, content in item.messages):
+        raise Broken("every message needs non-empty text in 'content'", 'write e.g. {"role": "user", "content": "..."}')
+    _success(item.success)
 
 
 def _success(success: Any) -> dict[str, Any]:
     if not isinstance(success, dict) or not any(name in CRITERIA for name in success):
-        raise _Broken("'success' must be an object naming at least one criterion", f"use some of: {', '.join(CRITERIA)}")
+        raise Broken("'success' must be an object naming at least one criterion", f"use some of: {', '.join(CRITERIA)}")
     for name, value in success.items():
         if name not in VALUES:
-            raise _Broken(f"unknown criterion {name!r} in 'success'", f"use some of: {', '.join(CRITERIA)}")
+            raise Broken(f"unknown criterion {name!r} in 'success'", f"use some of: {', '.join(CRITERIA)}")
         check, example = VALUES[name]
         if not check(value):
-            raise _Broken(f"the value of {name!r} is {json.dumps(value)}", f"write e.g. {example}")
+            raise Broken(f"the value of {name!r} is {json.dumps(value)}", f"write e.g. {example}")
         if name in OPTIONS and OPTIONS[name] not in success:
-            raise _Broken(f"{name!r} only goes with {OPTIONS[name]!r}", f"add {OPTIONS[name]!r} or remove {name!r}")
+            raise Broken(f"{name!r} only goes with {OPTIONS[name]!r}", f"add {OPTIONS[name]!r} or remove {name!r}")
     return success
