@@ -32,8 +32,7 @@ class Zygote:
         self.train = True  # False in preview builds: a tuned model that is not in the model cache is not trained
         self.keys: dict[str, str] = {}
         self.loaded: dict[str, Any] = {}
-        self.failed: dict[str, str] = {}
-        self.untrained: set[str] = set()  # roles of failed whose tuned weights are missing and may not be trained
+        self.failed: dict[str, Exception] = {}  # a role's load failure, raised again for every block that needs it
 
     def send(self, **message: Any) -> None:
         self.out.write(dumps(message))
@@ -61,7 +60,6 @@ class Zygote:
             self.loaded = {r: m for r, m in self.loaded.items() if self.specs[r].kind != "endpoint"}
         self.keys = keys
         self.failed.clear()  # a new build tries again models that failed to load before
-        self.untrained.clear()
 
     def _move_to(self, folder: Path) -> None:
         """Snippets open files and import modules relative to the folder of mkdocs.yml: follow the project."""
@@ -76,7 +74,8 @@ class Zygote:
         from .models import ModelUnavailable, load_model
 
         if role in self.failed:
-            raise (NotTrainedHere if role in self.untrained else ModelUnavailable)(self.failed[role])
+            failure = self.failed[role]
+            raise type(failure)(str(failure))
         if role not in self.loaded:
             spec = self.specs[role]
             self.log(f"loading {role} model: {spec.artifact}")
@@ -87,12 +86,11 @@ class Zygote:
             except NotTrainedHere as exc:
                 self.log(f"{role} model: not trained on this machine, and a preview never trains: its blocks are "
                          "marked not executed")
-                self.failed[role] = str(exc)
-                self.untrained.add(role)
+                self.failed[role] = exc
                 raise
             except Exception as exc:  # every load failure becomes a message on the blocks that needed it
-                self.failed[role] = f"model '{role}' could not be loaded: {exc}"
-                raise ModelUnavailable(self.failed[role]) from None
+                self.failed[role] = ModelUnavailable(f"model '{role}' could not be loaded: {exc}")
+                raise self.failed[role] from None
             weights = self.loaded[role].training.get("weights_sha256", "")
             self.log(f"loaded {role} model in {time.perf_counter() - started:.1f} s",
                      load_seconds=time.perf_counter() - started, weights={role: weights} if weights else {})
