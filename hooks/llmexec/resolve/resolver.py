@@ -13,7 +13,7 @@ from ..core.settings import PREVIEW_EXECUTE_ENV, Settings
 from ..errors import with_fix
 from ..plan.blocks import Block
 from ..plan.page import Job, PagePlan
-from ..present import report as drift_report
+from .mismatch import mismatch
 from ..vocabulary import FAILURES, FIXES, LOCK_COMMAND
 from . import entries, since
 from .cache import ResultCache
@@ -201,7 +201,7 @@ class Resolver:
             self.stats.executed += 1
             if verdict == "changed":
                 path = self.store.lock.path(key)
-                self.report(drift_report.mismatch(self.store.locked_entry(key) or {}, entry,
+                self.report(mismatch(self.store.locked_entry(key) or {}, entry,
                                                   f"{path.parent.name}/{path.name}"))
             elif verdict == "new" and self.settings.mode == "preview":
                 self.preview_only.add(f"{entry['where']}#{entry['role']}")

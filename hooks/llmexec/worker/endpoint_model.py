@@ -9,7 +9,7 @@ from typing import Any
 from ..core.models import ModelSpec
 from ..endpoint.client import Completion, Endpoint, EndpointClient, EndpointError, ServerInfo, run_concurrently
 from ..errors import with_fix
-from .models import Generation, Prompt, Sampling, _prompt, chat_messages
+from .models import Generation, Prompt, Sampling, as_prompt, chat_messages
 
 
 class EndpointModel:
@@ -29,7 +29,7 @@ class EndpointModel:
     def format_prompt(self, prompt: str | list[dict[str, str]] = "", *, template: str = "auto", system: str = "",
                       prefill: str = "", generation_prompt: bool = True) -> str:
         """What is sent: the raw text, or the chat messages as JSON (the server lays them out in its template)."""
-        payload = self._request(_prompt(prompt, template, system, prefill, generation_prompt))
+        payload = self._request(as_prompt(prompt, template, system, prefill, generation_prompt))
         return payload if isinstance(payload, str) else _shown(payload)
 
     def _request(self, p: Prompt) -> str | list[dict[str, str]]:
@@ -53,7 +53,7 @@ class EndpointModel:
                  system: str = "", prefill: str = "", stop: str | list[str] = (), seed: int | None = None,
                  temperature: float = 1.0, top_p: float = 1.0, generation_prompt: bool = True) -> Generation:
         """One request: greedy (temperature 0) unless seed= asks for a draw."""
-        result = self.generate_each([_prompt(prompt, template, system, prefill, generation_prompt)], max_new_tokens,
+        result = self.generate_each([as_prompt(prompt, template, system, prefill, generation_prompt)], max_new_tokens,
                                     Sampling(seed, temperature, top_p), (stop,) if isinstance(stop, str) else tuple(stop))[0]
         if isinstance(result, Exception):
             raise result
@@ -95,7 +95,7 @@ class EndpointModel:
     def next_tokens(self, text: str | list[dict[str, str]], k: int = 5, *, template: str = "raw", system: str = "",
                     prefill: str = "") -> list[tuple[str, float]]:
         """The k most likely next tokens with their probabilities, from the server's log-probabilities."""
-        payload = self._request(_prompt(text, template, system, prefill, True))
+        payload = self._request(as_prompt(text, template, system, prefill, True))
         options = {"max_tokens": 1, "temperature": 0.0, "logprobs": k}
         done = self._send(payload, **options)
         if not done.tokens or not done.tokens[0].top:

@@ -83,7 +83,7 @@ class LoadedModel:
                       prefill: str = "", generation_prompt: bool = True) -> str:
         """The text handed to the tokenizer: raw for base models, the chat template applied otherwise.
         `prompt` may be a list of messages ({"role": ..., "content": ...}) for a whole conversation."""
-        return self._format(_prompt(prompt, template, system, prefill, generation_prompt))[0]
+        return self._format(as_prompt(prompt, template, system, prefill, generation_prompt))[0]
 
     def _format(self, p: Prompt) -> tuple[str, bool]:
         messages = chat_messages(p, self.has_chat_template,
@@ -102,7 +102,7 @@ class LoadedModel:
                  temperature: float = 1.0, top_p: float = 1.0, generation_prompt: bool = True) -> Generation:
         """Greedy continuation of `prompt` (chat template applied where the model has one); with seed=, a
         reproducible sampled draw; prefill= starts the reply; stop= ends it at the first of these strings."""
-        return self.generate_batch([_prompt(prompt, template, system, prefill, generation_prompt)], max_new_tokens,
+        return self.generate_batch([as_prompt(prompt, template, system, prefill, generation_prompt)], max_new_tokens,
                                    Sampling(seed, temperature, top_p), (stop,) if isinstance(stop, str) else tuple(stop))[0]
 
     def chat(self, message: str | list[dict[str, str]], *, system: str = "", max_new_tokens: int = 48,
@@ -153,7 +153,7 @@ class LoadedModel:
                     prefill: str = "") -> list[tuple[str, float]]:
         """The k most likely next tokens with their probabilities, after `text` as given (template="raw", the
         default) or laid out in the chat template with the assistant's turn opened (template="chat" or "auto")."""
-        formatted, chat = self._format(_prompt(text, template, system, prefill, True))
+        formatted, chat = self._format(as_prompt(text, template, system, prefill, True))
         ids = torch.tensor([self.encode(formatted, chat=chat)])
         with torch.inference_mode():
             logits = self.model(input_ids=ids).logits[0, -1]
@@ -191,7 +191,7 @@ class LoadedModel:
         return found
 
 
-def _prompt(prompt: str | list[dict[str, str]], template: str, system: str, prefill: str,
+def as_prompt(prompt: str | list[dict[str, str]], template: str, system: str, prefill: str,
             generation_prompt: bool) -> Prompt:
     if isinstance(prompt, str):
         return Prompt(prompt, template, system, prefill, (), generation_prompt)
@@ -266,14 +266,9 @@ def model_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None],
 
 
 def load_model(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], threads: int = 2,
-               contact_engines: bool = True, keys: dict[str, str] | None = None, train: bool = True) -> LoadedModel:
-    """Load from a local folder only; a model on a serving engine is connected to (and checked) instead."""
+               train: bool = True) -> LoadedModel:
+    """Load from a local folder only (a model on a serving engine is connected to by the zygote instead)."""
     from .tuned import training_record
-
-    if spec.kind == "endpoint":
-        from .endpoint_model import connect
-
-        return connect(spec, contact_engines, keys or {})  # type: ignore[return-value]  (the same snippet API)
 
     folder = model_folder(spec, model_cache, log, threads, train)
     if not (folder / "config.json").is_file():

@@ -71,7 +71,7 @@ class Zygote:
     def model(self, role: str):
         """The loaded model for a role; a load failure is remembered and raised as ModelUnavailable (NotTrainedHere
         for a tuned model a preview may not train: its blocks are marked not executed, not failed)."""
-        from .models import ModelUnavailable, load_model
+        from .models import ModelUnavailable
 
         if role in self.failed:
             failure = self.failed[role]
@@ -81,8 +81,7 @@ class Zygote:
             self.log(f"loading {role} model: {spec.artifact}")
             started = time.perf_counter()
             try:
-                self.loaded[role] = load_model(spec, self.model_cache, self.log, self.threads, self.contact_engines,
-                                               self.keys, self.train)
+                self.loaded[role] = self._load(spec)
             except NotTrainedHere as exc:
                 self.log(f"{role} model: not trained on this machine, and a preview never trains: its blocks are "
                          "marked not executed")
@@ -95,6 +94,16 @@ class Zygote:
             self.log(f"loaded {role} model in {time.perf_counter() - started:.1f} s",
                      load_seconds=time.perf_counter() - started, weights={role: weights} if weights else {})
         return self.loaded[role]
+
+    def _load(self, spec: ModelSpec) -> Any:
+        """A local model, or one on a serving engine, connected to and checked (the same snippet API)."""
+        if spec.kind == "endpoint":
+            from .endpoint_model import connect
+
+            return connect(spec, self.contact_engines, self.keys)
+        from .models import load_model
+
+        return load_model(spec, self.model_cache, self.log, self.threads, self.train)
 
     def preload(self, roles: set[str]) -> None:
         from .models import ModelUnavailable
