@@ -72,7 +72,7 @@ class Engine:
             return markdown
         code, generated = self.resolver.code(plan), self.resolver.generations(plan)
         for problem in (item for item in plan.items if isinstance(item, Problem)):
-            self.resolver.stats.failed += 1
+            self.resolver.recorder.stats.failed += 1
             self.report(problem.message())
         text, checked = present.page(plan, code, generated, self._context(), place)
         self._checked(checked)
@@ -96,37 +96,37 @@ class Engine:
         return target
 
     def _context(self) -> present.Context:
-        return present.Context(self.settings.models, self.settings.mode, frozenset(self.resolver.preview_only),
+        return present.Context(self.settings.models, self.settings.policy, frozenset(self.resolver.recorder.preview_only),
                                self.titles, dict(self.resolver.store.weights))
 
     def _checked(self, checked: present.Checked) -> None:
         """Count the claims and report those that fail. A preview only marks them (red, on the page) and lists them
         in its report: the pull request's site is built and published all the same, and the check fails after the
         upload, naming them (.github/preview-build.sh)."""
-        stats = self.resolver.stats
+        stats = self.resolver.recorder.stats
         stats.claims += checked.count
         stats.failed_claims += len(checked.errors)
         for message in checked.errors:
-            (self.progress if self.settings.mode == "preview" else self.report)(message)
+            (self.progress if self.settings.policy.marks_only else self.report)(message)
         for message in checked.unchecked:
             self.progress(message)
         self.resolver.store.drift.claims += checked.failing
 
     def end_build(self, *, dirty: bool) -> int:
         """Write the drift report (verify, preview), fail on drift (verify), prune the lockfile after a complete build."""
-        drift, mode = self.resolver.store.drift, self.settings.mode
-        if mode in ("verify", "preview"):
-            atomic_write(self.settings.report, drift_report.render(drift, mode))
+        drift, policy = self.resolver.store.drift, self.settings.policy
+        if policy.writes_report:
+            atomic_write(self.settings.report, drift_report.render(drift, policy))
             self.progress(f"drift report written to {self.settings.report}")
-        if mode == "verify" and (drift.changed or drift.new):
+        if policy.compares and (drift.changed or drift.new):
             self.report(with_fix(f"{len(drift.changed)} block(s) differ from the lockfile and {len(drift.new)} have no "
                                  f"entry; see {self.settings.report}", f"if the new outputs are right: {LOCK_COMMAND}"))
-        elif mode == "verify":
+        elif policy.compares:
             self.progress(f"verify: all {len(drift.matched)} re-executed block(s) reproduced their lockfile entries")
-        return self.resolver.store.finish(complete=not dirty and self.resolver.stats.failed == 0)
+        return self.resolver.store.finish(complete=not dirty and self.resolver.recorder.stats.failed == 0)
 
     def summary(self) -> str:
-        return self.resolver.summary()
+        return self.resolver.recorder.summary()
 
     def close(self) -> None:
         if self._runner is not None:

@@ -18,6 +18,7 @@ from typing import Any
 from markdown import Extension, Markdown
 from markdown.preprocessors import Preprocessor
 
+from ..core.modes import renderer_only
 from ..core.settings import load_settings
 from ..engine import Engine
 from ..errors import LlmExecError, with_fix
@@ -72,8 +73,7 @@ def _engine(root: Path, docs: str, extra: dict[str, Any]) -> Engine:
     """One engine per project, kept across pages and `serve` rebuilds while its settings stay the same. Its mode is
     locked (or preview): this adapter never starts a worker."""
     settings = load_settings(extra, root)
-    if settings.mode not in ("locked", "preview"):
-        settings = dataclasses.replace(settings, mode="locked")
+    settings = dataclasses.replace(settings, mode=renderer_only(settings.mode))
     with _lock:
         engine = _engines.get(str(root))
         if engine is None or engine.settings != settings:

@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import ConfigError, with_fix
 from ..vocabulary import BATCH_SIZE, MODES, REQUIRED_ROLES, Mode, max_new_tokens_problem, seconds_problem
 from .models import PRESETS, ModelSpec, model_cache_root
+from .modes import Policy
 from .recipes import TEMPLATES as TURN_TEMPLATES, Recipe, read_conversations
 
 SECTION = "extra.llm_exec"
@@ -118,6 +119,11 @@ class Settings:
     def states_dir(self) -> Path:
         """Checkpoints of page state after each block (pickles: this folder must stay trusted)."""
         return self.cache_dir / "states"
+
+    @property
+    def policy(self) -> Policy:
+        """What this build's mode lets it do (core/modes.py: the one place that reads the mode)."""
+        return Policy(self.mode, self.preview_execute)
 
     def worker_fingerprint(self) -> str:
         """What a running worker's loaded models depend on; when it is unchanged, `serve` keeps the worker and its

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.models import ModelSpec
+from ..core.modes import Policy
 from ..core.protocol import CodeOutcome, GenerateOutcome
 from ..plan.blocks import Block, Problem, fence_for
 from ..plan.claims import Claim
@@ -32,7 +33,7 @@ class Context:
     """What presenting needs besides outcomes: the models (for captions), the mode, and the renderer's options."""
 
     models: dict[str, ModelSpec]
-    mode: str
+    policy: Policy
     preview_only: frozenset[str]  # "where#role" executed by a preview build
     titles: bool  # code listings get title="..." (pymdownx.highlight)
     weights: dict[str, dict[str, str]] = field(default_factory=dict)  # key -> {role: sha256 of the tuned weights}
@@ -112,7 +113,7 @@ def _code(block: Block, outcome: CodeOutcome, context: Context, weights: dict[st
     elif outcome.status == "skipped":
         shown = render.skipped(outcome.error)
     elif outcome.status == "unexecuted":
-        shown = render.unexecuted(outcome.error) if context.mode == "preview" else render.failure(
+        shown = render.unexecuted(outcome.error) if context.policy.marks_only else render.failure(
             "No lockfile entry", outcome.error)
     else:
         shown = render.failure(f"This block {FAILURES[outcome.status]} ({block.where})", outcome.error, outcome.output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.modes import Policy
 from ..plan.blocks import fence_for
 from ..resolve.store import Drift
 from ..resolve.mismatch import observable_text, what, where
@@ -43,9 +44,9 @@ def _details(summary: str, text: str) -> str:
     return f"<details><summary>{summary}</summary>\n\n{_fence(text)}\n\n</details>"
 
 
-def render(drift: Drift, mode: str) -> str:
+def render(drift: Drift, policy: Policy) -> str:
     """The whole report; stable order (page, then position) so two runs over the same change read the same."""
-    parts = [f"# Executed outputs: drift report ({mode} build)", ""]
+    parts = [f"# Executed outputs: drift report ({policy.mode} build)", ""]
     total = len(drift.changed) + len(drift.new) + len(drift.unexecuted)
     if drift.claims:
         parts += [f"## Sentences these outputs make false ({len(drift.claims)})", ""]
@@ -55,11 +56,11 @@ def render(drift: Drift, mode: str) -> str:
     parts += [f"Compared with the tolerance: {RULE} (README, 'Proving the lockfile').", ""]
     if not total:
         parts.append(f"Every executed block matches the committed lockfile ({len(drift.matched)} re-executed)."
-                     if drift.matched or mode == "verify" else "Every block has its lockfile entry.")
+                     if drift.matched or policy.compares else "Every block has its lockfile entry.")
         return "\n".join(parts + [""] + table(drift)) + "\n"
     parts.append(f"- {len(drift.changed)} block(s) produced a different output than the lockfile")
     parts.append(f"- {len(drift.matched)} block(s) re-executed and reproduced their lockfile entry")
-    if mode == "preview":
+    if policy.marks_only:
         parts.append(f"- {len(drift.new)} block(s) have no lockfile entry and were executed for this preview only")
     else:
         parts.append(f"- {len(drift.new)} block(s) have no lockfile entry")

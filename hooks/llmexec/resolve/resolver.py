@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.files import checkpoint_path
 from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, Runner, from_json
-from ..core.settings import PREVIEW_EXECUTE_ENV, Settings
+from ..core.settings import Settings
 from ..errors import with_fix
-from ..plan.blocks import Block
 from ..plan.page import Job, PagePlan
-from .mismatch import mismatch
-from ..vocabulary import FAILURES, FIXES, LOCK_COMMAND
+from ..vocabulary import FIXES
 from . import entries, since
 from .cache import ResultCache
+from .recorder import Recorder, Stats
 from .store import Store
-
-@dataclass
-class Stats:
-    executed: int = 0
-    cached: int = 0
-    failed: int = 0
-    unexecuted: int = 0
-    claims: int = 0
-    failed_claims: int = 0
-    loading: float = 0.0  # seconds, measured around runner calls
-    generation: float = 0.0
-    code: float = 0.0
-    started: float = field(default_factory=time.perf_counter)
-
 
 class Resolver:
     """One build's resolution; the runner (and its loaded models) outlives it, for `serve`."""
@@ -39,15 +23,14 @@ class Resolver:
     def __init__(self, settings: Settings, runner: Callable[[], Runner], report: Callable[[str], None],
                  progress: Callable[[str], None]) -> None:
         self.settings, self._runner, self.report, self.progress = settings, runner, report, progress
-        self.stats = Stats()
         self.fresh: dict[str, GenerateOutcome] = {}  # generated in this build (prefetch), failures too
-        self.preview_only: set[str] = set()  # "where#role" executed by a preview build: marked, never stored
-        only = since.changed_keys(settings.lockfile, settings.since) if settings.mode == "verify" and settings.since else None
+        only = since.changed_keys(settings.lockfile, settings.since) if settings.policy.compares and settings.since else None
         if only is not None:
             progress(f"verify: {len(only)} lockfile entr{'y' if len(only) == 1 else 'ies'} added or changed since "
                      f"{settings.since}; only their blocks (and the code blocks they depend on) are re-executed")
-        self.store = Store(settings.mode, ResultCache(settings.lockfile), ResultCache(settings.cache_dir / "results"),
-                           progress, report, only=only, preview_execute=settings.preview_execute)
+        self.store = Store(settings.policy, ResultCache(settings.lockfile), ResultCache(settings.cache_dir / "results"),
+                           progress, report, only=only)
+        self.recorder = Recorder(settings, self.store, report, progress)
         self.runner: Runner | None = None  # set on the first call: a build with nothing to execute never starts one
 
     # -- generation ------------------------------------------------------------------------------
@@ -73,12 +56,12 @@ class Resolver:
                 found[job.key] = self.fresh[job.key]
             elif (hit := self.store.lookup(job.key)) is not None:
                 found[job.key] = from_json(GenerateOutcome, hit)
-                self.stats.cached += 1
+                self.recorder.stats.cached += 1
             else:
                 misses[job.key] = job
         if misses and not self.store.may_execute:
             for key, job in misses.items():
-                found[key] = self._unexecuted(entries.generate(job, None, self.settings.models, {}), GenerateOutcome)
+                found[key] = self.recorder.unexecuted(entries.generate(job, None, self.settings.models, {}), GenerateOutcome)
         elif misses:
             found.update(self._generate(list(misses.values())))
         return found
@@ -90,7 +73,7 @@ class Resolver:
         outcomes += [GenerateOutcome(status="skipped", error="not run: the worker stopped")] * (len(jobs) - len(outcomes))
         for job, outcome in zip(jobs, outcomes):
             self.fresh[job.key] = outcome
-            self._record(job.key, entries.generate(job, outcome, self.settings.models, *self._provenance()))
+            self.recorder.record(job.key, entries.generate(job, outcome, self.settings.models, *self._provenance()))
             if outcome.status not in ("ok", "unexecuted"):
                 what = f"evaluate block, request {job.item} on {job.variant}," if job.variant else "generate block"
                 self.report(with_fix(f"{job.block.where}: {what} failed on the {job.role} model: {outcome.error}",
@@ -106,13 +89,13 @@ class Resolver:
             return []
         hits = [self.store.lookup(key) for key in keys]
         if all(hit is not None for hit in hits):
-            self.stats.cached += len(blocks)
+            self.recorder.stats.cached += len(blocks)
             return [from_json(CodeOutcome, hit) for hit in hits]  # type: ignore[arg-type]
         if not self.store.may_execute:
             return [from_json(CodeOutcome, hit) if hit is not None else
-                    self._unexecuted(entries.code(b, i, None, self.settings.models, {}), CodeOutcome)
+                    self.recorder.unexecuted(entries.code(b, i, None, self.settings.models, {}), CodeOutcome)
                     for i, (b, hit) in enumerate(zip(blocks, hits))]
-        preview = self.settings.mode == "preview"  # untrusted code: its state is never pickled nor restored
+        preview = not self.settings.policy.trusted  # untrusted code: its state is never pickled nor restored
         resume = 0 if preview else self._resume_point(keys, hits)
         self.progress(f"{plan.page}: running {len(blocks) - resume} code block(s)"
                       + (f" from block {resume + 1}, the state before it restored" if resume else ""))
@@ -124,7 +107,7 @@ class Resolver:
             start, ran = self._start().run_code(plan.page, requests, resume)
             return ran
         ran = self._call("code", run, CodeOutcome)
-        self.stats.cached += start
+        self.recorder.stats.cached += start
         outcomes = [from_json(CodeOutcome, hit) for hit in hits[:start]] + ran  # type: ignore[arg-type]
         stop = next(((b, o) for b, o in zip(blocks, outcomes) if o.status != "ok"), None)
         what = "was not executed" if stop and stop[1].status == "unexecuted" else "failed"
@@ -133,9 +116,9 @@ class Resolver:
                                         f"{stop[0].where if stop else 'an earlier block'} {what}, and later blocks "
                                         "on a page depend on the earlier ones"))
         for index in range(start, len(blocks)):
-            self._record(keys[index], entries.code(blocks[index], index, outcomes[index], self.settings.models,
+            self.recorder.record(keys[index], entries.code(blocks[index], index, outcomes[index], self.settings.models,
                                                    *self._provenance()))
-            self.report_failure(blocks[index], outcomes[index])
+            self.recorder.failure(blocks[index], outcomes[index])
         return outcomes
 
     def _resume_point(self, keys: list[str], hits: list[dict[str, Any] | None]) -> int:
@@ -144,12 +127,6 @@ class Resolver:
             if all(hit is not None for hit in hits[:k]) and checkpoint_path(self.settings.states_dir, keys[k - 1]).is_file():
                 return k
         return 0
-
-    def report_failure(self, block: Block, outcome: CodeOutcome) -> None:
-        if outcome.status in FAILURES:
-            error = "\n".join("    " + line for line in outcome.error.splitlines())
-            message = f"{block.where}: code {'cell' if block.cell else 'block'} {FAILURES[outcome.status]}\n{error}"
-            self.report(message if "\n  --> " in outcome.error else with_fix(message, FIXES[outcome.status]))
 
     # -- shared ----------------------------------------------------------------------------------
 
@@ -168,54 +145,13 @@ class Resolver:
             return [outcome_type(status="crashed", error=str(exc) or type(exc).__name__)]
         finally:
             loading = getattr(self.runner, "load_seconds", loaded) - loaded
-            self.stats.loading += loading
-            setattr(self.stats, kind, getattr(self.stats, kind) + time.perf_counter() - started - loading)
+            self.recorder.stats.loading += loading
+            setattr(self.recorder.stats, kind, getattr(self.recorder.stats, kind) + time.perf_counter() - started - loading)
 
     def _provenance(self) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
         """Library versions, the machine, and tuned weights: recorded with every entry the runner produced."""
         return tuple(dict(getattr(self.runner, name, {}) or {}) for name in ("versions", "machine", "weights"))  # type: ignore[return-value]
 
-    def _unexecuted(self, entry: dict[str, Any], outcome_type: type) -> Any:
-        """A block this mode may not execute: an `unexecuted` outcome whose error says why (shown on the page)."""
-        where = entry["where"]
-        self.store.not_executed(entry)
-        if self.settings.mode == "preview":
-            self.stats.unexecuted += 1
-            self.progress(f"{where}: not executed in preview mode (its inputs changed)")
-            return outcome_type(status="unexecuted", error=f"The inputs of this block ({where}) changed, and this "
-                                f"preview executes nothing ({PREVIEW_EXECUTE_ENV}=1 would run it here). Its output "
-                                "appears once the lockfile is updated.")
-        self.stats.failed += 1
-        message = f"{where}: no lockfile entry matches this block, and {self.settings.mode} mode never executes"
-        self.report(with_fix(message, f"update the lockfile: {LOCK_COMMAND}"))
-        return outcome_type(status="unexecuted", error=f"{message}; {LOCK_COMMAND}")
-
-    def _record(self, key: str, entry: dict[str, Any]) -> None:
-        status = entry["outcome"]["status"]
-        if status == "unexecuted":  # the runner declined it: a tuned model a preview may not train
-            self.store.not_executed(entry)
-            self.stats.unexecuted += 1
-            self.progress(f"{entry['where']}: not executed: {entry['outcome']['error'].splitlines()[0]}")
-        elif status == "ok":
-            verdict = self.store.record(key, entry)  # only successes are stored
-            self.stats.executed += 1
-            if verdict == "changed":
-                path = self.store.lock.path(key)
-                self.report(mismatch(self.store.locked_entry(key) or {}, entry,
-                                                  f"{path.parent.name}/{path.name}"))
-            elif verdict == "new" and self.settings.mode == "preview":
-                self.preview_only.add(f"{entry['where']}#{entry['role']}")
-        elif status != "skipped":
-            self.stats.failed += 1
-
-    def summary(self) -> str:
-        s = self.stats
-        rest = max(0.0, time.perf_counter() - s.started - s.loading - s.generation - s.code)
-        extra = f", {s.unexecuted} not executed ({self.settings.mode} mode)" if s.unexecuted else ""
-        checked = f"; {s.claims} claims checked, {s.failed_claims} false or broken" if s.claims else ""
-        return (f"{s.executed} blocks executed, {s.cached} from cache, {s.failed} failed{extra}{checked}; "
-                f"time: loading models {s.loading:.1f} s, generation {s.generation:.1f} s, code {s.code:.1f} s, "
-                f"the rest {rest:.1f} s")
 
 
 def _request(job: Job, timeout: float) -> GenerateRequest:

@@ -88,8 +88,8 @@ class WorkerRunner:
                                  "batch_size": self.settings.batch_size, "memory_limit": self.settings.memory_limit,
                                  "states": str(self.settings.states_dir),
                                  "project_dir": str(self.settings.project_dir),
-                                 "contact_engines": self.settings.mode != "preview",  # nor train a tuned model:
-                                 "train": self.settings.mode != "preview", "keys": self._keys()})
+                                 "contact_engines": self.settings.policy.trusted,  # nor train a tuned model:
+                                 "train": self.settings.policy.trusted, "keys": self._keys()})
             configured = self._receive(process, "configured")
             self.versions, self.machine = configured.get("versions", {}), configured.get("machine", {})
             self._configured = True

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import with_fix
-from ..vocabulary import LOCK_COMMAND, Mode
+from ..core.modes import Policy
+from ..vocabulary import LOCK_COMMAND
 from .cache import Corrupt, ResultCache
 from .tolerance import compare
 
@@ -27,16 +28,12 @@ class Drift:
 
 
 class Store:
-    """Mode policy in one place.
-    auto: lockfile, then cache, else execute and record.   refresh: execute everything, record.
-    locked: lockfile only, never execute.   preview: lockfile only, never write; with preview_execute, blocks
-    with no entry are executed for this build only.   verify: execute everything (or, with `only`, the entries
-    changed since a git ref), write nothing, compare with the lockfile."""
+    """The lockfile and the cache, read and written as the mode's policy (core/modes.py) says."""
 
-    def __init__(self, mode: Mode, lock: ResultCache, cache: ResultCache, progress: Callable[[str], None],
-                 report: Callable[[str], None], *, only: set[str] | None = None, preview_execute: bool = False) -> None:
-        self.mode, self.lock, self.cache, self.progress, self.report = mode, lock, cache, progress, report
-        self.only, self.preview_execute = only, preview_execute
+    def __init__(self, policy: Policy, lock: ResultCache, cache: ResultCache, progress: Callable[[str], None],
+                 report: Callable[[str], None], *, only: set[str] | None = None) -> None:
+        self.policy, self.lock, self.cache, self.progress, self.report = policy, lock, cache, progress, report
+        self.only = only
         self.used: set[str] = set()
         self.weights: dict[str, dict[str, str]] = {}  # key -> {role: sha256 of tuned weights}: shown, not compared
         self.drift = Drift()
@@ -44,15 +41,15 @@ class Store:
 
     @property
     def may_execute(self) -> bool:
-        return self.mode in ("auto", "refresh", "verify") or (self.mode == "preview" and self.preview_execute)
+        return self.policy.may_execute
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         """The stored outcome for a key, or None when it must be executed (or cannot be, in locked/preview)."""
         self.used.add(key)
-        if self.mode == "refresh" or (self.mode == "verify" and (self.only is None or key in self.only)):
+        if not self.policy.reads_stores(key, self.only):
             return None
         entry = self._read(self.lock, key)
-        if entry is None and self.mode == "auto":
+        if entry is None and self.policy.reads_cache:
             entry = self._read(self.cache, key)
             if entry is not None:
                 self.lock.put(key, entry)  # executed before (another branch, a pruned entry): lock it again
@@ -68,10 +65,7 @@ class Store:
         """Store a successful execution: both stores in auto/refresh; nothing in verify (it compares instead)
         nor in preview (the output is shown for this build only)."""
         self._provenance(key, entry)
-        if self.mode == "preview":
-            self.drift.new.append(entry)
-            return "new"
-        if self.mode == "verify":
+        if self.policy.compares:
             old = self.locked_entry(key)
             if old is None:
                 self.drift.new.append(entry)
@@ -81,8 +75,9 @@ class Store:
                 return "changed"
             self.drift.matched.append((old, entry))
             return "matched"
-        if self.mode not in ("auto", "refresh"):
-            raise AssertionError(f"record() in {self.mode} mode")
+        if not self.policy.records:  # a preview: shown for this build only
+            self.drift.new.append(entry)
+            return "new"
         stored = {k: v for k, v in entry.items() if k not in ("line", "where")}  # lines move with prose edits: not stored
         old = self.locked_entry(key)
         if (old is None or compare(old, entry) or _place(old) != _place(entry)
@@ -100,7 +95,7 @@ class Store:
 
     def finish(self, *, complete: bool) -> int:
         """After a complete, successful, non-dirty build: drop lockfile entries no page uses any more."""
-        if self.mode not in ("auto", "refresh") or not complete:
+        if not self.policy.records or not complete:
             return 0
         stale = self.lock.keys() - self.used
         for key in stale:
@@ -120,7 +115,7 @@ class Store:
             path = found.path if isinstance(found, Corrupt) else store.path(key)
             reason = found.reason if isinstance(found, Corrupt) else "fields are missing"
             message = f"{path} is unusable ({reason})"
-            if self.mode == "locked":
+            if self.policy.strict_locked:
                 self.report(with_fix(message, f"restore it (git checkout -- {path.parent.name}) or rebuild it: {LOCK_COMMAND}"))
             else:
                 self.progress(f"{message}; {'executing its block again' if self.may_execute else 'its block is not executed'}")
