@@ -52,9 +52,10 @@ class GenerateRequest:
     history: tuple[tuple[str, str], ...] = ()  # earlier turns (user, assistant, ...): the prompt is the last user turn
 
     def batch_key(self) -> tuple[Any, ...]:
-        """Requests with equal keys may share a batch: same model, length, decoding and stop sequences (sortable)."""
+        """Requests with equal keys may share a batch: same model, length, decoding, stop sequences and time limit
+        (a batch reports when it is done, so its members' `timeout` is the limit of the whole batch; sortable)."""
         return self.model, self.max_new_tokens, -1 if self.seed is None else self.seed, self.temperature, self.top_p, \
-            self.stop
+            self.stop, self.timeout
 
 
 @dataclass(frozen=True)

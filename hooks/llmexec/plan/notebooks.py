@@ -8,7 +8,7 @@ from typing import Any
 
 from .blocks import Block, name_problem, normalize_code
 from ..errors import LlmExecError, with_fix
-
+from ..vocabulary import seconds_problem
 
 
 def load(path: Path, page: str) -> dict[str, Any]:
@@ -32,9 +32,13 @@ def code_blocks(notebook: dict[str, Any], page: str, timeout_of: Any = None) -> 
             continue
         options = cell.get("metadata", {}).get("llm-exec") or {}
         timeout, name = options.get("timeout"), str(options.get("id", ""))
+        if timeout is not None and (reason := seconds_problem(timeout)):
+            raise LlmExecError(with_fix(f"{page}: cell {number}: the cell's timeout {reason}",
+                                        'set "llm-exec": {"timeout": 30} in the cell\'s metadata (seconds, a number '
+                                        "above 0), or remove it to use extra.llm_exec.timeout"))
         if name and (reason := name_problem(name)):
             raise LlmExecError(with_fix(f"{page}: cell {number}: {reason}", 'set "llm-exec": {"id": "capital"} in '
                                         "the cell's metadata (letters, digits and _)"))
         blocks.append(Block("code", page, number, 0, 0, "", code, f"{page}: cell {number}", 1,
-                            timeout=float(timeout) if timeout else None, cell=True, name=name))
+                            timeout=float(timeout) if timeout is not None else None, cell=True, name=name))
     return blocks
