@@ -193,31 +193,60 @@ def bare_site(tmp_path: Path) -> Iterator[Site]:
 
 
 class FakeRunner:
-    """Answers like a worker would, and counts what it was asked to run."""
+    """Answers like a worker would, and counts what it was asked to run. Like the real one it reports library
+    versions, the machine, tuned weights and the seconds spent loading models (each role once); with
+    `checkpoints = True` it also writes a checkpoint after each block that has a key, and resumes from one."""
 
     instances: list["FakeRunner"] = []
+    checkpoints = False  # the default fake replays the whole page
+    LOAD_SECONDS = 1.5  # what loading one model "takes"
+    weights: dict[str, str] = {}  # role -> sha256 of weights "made on this machine" (tuned models)
 
     def __init__(self, settings, progress) -> None:
         self.code_calls: list[list[CodeRequest]] = []
         self.generate_calls: list[list[GenerateRequest]] = []
+        self.resumes: list[int] = []  # the block each code call started from
+        self.settings = settings
+        self.versions = {"python": "3.fake", "torch": "0.fake", "transformers": "0.fake", "tokenizers": "0.fake"}
+        self.machine = {"arch": "fake64", "vector_extensions": "", "torch_threads": 1}
+        self.weights = dict(type(self).weights)
+        self.load_seconds = 0.0
+        self._loaded: set[str] = set()
         FakeRunner.instances.append(self)
 
     def begin_build(self, settings) -> None:
-        pass
+        self.settings = settings
+
+    def _load(self, roles) -> None:
+        for role in sorted(set(roles) - self._loaded):
+            self._loaded.add(role)
+            self.load_seconds += self.LOAD_SECONDS
 
     def run_code(self, page: str, blocks: Sequence[CodeRequest], resume: int = 0) -> tuple[int, list[CodeOutcome]]:
         self.code_calls.append(list(blocks))
+        start = resume if self.checkpoints and resume and self._checkpoint(blocks[resume - 1].key).is_file() else 0
+        self.resumes.append(start)
         outcomes = []
-        for block in blocks:
+        for block in blocks[start:]:
             if "raise" in block.code:
                 outcomes.append(CodeOutcome("error", output="partial\n", error=f'  File "{block.filename}", line '
                                             f'{block.first_line}, in <module>\nValueError: boom'))
                 break
+            self._load(["base"])
             outcomes.append(CodeOutcome("ok", output=f"ran: {block.code}\n", models_used=("base",)))
-        return 0, outcomes  # a fake replays the whole page: it keeps no checkpoints
+            if self.checkpoints and block.key:
+                self._checkpoint(block.key).parent.mkdir(parents=True, exist_ok=True)
+                self._checkpoint(block.key).write_text("state")
+        return start, outcomes
+
+    def _checkpoint(self, key: str) -> Path:
+        from llmexec.core.files import checkpoint_path
+
+        return checkpoint_path(self.settings.states_dir, key)
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
         self.generate_calls.append(list(requests))
+        self._load(r.model for r in requests)
         return [GenerateOutcome("ok", input_text=f"[{r.model}] {r.prompt}", input_tokens=3,
                                 text=f"<script>alert('{r.model}')</script>", finish_reason="length",
                                 new_tokens=r.max_new_tokens) for r in requests]
