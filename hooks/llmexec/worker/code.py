@@ -14,11 +14,12 @@ from ..core.files import checkpoint_path
 from ..core.protocol import CodeOutcome, CodeRequest, dumps, to_json
 from ..errors import NotTrainedHere
 from . import checkpoints, display
+from .host import Host
 
 MAX_OUTPUT = 64 * 1024  # characters of a block's output kept; the rest is cut with a note
 
 
-def run_code_child(zygote: Any, blocks: list[CodeRequest], report: BinaryIO, resume: int) -> None:
+def run_code_child(zygote: Host, blocks: list[CodeRequest], report: BinaryIO, resume: int) -> None:
     """In the forked child: run a page's blocks in order in one namespace, one report line per block."""
     import torch
 

@@ -6,9 +6,10 @@ from typing import Any, BinaryIO
 
 from ..core.protocol import GenerateOutcome, GenerateRequest, dumps, to_json
 from ..errors import NotTrainedHere
+from .host import Host
 
 
-def run_generate_child(zygote: Any, requests: list[GenerateRequest], report: BinaryIO) -> None:
+def run_generate_child(zygote: Host, requests: list[GenerateRequest], report: BinaryIO) -> None:
     """Consecutive requests for the same model and length run as one left-padded batch."""
     import torch
 
@@ -29,7 +30,7 @@ def run_generate_child(zygote: Any, requests: list[GenerateRequest], report: Bin
             report.write(dumps(to_json(outcome)))
         report.flush()
 
-def _generate_batch(zygote: Any, batch: list[GenerateRequest]) -> list[GenerateOutcome]:
+def _generate_batch(zygote: Host, batch: list[GenerateRequest]) -> list[GenerateOutcome]:
     from .models import Prompt, Sampling
 
     first = batch[0]

@@ -12,12 +12,13 @@ import traceback
 from typing import Any, BinaryIO, Callable, Literal
 
 from ..core.protocol import from_json, to_json
+from .host import Host
 
 GB = 10**9
 POLL_SECONDS = 0.05  # how often the zygote, waiting on a child, checks the child's memory
 
 
-def run_in_children(zygote: Any, items: list, child: Callable[[list, BinaryIO], None], outcome_type, *,
+def run_in_children(zygote: Host, items: list, child: Callable[[list, BinaryIO], None], outcome_type, *,
                     independent: bool, indices: list[int] | None = None) -> list:
     """Fork a child that reports one JSON line per item (and its log lines) on its own pipe; enforce each item's
     time limit and the memory limit. A fault ends that child: code pages stop there (their state is gone);
