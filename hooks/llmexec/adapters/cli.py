@@ -91,12 +91,12 @@ def status(config_file: Path) -> int:
     rows, quiet = [], (lambda message: None)
     engine = Engine(settings, config_file.parent, runner_factory(), report=quiet, progress=quiet)
     for page in pages(config_file, config):
-        before = replace(engine.resolver.stats)
+        before = replace(engine.resolver.recorder.stats)
         if page.notebook:
             engine.process_notebook(page.path, page.where)
         else:
             engine.process_page(page.markdown, page=page.where, line_offset=page.line_offset, place=lambda i, h: [])
-        after = engine.resolver.stats
+        after = engine.resolver.recorder.stats
         missing = after.unexecuted - before.unexecuted
         rows.append((page.where, after.cached - before.cached + missing, missing,
                      after.claims - before.claims, after.failed_claims - before.failed_claims))
