@@ -33,6 +33,7 @@ class WorkerRunner:
         self.machine: dict[str, Any] = {}  # CPU architecture, vector extensions, threads: recorded with each entry
         self._streamed: dict[int, dict[str, Any]] = {}  # outcomes of the current call, by index, as they finished
         self._death = ""  # why the worker died during the current call
+        self._restored = 0  # leading blocks of the current page the worker did not run: it restored their state
         self.weights: dict[str, str] = {}  # role -> sha256 of weights made on this machine (tuned models)
         self._configured = False
 
@@ -43,9 +44,7 @@ class WorkerRunner:
     def run_code(self, page: str, blocks: Sequence[CodeRequest], resume: int = 0) -> tuple[int, list[CodeOutcome]]:
         done = self._outcomes({"op": "code", "page": page, "blocks": [to_json(b) for b in blocks], "resume": resume},
                               CodeOutcome, len(blocks))
-        ran = [o for o in done if o is not None]
-        start = next((i for i, o in enumerate(ran) if o.status != "restored"), len(ran))  # the worker's own marker
-        return start, ran[start:]
+        return self._restored, [o for o in done if o is not None]
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
         done = self._outcomes({"op": "generate", "requests": [to_json(r) for r in requests]}, GenerateOutcome,
@@ -53,21 +52,23 @@ class WorkerRunner:
         return [o or GenerateOutcome(status="crashed", error=self._death) for o in done]
 
     def _outcomes(self, message: dict[str, Any], outcome_type: type, count: int) -> list[Any]:
-        """The worker streams each outcome, with its index, as it is done. If the worker dies, the outcomes it
-        finished are kept: in a page, the block it was on is reported as crashed and the rest is not run; in a
-        generation batch, every answer it had not finished is."""
-        self._streamed, self._death = {}, ""
+        """The worker streams each outcome, with its index, as it is done (its result only says it is done). If the
+        worker dies, the outcomes it finished are kept: in a page, the block it was on is reported as crashed and
+        the rest is not run; in a generation batch, every answer it had not finished is."""
+        self._streamed, self._death, self._restored = {}, "", 0
         try:
-            reply = self._call(message)
+            self._call(message)
         except WorkerError as exc:
             if not self._streamed and self.process is None and not self._configured:
                 raise  # it never started: the engine reports that once
             self._death = str(exc)
-            found = [self._streamed.get(i) for i in range(count)]
-            first = found.index(None)
-            return [from_json(outcome_type, o) if o else None for o in found[:first]] + \
-                [outcome_type(status="crashed", error=self._death)] + [None] * (count - first - 1)
-        return [from_json(outcome_type, o) for o in reply["outcomes"]]
+        found = [self._streamed.get(i) for i in range(self._restored, count)]
+        count -= self._restored
+        first = found.index(None) if None in found else count
+        done = [from_json(outcome_type, o) for o in found[:first]]
+        if not self._death or first == count:
+            return done  # a page stops at its first failure: the blocks after it were not sent back
+        return done + [outcome_type(status="crashed", error=self._death)] + [None] * (count - first - 1)
 
     def close(self) -> None:
         if self.process and self.process.poll() is None:
@@ -130,6 +131,8 @@ class WorkerRunner:
                 self.load_seconds += message.get("load_seconds", 0.0)
                 self.weights.update(message.get("weights") or {})
                 self.progress(message["message"])
+            elif message["op"] == "restored":  # the worker restored the state after this many blocks
+                self._restored = message["blocks"]
             elif message["op"] == "outcome":
                 self._streamed[message["index"]] = message["outcome"]
             elif message["op"] == op:

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from ..core.protocol import CodeRequest, GenerateRequest, from_json, to_json
+from ..core.protocol import CodeRequest, GenerateRequest, from_json
 from . import machine
 from .zygote import Zygote
 
@@ -36,11 +36,12 @@ def main() -> None:
             zygote.send(op="configured", versions=_versions(), machine=machine.describe(zygote.threads))
         elif op == "code":
             blocks = [from_json(CodeRequest, b) for b in message["blocks"]]
-            outcomes = zygote.run_code(message["page"], blocks, message.get("resume", 0))
-            zygote.send(op="result", outcomes=[to_json(o) for o in outcomes])
+            zygote.run_code(message["page"], blocks, message.get("resume", 0))
+            zygote.send(op="result")  # each outcome went out once, streamed as it finished
         elif op == "generate":
             requests = [from_json(GenerateRequest, r) for r in message["requests"]]
-            zygote.send(op="result", outcomes=[to_json(o) for o in zygote.generate(requests)])
+            zygote.generate(requests)
+            zygote.send(op="result")
         elif op == "shutdown":
             break
 

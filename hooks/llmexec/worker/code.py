@@ -45,8 +45,7 @@ def run_code_child(zygote: Host, blocks: list[CodeRequest], report: BinaryIO, re
     sys.stdout = sys.stderr = stream
     if state is not None:  # the earlier blocks' outputs are cached; their state is all that is needed
         namespace.update(state)
-        for _ in blocks[:resume]:
-            report.write(dumps(to_json(CodeOutcome(status="restored"))))
+        report.write(dumps({"op": "restored", "blocks": resume}))  # said once; their outcomes are the build's
         report.flush()
         blocks = blocks[resume:]
     for block in blocks:

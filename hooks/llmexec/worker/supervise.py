@@ -24,14 +24,15 @@ def run_in_children(zygote: Host, items: list, child: Callable[[list, BinaryIO],
     time limit and the memory limit. A fault ends that child: code pages stop there (their state is gone);
     independent generation requests go on in a fresh child. Only this process writes the protocol channel."""
     outcomes: list = []
+    skipped = 0  # leading items a code page's child did not run: it restored the state after them
 
     def add(outcome: Any) -> None:  # streamed at once: if this process dies, what finished is not lost
         outcomes.append(outcome)
-        position = len(outcomes) - 1
+        position = skipped + len(outcomes) - 1
         zygote.send(op="outcome", index=indices[position] if indices else position, outcome=to_json(outcome))
 
-    while len(outcomes) < len(items):
-        rest = items[len(outcomes):]
+    while skipped + len(outcomes) < len(items):
+        rest = items[skipped + len(outcomes):]
         read_fd, write_fd = os.pipe()
         baseline = _anon_bytes("self")  # the child starts with the zygote's pages, models included
         pid = os.fork()
@@ -50,14 +51,19 @@ def run_in_children(zygote: Host, items: list, child: Callable[[list, BinaryIO],
         os.close(write_fd)
         watch = _Watch(pid, read_fd, baseline, zygote.memory_limit)
         try:
-            for item in rest:
+            while skipped + len(outcomes) < len(items):
+                item = items[skipped + len(outcomes)]
                 line = watch.next_line(item.timeout)
                 while isinstance(line, bytes) and line.startswith(b'{"op": "log"'):
                     zygote.send(**json.loads(line))  # a log line of the child: passed on, the item still runs
                     line = watch.next_line(item.timeout)
+                if isinstance(line, bytes) and line.startswith(b'{"op": "restored"'):
+                    skipped = json.loads(line)["blocks"]
+                    zygote.send(op="restored", blocks=skipped)  # the runner starts its outcomes there
+                    continue
                 if isinstance(line, bytes):
                     add(from_json(outcome_type, json.loads(line)))
-                    if outcomes[-1].status not in ("ok", "restored") and not independent:
+                    if outcomes[-1].status != "ok" and not independent:
                         break
                     continue
                 if line == "eof":
@@ -74,7 +80,7 @@ def run_in_children(zygote: Host, items: list, child: Callable[[list, BinaryIO],
                 except ProcessLookupError:
                     pass
                 os.waitpid(pid, 0)
-        if not independent and len(outcomes) < len(items):
+        if not independent and skipped + len(outcomes) < len(items):
             break
     return outcomes
 
