@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.files import checkpoint_path
-from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, Runner, from_json
+from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, RankOutcome, Runner, from_json
 from ..core.settings import PREVIEW_EXECUTE_ENV, Settings
 from ..errors import with_fix
 from ..plan.blocks import Block
 from ..plan.page import Job, PagePlan
+from ..plan.tokens import RankJob
 from ..present import report as drift_report
 from ..vocabulary import FAILURES, FIXES, LOCK_COMMAND
 from . import entries, since
@@ -96,6 +97,34 @@ class Resolver:
                 self.report(with_fix(f"{job.block.where}: {what} failed on the {job.role} model: {outcome.error}",
                                      FIXES.get(outcome.status, "see the message above")))
         return {job.key: outcome for job, outcome in zip(jobs, outcomes)}
+
+    def ranks(self, jobs: list[RankJob]) -> dict[str, RankOutcome]:
+        """Recorded answers scored under another model (tokens blocks): looked up, else run in one batched call."""
+        found: dict[str, RankOutcome] = {}
+        misses: dict[str, RankJob] = {}
+        for job in jobs:
+            if (hit := self.store.lookup(job.key)) is not None:
+                found[job.key] = from_json(RankOutcome, hit)
+                self.stats.cached += 1
+            else:
+                misses[job.key] = job
+        if misses and not self.store.may_execute:
+            for key, job in misses.items():
+                found[key] = self._unexecuted(entries.ranks(job, None, self.settings.models, {}), RankOutcome)
+            return found
+        if not misses:
+            return found
+        self.progress(f"scoring {len(misses)} answer(s) token by token for {len({j.block.line for j in jobs})} block(s)")
+        todo = list(misses.values())
+        outcomes = self._call("generation", lambda: self._start().rank([j.request for j in todo]), RankOutcome)
+        outcomes += [RankOutcome(status="skipped", error="not run: the worker stopped")] * (len(todo) - len(outcomes))
+        for job, outcome in zip(todo, outcomes):
+            found[job.key] = outcome
+            self._record(job.key, entries.ranks(job, outcome, self.settings.models, *self._provenance()))
+            if outcome.status not in ("ok", "unexecuted"):
+                self.report(with_fix(f"{job.block.where}: tokens block, answer {job.item.id} could not be scored on the "
+                                     f"{job.request.model} model: {outcome.error}", FIXES.get(outcome.status, "see above")))
+        return found
 
     # -- code ------------------------------------------------------------------------------------
 

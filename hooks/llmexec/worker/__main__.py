@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from ..core.protocol import CodeRequest, GenerateRequest, from_json, to_json
+from ..core.protocol import CodeRequest, GenerateRequest, RankRequest, from_json, to_json
 from . import machine
 from .zygote import Zygote
 
@@ -41,6 +41,9 @@ def main() -> None:
         elif op == "generate":
             requests = [from_json(GenerateRequest, r) for r in message["requests"]]
             zygote.send(op="result", outcomes=[to_json(o) for o in zygote.generate(requests)])
+        elif op == "rank":
+            requests = [from_json(RankRequest, r) for r in message["requests"]]
+            zygote.send(op="result", outcomes=[to_json(o) for o in zygote.rank(requests)])
         elif op == "shutdown":
             break
 
