@@ -12,6 +12,7 @@ from .core.settings import Settings
 from .errors import with_fix
 from .plan.blocks import Problem
 from .plan.claims import find_claims
+from .plan import tokens
 from .plan.page import PagePlan, plan_notebook, plan_page
 from .present import evidence, notebooks, page as present
 from .present import report as drift_report
@@ -71,10 +72,12 @@ class Engine:
         if not plan.items and not plan.claims:
             return markdown
         code, generated = self.resolver.code(plan), self.resolver.generations(plan)
+        scored = self.resolver.ranks([job for block in plan.tokens for job in tokens.rank_jobs(
+            block, generated, self.settings.models[block.view.under], self.settings.timeout)]) if plan.tokens else {}
         for problem in (item for item in plan.items if isinstance(item, Problem)):
             self.resolver.recorder.stats.failed += 1
             self.report(problem.message())
-        text, checked = present.page(plan, code, generated, self._context(), place)
+        text, checked = present.page(plan, code, generated, self._context(), place, scored)
         self._checked(checked)
         return text
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from ..vocabulary import (CLAIM_HELPERS, DISPLAY_ORDER, MAX_NEW_TOKENS, MODEL_SETS, OUTPUT_FORMATS, TEMPLATES, Template,
                           max_new_tokens_problem, seconds_problem)
 
-BlockKind = Literal["code", "generate", "evaluate"]
+BlockKind = Literal["code", "generate", "evaluate", "tokens"]
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
 _CODE_LANGS = {"python", "py", "python3"}
@@ -71,6 +71,7 @@ class Block:
     generation_prompt: bool = True  # generate: open the assistant's turn after the chat template
     history: tuple[tuple[str, str], ...] = ()  # generate: earlier turns (user, assistant, ...) before `source`
     evaluation: Any = None  # evaluate: the plan.evaluate.Evaluation it asks for
+    view: Any = None  # tokens: the plan.tokens.View it shows
     options: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -81,7 +82,7 @@ class Block:
 
 def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path,
                 roles: tuple[str, ...] = ("base", "instruct"), formats: dict[str, str] | None = None) -> list[Block | Problem]:
-    """Scan Markdown for ```python exec```, ```generate``` and ```evaluate``` fences; other fences are skipped whole.
+    """Scan Markdown for ```python exec```, ```generate```, ```evaluate``` and ```tokens``` fences; other fences are skipped whole.
     `formats`: the turn format (template name) of each tuned role, for evaluate variants such as base:tuned-format."""
     lines = markdown.split("\n")
     found: list[Block | Problem] = []
@@ -150,7 +151,7 @@ def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: 
     if not words:
         return None
     lang, rest = words[0].lower(), (words[1] if len(words) > 1 else "")
-    if lang not in _CODE_LANGS and lang not in ("generate", "evaluate"):
+    if lang not in _CODE_LANGS and lang not in ("generate", "evaluate", "tokens"):
         return None
     try:
         options = _parse_options(rest)
@@ -164,6 +165,10 @@ def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: 
         from .evaluate import evaluate_block  # it builds on this module's option checks
 
         return evaluate_block(options, body, page=page, line=line, project_dir=project_dir, roles=roles, formats=formats)
+    if lang == "tokens":
+        from .tokens import tokens_block
+
+        return tokens_block(options, body, page=page, line=line)
     return _generate_block(options, body, page=page, line=line, roles=roles)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..core.settings import Settings
 from . import notebooks
-from . import evaluate
+from . import evaluate, tokens
 from .blocks import Block, Problem, find_blocks
 from .claims import Claim, find_claims
 from .keys import code_keys, generate_key
@@ -49,6 +49,10 @@ class PagePlan:
         return [b for b in self.items if isinstance(b, Block) and b.kind == "evaluate"]
 
     @property
+    def tokens(self) -> list[Block]:
+        return [b for b in self.items if isinstance(b, Block) and b.kind == "tokens"]
+
+    @property
     def named(self) -> dict[str, str]:
         """Block ids, and where each block is: what claims may refer to."""
         return {b.name: b.where for b in self.items if isinstance(b, Block) and b.name}
@@ -60,9 +64,14 @@ def plan_page(markdown: str, *, page: str, line_offset: int, project_dir: Path, 
     code = tuple(b for b in items if isinstance(b, Block) and b.kind == "code")
     generate = [b for b in items if isinstance(b, Block) and b.kind == "generate"]
     evaluations = [b for b in items if isinstance(b, Block) and b.kind == "evaluate"]
+    planned = jobs(generate, settings) + [j for b in evaluations for j in evaluation_jobs(b, settings)]
+    if any(isinstance(b, Block) and b.kind == "tokens" for b in items):
+        keys = {(j.block.line, j.item, j.variant): j.key for j in planned if j.variant}
+        named = {b.name: b for b in evaluations if b.name}
+        items = tuple(tokens.link(b, named, keys, tuple(settings.models), turn_formats(settings))
+                      if isinstance(b, Block) and b.kind == "tokens" else b for b in items)
     return PagePlan(page, markdown, items, tuple(find_claims(markdown, page=page, line_offset=line_offset)), code,
-                    tuple(code_keys(code, settings.models)),
-                    tuple(jobs(generate, settings) + [j for b in evaluations for j in evaluation_jobs(b, settings)]))
+                    tuple(code_keys(code, settings.models)), tuple(planned))
 
 
 def plan_notebook(path: Path, *, page: str, settings: Settings) -> PagePlan:

@@ -8,12 +8,12 @@ from typing import Any
 
 from ..core.models import ModelSpec
 from ..core.modes import Policy
-from ..core.protocol import CodeOutcome, GenerateOutcome
+from ..core.protocol import CodeOutcome, GenerateOutcome, RankOutcome
 from ..plan.blocks import Block, Problem, fence_for
 from ..plan.claims import Claim
 from ..plan.page import PagePlan
 from ..vocabulary import FAILURES
-from . import checks, evaluation, evidence, render
+from . import checks, evaluation, evidence, render, tokens
 
 Place = Callable[[str, str], list[str]]  # (indent, HTML) -> the Markdown lines that put the HTML in the page
 
@@ -40,7 +40,7 @@ class Context:
 
 
 def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateOutcome], context: Context,
-         place: Place) -> tuple[str, Checked]:
+         place: Place, ranks: dict[str, RankOutcome] | None = None) -> tuple[str, Checked]:
     html: dict[int, str | list[str]] = {}  # an output as HTML, or as Markdown lines put in the page (output=markdown)
     results: dict[str, Any] = {}  # what claims read, by block id
     scorer_errors: list[str] = []
@@ -64,6 +64,11 @@ def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateO
         preview = any(f"{block.where}#{v.role}" in context.preview_only for v in block.evaluation.variants)
         html[block.line] = (render.preview_only() if preview else "") + evaluation.html(block, rows, context.models)
         results[block.name] = evaluation.evaluated(block, rows)
+    for block in plan.tokens:
+        rows = tokens.scored(block, generated, ranks or {}, context.models)
+        preview = f"{block.where}#{block.view.under}" in context.preview_only  # scored by a preview build
+        html[block.line] = (render.preview_only() if preview else "") + tokens.html(block, rows, context.models)
+        results[block.name] = tokens.shifts(block, rows)
     results.pop("", None)
     for block in (b for b in plan.items if isinstance(b, Block) and b.name):
         out, target = html[block.line], f'<span id="{render.anchor(block.name)}"></span>'

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..plan.blocks import Block
 from ..core.models import ModelSpec
-from ..core.protocol import CodeOutcome, GenerateOutcome, to_json
+from ..core.protocol import CodeOutcome, GenerateOutcome, RankOutcome, to_json
 
 if TYPE_CHECKING:
     from ..plan.page import Job
+    from ..plan.tokens import RankJob
 
 
 def code(block: Block, index: int, outcome: CodeOutcome | None, models: dict[str, ModelSpec],
@@ -31,6 +32,17 @@ def generate(job: Job, outcome: GenerateOutcome | None, models: dict[str, ModelS
                                              "max_new_tokens": job.limit, "decoding": _decoding(b), **_extras(b)},
             "models": {job.role: _model(models[job.role], weights)}, "versions": versions,
             **_machine(machine), "outcome": to_json(outcome) if outcome else {}}
+
+
+def ranks(job: RankJob, outcome: RankOutcome | None, models: dict[str, ModelSpec], versions: dict[str, str],
+          machine: dict[str, Any] | None = None, weights: dict[str, str] | None = None) -> dict[str, Any]:
+    """A recorded answer scored under another model (a tokens block): the answer and prompt it scored are in the key."""
+    from ..plan.tokens import entry_fields
+
+    b, role = job.block, job.request.model
+    return {"kind": "ranks", "page": b.page, "line": b.line, "where": b.where, **entry_fields(job),
+            "models": {role: _model(models[role], weights)}, "versions": versions, **_machine(machine),
+            "outcome": to_json(outcome) if outcome else {}}
 
 
 def _decoding(b: Block) -> str:

@@ -7,13 +7,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core.files import checkpoint_path
-from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, Runner, from_json
+from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, RankOutcome, Runner, from_json
 from ..core.settings import Settings
 from ..errors import with_fix
 from ..plan.page import Job, PagePlan
+from ..plan.tokens import RankJob
 from ..vocabulary import FIXES
 from . import entries, since
 from .cache import ResultCache
+from .ranks import resolve_ranks
 from .recorder import Recorder, Stats
 from .store import Store
 
@@ -79,6 +81,10 @@ class Resolver:
                 self.report(with_fix(f"{job.block.where}: {what} failed on the {job.role} model: {outcome.error}",
                                      FIXES.get(outcome.status, "see the message above")))
         return {job.key: outcome for job, outcome in zip(jobs, outcomes)}
+
+    def ranks(self, jobs: list[RankJob]) -> dict[str, RankOutcome]:
+        """Recorded answers scored under another model (tokens blocks): looked up, else run in one batched call."""
+        return resolve_ranks(self, jobs)
 
     # -- code ------------------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ from typing import Any
 from ..core.launch import child_env
 from ..core.settings import Settings
 from ..errors import WorkerError, with_fix
-from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, Runner, dumps, from_json, to_json
+from ..core.protocol import (CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, RankOutcome, RankRequest, Runner,
+                             dumps, from_json, to_json)
 
 RunnerFactory = Callable[[Settings, Callable[[str], None]], Runner]
 
@@ -50,6 +51,10 @@ class WorkerRunner:
         done = self._outcomes({"op": "generate", "requests": [to_json(r) for r in requests]}, GenerateOutcome,
                               len(requests))
         return [o or GenerateOutcome(status="crashed", error=self._death) for o in done]
+
+    def rank(self, requests: Sequence[RankRequest]) -> list[RankOutcome]:
+        done = self._outcomes({"op": "rank", "requests": [to_json(r) for r in requests]}, RankOutcome, len(requests))
+        return [o or RankOutcome(status="crashed", error=self._death) for o in done]
 
     def _outcomes(self, message: dict[str, Any], outcome_type: type, count: int) -> list[Any]:
         """The worker streams each outcome, with its index, as it is done (its result only says it is done). If the

@@ -69,6 +69,8 @@ def difference(old: dict[str, Any], new: dict[str, Any], *, relative: float = RE
             return Difference(name, _short(a), _short(b), "compared exactly")
     found = text_difference("output", old.get("output") or "", new.get("output") or "", relative)
     found = found or value_difference("notes", old.get("notes") or {}, new.get("notes") or {}, relative)  # older: none
+    found = found or value_difference("positions", list(old.get("positions") or []), list(new.get("positions") or []),
+                                      relative)  # a rank job's scores: ranks and tokens exact, probabilities within
     return found or _rich_difference(list(old.get("rich") or []), list(new.get("rich") or []), relative)
 
 

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from ..core.protocol import CodeRequest, GenerateRequest, from_json
+from ..core.protocol import CodeRequest, GenerateRequest, RankRequest, from_json
 from . import machine
 from .zygote import Zygote
 
@@ -42,6 +42,9 @@ def main() -> None:
             requests = [from_json(GenerateRequest, r) for r in message["requests"]]
             zygote.generate(requests)
             zygote.send(op="result")
+        elif op == "rank":
+            zygote.rank([from_json(RankRequest, r) for r in message["requests"]])
+            zygote.send(op="result")  # each outcome went out once, streamed
         elif op == "shutdown":
             break
 

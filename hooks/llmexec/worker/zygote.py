@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..core.models import ModelSpec
-from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, dumps
+from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, RankOutcome, RankRequest, dumps
 from ..errors import NotTrainedHere
 from .code import run_code_child
 from .generate import run_generate_child
+from .ranks import run_rank_child
 from .supervise import run_in_children
 
 
@@ -133,6 +134,17 @@ class Zygote:
         done = run_in_children(self, [requests[i] for i in order], lambda rest, report: run_generate_child(self, rest, report),
                                GenerateOutcome, independent=True, indices=order)
         outcomes: list[GenerateOutcome] = [GenerateOutcome(status="skipped")] * len(requests)
+        for position, index in enumerate(order):
+            outcomes[index] = done[position]
+        return outcomes
+
+    def rank(self, requests: list[RankRequest]) -> list[RankOutcome]:
+        """Recorded answers scored under a model (token-level views), in the order asked."""
+        self.preload({r.model for r in requests})
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].model, len(requests[i].prompt) + len(requests[i].answer)))
+        done = run_in_children(self, [requests[i] for i in order], lambda rest, report: run_rank_child(self, rest, report),
+                               RankOutcome, independent=True, indices=order)  # similar lengths share a batch: less padding
+        outcomes: list[RankOutcome] = [RankOutcome(status="skipped")] * len(requests)
         for position, index in enumerate(order):
             outcomes[index] = done[position]
         return outcomes
