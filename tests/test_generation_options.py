@@ -125,4 +125,4 @@ def test_bad_decoding_options_are_problems_with_the_fix(tmp_path, options, expec
 def test_stop_and_prefill_escapes_on_fences(tmp_path):
     block = find_blocks('```generate stop="\\n" stop="." prefill="Sure:\\n"\nhi\n```\n', page="p", line_offset=0,
                         project_dir=tmp_path)[0]
-    assert block.stop == ("\n", ".") and block.prefill == "Sure:\n"
+    assert block.request.stop == ("\n", ".") and block.request.prefill == "Sure:\n"

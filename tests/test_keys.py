@@ -38,14 +38,16 @@ def test_model_identity_changes_every_key():
 
 def test_generate_key_covers_prompt_model_and_settings_only():
     (block,) = blocks("```generate\nHello\n```\n")
-    key = generate_key(block, MODELS["base"], 48)
-    assert key == generate_key(replace(block, line=99, page="elsewhere.md"), MODELS["base"], 48)
+    request = replace(block.request, max_new_tokens=48)
+    key = generate_key(request, MODELS["base"])
+    assert key == generate_key(replace(replace(block, line=99, page="elsewhere.md").request, max_new_tokens=48),
+                               MODELS["base"])
     variants = [
-        generate_key(replace(block, source="Hello!"), MODELS["base"], 48),
-        generate_key(block, MODELS["instruct"], 48),
-        generate_key(block, MODELS["base"], 49),
-        generate_key(replace(block, system="Be brief."), MODELS["base"], 48),
-        generate_key(replace(block, template="raw"), MODELS["base"], 48),
+        generate_key(replace(request, prompt="Hello!"), MODELS["base"]),
+        generate_key(request, MODELS["instruct"]),
+        generate_key(replace(request, max_new_tokens=49), MODELS["base"]),
+        generate_key(replace(request, system="Be brief."), MODELS["base"]),
+        generate_key(replace(request, template="raw"), MODELS["base"]),
     ]
     assert len({key, *variants}) == 6
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from ..vocabulary import (CLAIM_HELPERS, DISPLAY_ORDER, MAX_NEW_TOKENS, MODEL_SETS, OUTPUT_FORMATS, TEMPLATES, Template,
+from ..core.request import Request
+from ..vocabulary import (CLAIM_HELPERS, DISPLAY_ORDER, MAX_NEW_TOKENS, MODEL_SETS, OUTPUT_FORMATS, TEMPLATES,
                           max_new_tokens_problem, seconds_problem)
 
 BlockKind = Literal["code", "generate", "evaluate"]
@@ -56,20 +57,11 @@ class Block:
     timeout: float | None = None
     title: str = ""
     models: tuple[str, ...] = ()  # generate: the roles to run, in display order
-    max_new_tokens: int | None = None
-    system: str = ""
-    template: Template = "auto"
     output: str = "text"  # code: "text" (escaped, the default), or the explicit opt-ins "markdown" and "html"
     show_source: bool = True
     cell: bool = False  # a notebook code cell: `line` is the cell number, and its last expression is displayed
     name: str = ""  # id=NAME: how checked claims in the page's prose refer to this block's result
-    prefill: str = ""  # generate: the start of the reply, given to the model
-    stop: tuple[str, ...] = ()  # generate: the answer ends at the first of these
-    seed: int | None = None  # generate: a reproducible sampled draw instead of greedy decoding
-    temperature: float = 1.0
-    top_p: float = 1.0
-    generation_prompt: bool = True  # generate: open the assistant's turn after the chat template
-    history: tuple[tuple[str, str], ...] = ()  # generate: earlier turns (user, assistant, ...) before `source`
+    request: Request = Request(max_new_tokens=0)  # generate: what each model is asked (max_new_tokens 0: the site's)
     evaluation: Any = None  # evaluate: the plan.evaluate.Evaluation it asks for
     options: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -256,7 +248,7 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
     if template not in TEMPLATES:
         return Problem(page, line, f"template={template!r} is not a template mode",
                        "use template=auto (chat template for models that have one), template=chat or template=raw")
-    max_new: int | None = None
+    max_new = 0  # the site's max_new_tokens
     if "max_new_tokens" in options:
         if not options["max_new_tokens"].isdigit() or max_new_tokens_problem(int(options["max_new_tokens"])):
             low, high = MAX_NEW_TOKENS
@@ -270,10 +262,10 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
     if isinstance(decoding, Problem):
         return decoding
     stop = tuple(_unescape(s) for s in options["stop"].split("\x1f")) if "stop" in options else ()
+    request = Request(prompt, template, options.get("system", ""), _unescape(options.get("prefill", "")),  # type: ignore[arg-type]
+                      stop=stop, max_new_tokens=max_new, **decoding)  # type: ignore[arg-type]
     return Block("generate", page, line, 0, 0, "", prompt, page, line + 1, timeout=timeout, models=chosen,
-                 max_new_tokens=max_new, system=options.get("system", ""), template=template,  # type: ignore[arg-type]
-                 name=options.get("id", ""), prefill=_unescape(options.get("prefill", "")), stop=stop, **decoding,
-                 options=options)
+                 name=options.get("id", ""), request=request, options=options)
 
 
 def _unescape(text: str) -> str:
