@@ -47,6 +47,12 @@ class Request:
     def sampled(self) -> bool:
         return self.seed is not None
 
+    @property
+    def alone(self) -> bool:
+        """Run on a local model in a batch of one: the rows of a batch would not be independent (a seeded draw's
+        rows share one random stream)."""
+        return self.sampled
+
     def describe(self) -> str:
         """The decoding as pages and the lockfile show it, e.g. "greedy, fp32"."""
         if self.seed is None:

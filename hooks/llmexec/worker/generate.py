@@ -18,7 +18,7 @@ def run_generate_child(zygote: Any, requests: list[GenerateRequest], report: Bin
         last = batches[-1] if batches else None
         on_engine = zygote.specs[request.model].kind == "endpoint"  # concurrent requests: the engine batches them
         if (last and (on_engine or len(last) < zygote.batch_size) and last[0].batch_key() == request.batch_key()
-                and (not request.request.sampled or on_engine)):  # a local seeded draw runs alone: one random stream
+                and (not request.request.alone or on_engine)):  # e.g. a local seeded draw: one random stream
             last.append(request)
         else:
             batches.append([request])

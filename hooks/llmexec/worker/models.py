@@ -91,8 +91,8 @@ class LoadedModel:
         """One left-padded batch, decoded as the first request says. Greedy fp32 gives each row the tokens it would
         get alone (the tests check it); a seeded draw must be given alone, since the rows share one random stream."""
         first = prompts[0]  # the decoding all rows share
-        if first.sampled and len(prompts) > 1:
-            raise ValueError("a seeded draw runs alone: batch it with nothing")
+        if first.alone and len(prompts) > 1:
+            raise ValueError(f"{first.describe()} runs alone: batch it with nothing")
         started = time.perf_counter()
         encoded = []
         for p in prompts:
