@@ -71,9 +71,18 @@ PINNED = {  # cache keys of the lockfile's era: a change to the key's fields, na
 }
 
 
-def test_generate_keys_stay_byte_identical_to_the_pinned_ones():
-    class Site:
-        models, max_new_tokens = MODELS, 48
+class Site:
+    models, max_new_tokens = MODELS, 48
 
+
+def test_generate_keys_stay_byte_identical_to_the_pinned_ones():
     for fence, expected in PINNED.items():
         assert [(job.role, job.key) for job in jobs(blocks(fence), Site())] == expected, fence
+
+
+def test_a_new_option_joins_the_key_only_when_set():
+    plain = "```generate\nWhat is the capital of France?\n```\n"
+    penalised = [job.key for job in jobs(blocks(plain.replace("generate", "generate repetition_penalty=1.3")), Site())]
+    explicit_default = [job.key for job in jobs(blocks(plain.replace("generate", "generate repetition_penalty=1")), Site())]
+    assert explicit_default == [key for _, key in PINNED[plain]]
+    assert not set(penalised) & set(explicit_default)

@@ -26,6 +26,7 @@ class Request:
     seed: int | None = None  # a reproducible sampled draw instead of greedy decoding
     temperature: float = 1.0
     top_p: float = 1.0
+    repetition_penalty: float = 1.0  # above 1, tokens already in the prompt or the reply are made less likely
 
     @classmethod
     def of(cls, prompt: str | list[dict[str, str]] = "", **options: Any) -> Request:
@@ -50,14 +51,15 @@ class Request:
     @property
     def alone(self) -> bool:
         """Run on a local model in a batch of one: the rows of a batch would not be independent (a seeded draw's
-        rows share one random stream)."""
-        return self.sampled
+        rows share one random stream; transformers' repetition penalty counts a row's left padding as seen tokens)."""
+        return self.sampled or self.repetition_penalty != 1.0
 
     def describe(self) -> str:
         """The decoding as pages and the lockfile show it, e.g. "greedy, fp32"."""
+        penalty = f", repetition penalty {self.repetition_penalty:g}" if self.repetition_penalty != 1.0 else ""
         if self.seed is None:
-            return "greedy, fp32"
-        return f"sampled with seed {self.seed} (temperature {self.temperature:g}, top-p {self.top_p:g}), fp32"
+            return f"greedy{penalty}, fp32"
+        return f"sampled with seed {self.seed} (temperature {self.temperature:g}, top-p {self.top_p:g}{penalty}), fp32"
 
     def keyed(self) -> dict[str, Any]:
         """The fields of a cache key (names and values as keys have always had them): what the model saw and how it

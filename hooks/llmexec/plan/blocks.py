@@ -21,7 +21,7 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^
 _CODE_LANGS = {"python", "py", "python3"}
 _CODE_OPTIONS = {"exec", "file", "timeout", "title", "output", "show", "id"}
 _GENERATE_OPTIONS = {"model", "max_new_tokens", "system", "template", "timeout", "id", "prefill", "stop", "seed",
-                     "temperature", "top_p", "generation_prompt"}
+                     "temperature", "top_p", "generation_prompt", "repetition_penalty"}
 _ESCAPES = {"\\n": "\n", "\\t": "\t", "\\\\": "\\"}  # what stop="\n" and prefill="...\n" mean
 
 
@@ -273,7 +273,8 @@ def _unescape(text: str) -> str:
 
 
 def _decoding(options: dict[str, str], page: str, line: int) -> dict[str, object] | Problem:
-    """seed= turns on sampling (reproducible: the seed is part of the key); temperature= and top_p= need it."""
+    """seed= turns on sampling (reproducible: the seed is part of the key); temperature= and top_p= need it;
+    repetition_penalty= applies to greedy decoding and sampling alike."""
     found: dict[str, object] = {}
     if "seed" in options:
         if not options["seed"].isdigit():
@@ -293,6 +294,16 @@ def _decoding(options: dict[str, str], page: str, line: int) -> dict[str, object
             return Problem(page, line, f"{name}={options[name]!r} is not a number above {low:g} and at most {high:g}",
                            f"write e.g. {name}={0.8 if name == 'temperature' else 0.95}")
         found[name] = value
+    if "repetition_penalty" in options:
+        try:
+            penalty = float(options["repetition_penalty"])
+        except ValueError:
+            penalty = -1.0
+        if not 0.0 < penalty <= 5.0:
+            return Problem(page, line, f"repetition_penalty={options['repetition_penalty']!r} is not a number above 0 "
+                                       "and at most 5", "write e.g. repetition_penalty=1.3 (1 leaves repeats alone; "
+                                                        "above 1 makes tokens already seen less likely)")
+        found["repetition_penalty"] = penalty
     if "generation_prompt" in options:
         if options["generation_prompt"] not in ("true", "false"):
             return Problem(page, line, f"generation_prompt={options['generation_prompt']!r} is not true or false",

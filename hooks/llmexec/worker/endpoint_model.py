@@ -74,6 +74,13 @@ class EndpointModel:
         """Concurrent requests (at most endpoint.concurrency at once): the engine batches them itself. Each
         prompt's failure is its own."""
         def one(p: Request) -> Generation:
+            if p.repetition_penalty != 1.0:
+                why = ("llama.cpp's repeat_penalty covers only the last repeat_last_n tokens (64 by default), where "
+                       "transformers' covers the prompt and the whole reply" if "llama" in self.info.engine else
+                       "no engine's penalty is checked against transformers' here, so none is sent")
+                raise ValueError(with_fix(f"repetition_penalty= on the {self.role} model ({self.info.engine}): "
+                                          f"{why}; the answer would not be the one a local model gives",
+                                          "drop repetition_penalty= for this model, or run the model locally"))
             payload = self._request(p)
             options = {"max_tokens": p.max_new_tokens, "stop": p.stop, "seed": p.seed,
                        "temperature": p.temperature if p.sampled else 0.0, "top_p": p.top_p if p.sampled else 1.0}

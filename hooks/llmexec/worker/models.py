@@ -75,12 +75,15 @@ class LoadedModel:
 
     def generate(self, prompt: str | list[dict[str, str]] = "", *, max_new_tokens: int = 48, template: str = "auto",
                  system: str = "", prefill: str = "", stop: str | list[str] = (), seed: int | None = None,
-                 temperature: float = 1.0, top_p: float = 1.0, generation_prompt: bool = True) -> Generation:
+                 temperature: float = 1.0, top_p: float = 1.0, generation_prompt: bool = True,
+                 repetition_penalty: float = 1.0) -> Generation:
         """Greedy continuation of `prompt` (chat template applied where the model has one); with seed=, a
-        reproducible sampled draw; prefill= starts the reply; stop= ends it at the first of these strings."""
+        reproducible sampled draw; prefill= starts the reply; stop= ends it at the first of these strings;
+        repetition_penalty= above 1 makes tokens already in the prompt or the reply less likely."""
         return self.generate_batch([Request.of(prompt, max_new_tokens=max_new_tokens, template=template, system=system,
                                                prefill=prefill, stop=stop, seed=seed, temperature=temperature,
-                                               top_p=top_p, generation_prompt=generation_prompt)])[0]
+                                               top_p=top_p, generation_prompt=generation_prompt,
+                                               repetition_penalty=repetition_penalty)])[0]
 
     def chat(self, message: str | list[dict[str, str]], *, system: str = "", max_new_tokens: int = 48,
              **options) -> Generation:
@@ -107,6 +110,7 @@ class LoadedModel:
         config = GenerationConfig(max_new_tokens=first.max_new_tokens, do_sample=sampled, num_beams=1,
                                   temperature=first.temperature if sampled else None,
                                   top_p=first.top_p if sampled else None, top_k=0 if sampled else None,
+                                  repetition_penalty=first.repetition_penalty,
                                   eos_token_id=sorted(eos) or None, pad_token_id=pad)
         if sampled:
             torch.manual_seed(first.seed)
