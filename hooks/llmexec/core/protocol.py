@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Protocol, Sequence, TypeVar, get_type_hints
@@ -88,9 +89,14 @@ def to_json(value: Any) -> dict[str, Any]:
 
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
     """A value from its JSON: lists become tuples, and a field that holds a value (a request) is read as one."""
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     values = {f.name: _read(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data}  # type: ignore[arg-type]
     return cls(**values)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
 
 
 def _read(hint: Any, value: Any) -> Any:
