@@ -13,7 +13,8 @@ Turns = tuple[tuple[str, str], ...]  # (role, content) chat turns
 @dataclass(frozen=True)
 class Request:
     """A prompt (or a whole conversation), its layout, and the decoding. A new option is one field here: it joins the
-    key, the lockfile's settings and the batch key only when it differs from its default, so older keys stay valid."""
+    key and the lockfile's settings only when it differs from its default (so older keys stay valid), and the batch
+    key unless it is per prompt (_LAYOUT)."""
 
     prompt: str = ""  # a generate block's text; with `messages`, its last user turn
     template: Template = "auto"  # auto: the chat template where the model has one; chat; raw
