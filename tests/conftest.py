@@ -247,9 +247,9 @@ class FakeRunner:
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
         self.generate_calls.append(list(requests))
         self._load(r.model for r in requests)
-        return [GenerateOutcome("ok", input_text=f"[{r.model}] {r.prompt}", input_tokens=3,
+        return [GenerateOutcome("ok", input_text=f"[{r.model}] {r.request.prompt}", input_tokens=3,
                                 text=f"<script>alert('{r.model}')</script>", finish_reason="length",
-                                new_tokens=r.max_new_tokens) for r in requests]
+                                new_tokens=r.request.max_new_tokens) for r in requests]
 
     def close(self) -> None:
         pass

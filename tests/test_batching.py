@@ -21,7 +21,7 @@ def test_every_generate_block_of_the_site_goes_to_the_runner_in_one_call(bare_si
     bare_site.build()
     (runner,) = fake
     assert len(runner.generate_calls) == 1
-    sent = [(r.model, r.prompt) for r in runner.generate_calls[0]]
+    sent = [(r.model, r.request.prompt) for r in runner.generate_calls[0]]
     assert len(sent) == len(set(sent)) == 9  # in page order; the worker groups them into batches
 
 

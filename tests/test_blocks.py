@@ -17,7 +17,7 @@ def test_code_and_generate_blocks_with_their_lines(tmp_path):
     assert isinstance(code, Block) and code.kind == "code"
     assert (code.line, code.first_line, code.source, code.start, code.end) == (8, 9, "print(1)", 4, 7)
     assert isinstance(gen, Block) and gen.kind == "generate"
-    assert (gen.line, gen.models, gen.max_new_tokens, gen.source) == (12, ("base",), 7, "Hello there")
+    assert (gen.line, gen.models, gen.request.max_new_tokens, gen.source) == (12, ("base",), 7, "Hello there")
 
 
 def test_plain_fences_and_fences_shown_inside_longer_fences_are_left_alone(tmp_path):
@@ -28,7 +28,7 @@ def test_plain_fences_and_fences_shown_inside_longer_fences_are_left_alone(tmp_p
 def test_generate_defaults_to_both_models_and_keeps_prompt_spaces(tmp_path):
     (gen,) = parse('```generate system="Be terse."\n  Q: two spaces kept  \n```\n', tmp_path)
     assert gen.models == ("base", "instruct")
-    assert gen.system == "Be terse."
+    assert gen.request.system == "Be terse."
     assert gen.source == "  Q: two spaces kept  "
 
 

@@ -165,3 +165,16 @@ def test_verify_tells_an_engine_that_answered_differently_from_an_input_that_cha
     with pytest.raises(Abort):
         site.build()
     assert "the input changed: the server laid the same request out in" in caplog.text
+
+
+def test_a_repetition_penalty_is_refused_on_an_engine_rather_than_approximated(site, served, monkeypatch, caplog):
+    monkeypatch.setenv("FAKE_KEY", "sk-secret-123")
+    on_engine(site, served)
+    site.write("docs/index.md", "# F\n\n```generate model=base max_new_tokens=4 repetition_penalty=1.3\nhello\n```\n")
+    caplog.set_level(logging.INFO, logger="mkdocs")
+    with pytest.raises(Abort):
+        site.build()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("docs/index.md:3" in e and "repetition_penalty= on the base model (vllm)" in e
+               and "--> drop repetition_penalty= for this model, or run the model locally" in e for e in errors), errors
+    assert not [r for r in served.requests if r.path == "/v1/completions"]  # nothing approximate was asked

@@ -4,6 +4,7 @@ the chart, escaped replies and claims over the counts."""
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 import json
 import re
 from pathlib import Path
@@ -45,9 +46,9 @@ class Answering(FakeRunner):
     def generate(self, requests):
         self.generate_calls.append(list(requests))
         answers = {"Italy?": "Rome", "France?": "Paris", "in?": "Italy"}
-        return [GenerateOutcome("ok", input_text=r.prompt, input_tokens=3, finish_reason="eos", new_tokens=2,
-                                text=(f"<b>{next(a for q, a in answers.items() if r.prompt.endswith(q))}</b>"
-                                      if r.model == "instruct" else r.prompt))
+        return [GenerateOutcome("ok", input_text=r.request.prompt, input_tokens=3, finish_reason="eos", new_tokens=2,
+                                text=(f"<b>{next(a for q, a in answers.items() if r.request.prompt.endswith(q))}</b>"
+                                      if r.model == "instruct" else r.request.prompt))
                 for r in requests]
 
 
@@ -124,12 +125,12 @@ def test_each_item_and_variant_is_the_job_of_an_equivalent_generate_block(tmp_pa
     for (item, variant), fence in same.items():
         (generate,) = find_blocks(fence, page="x.md", line_offset=0, project_dir=tmp_path)
         job = jobs[(item, variant)]
-        assert job.key == generate_key(generate, MODELS[job.role], 6), (item, variant)
+        assert job.key == generate_key(replace(generate.request, max_new_tokens=6), MODELS[job.role]), (item, variant)
     second = jobs[("turn-1", "instruct")]  # earlier turns are part of the key; without them it is another question
     (bare,) = find_blocks("```generate model=instruct template=chat max_new_tokens=8\nWhich country is that in?\n```",
                           page="x.md", line_offset=0, project_dir=tmp_path)
-    assert second.block.history == (("user", "I am going to Rome."), ("assistant", "Nice!"))
-    assert second.key != generate_key(bare, MODELS["instruct"], 8)
+    assert second.request.history == (("user", "I am going to Rome."), ("assistant", "Nice!"))
+    assert second.key != generate_key(replace(bare.request, max_new_tokens=8), MODELS["instruct"])
 
 
 def test_the_tuned_turn_format_is_the_tuned_tokenizers_chat_template(tiny_models):
@@ -147,7 +148,7 @@ def test_a_tuned_format_variant_gives_base_that_text_raw_and_stops_at_the_end_of
     block = found(tmp_path, "```evaluate file=eval.jsonl scorers=scorers.py variants=base:tuned-format\n```",
                   roles=("base", "tuned", "instruct"), formats={"tuned": "gemma"})
     job = next(j for j in evaluation_jobs(block, _Settings()) if j.item == "cap-2")
-    assert job.role == "base" and job.block.template == "raw" and job.block.stop == ("<end_of_turn>",)
+    assert job.role == "base" and job.request.template == "raw" and job.request.stop == ("<end_of_turn>",)
     assert job.block.source == "<start_of_turn>user\nBe terse.\n\nCapital of France?<end_of_turn>\n<start_of_turn>model\n"
 
 
@@ -197,7 +198,7 @@ def test_editing_one_item_executes_only_that_item_on_each_variant(bare_site, ans
     write_set(bare_site, edited)
     bare_site.build()
     again = [r for r in answering[-1].generate_calls[-1]]
-    assert sorted((r.model, r.prompt) for r in again) == [("base", "Old capital of Italy?"),
+    assert sorted((r.model, r.request.prompt) for r in again) == [("base", "Old capital of Italy?"),
                                                            ("instruct", "Old capital of Italy?")]
 
 
@@ -260,7 +261,7 @@ def test_a_preview_marks_what_it_did_not_execute_or_executed_for_itself_only(bar
 class FailingOne(Answering):
     def generate(self, requests):
         done = super().generate(requests)
-        return [GenerateOutcome("error", error="RuntimeError: boom") if r.prompt == "Capital of Italy?" and
+        return [GenerateOutcome("error", error="RuntimeError: boom") if r.request.prompt == "Capital of Italy?" and
                 r.model == "instruct" else o for r, o in zip(requests, done)]
 
 

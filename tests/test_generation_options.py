@@ -116,6 +116,11 @@ def test_a_stop_sequence_on_a_fence_cuts_the_answer_and_says_why(site):
     ("seed=x", "seed='x' is not a whole number"),
     ("seed=1 top_p=1.5", "top_p='1.5' is not a number above 0 and at most 1"),
     ("generation_prompt=no", "generation_prompt='no' is not true or false"),
+    ("repetition_penalty=0", "docs/p.md:1: repetition_penalty='0' is not a number above 0 and at most 5\n"
+                             "  --> write e.g. repetition_penalty=1.3"),
+    ("repetition_penalty=lots", "repetition_penalty='lots' is not a number above 0 and at most 5"),
+    ("repetition_penalty=6", "repetition_penalty='6' is not a number above 0 and at most 5"),
+    ("repetition_penalty=nan", "repetition_penalty='nan' is not a number above 0 and at most 5"),
 ])
 def test_bad_decoding_options_are_problems_with_the_fix(tmp_path, options, expected):
     found = find_blocks(f"```generate {options}\nhi\n```\n", page="docs/p.md", line_offset=0, project_dir=tmp_path)
@@ -125,4 +130,46 @@ def test_bad_decoding_options_are_problems_with_the_fix(tmp_path, options, expec
 def test_stop_and_prefill_escapes_on_fences(tmp_path):
     block = find_blocks('```generate stop="\\n" stop="." prefill="Sure:\\n"\nhi\n```\n', page="p", line_offset=0,
                         project_dir=tmp_path)[0]
-    assert block.stop == ("\n", ".") and block.prefill == "Sure:\n"
+    assert block.request.stop == ("\n", ".") and block.request.prefill == "Sure:\n"
+
+
+def test_a_repetition_penalty_is_read_from_a_fence_for_greedy_and_sampled_blocks(tmp_path):
+    greedy, sampled = find_blocks("```generate repetition_penalty=1.3\nhi\n```\n\n```generate seed=1 repetition_penalty=0.8"
+                                  "\nhi\n```\n", page="p", line_offset=0, project_dir=tmp_path)
+    assert greedy.request.repetition_penalty == 1.3 and greedy.request.describe() == "greedy, repetition penalty 1.3, fp32"
+    assert sampled.request.describe() == "sampled with seed 1 (temperature 1, top-p 1, repetition penalty 0.8), fp32"
+
+
+PENALTY = '''
+# Penalty
+
+```generate model=base template=raw max_new_tokens=12
+the the the
+```
+
+```generate model=base template=raw max_new_tokens=12 repetition_penalty=3
+the the the
+```
+
+```python exec
+plain = base.generate("the the the", max_new_tokens=12, template="raw")
+penalised = base.generate("the the the", max_new_tokens=12, template="raw", repetition_penalty=3.0)
+assert penalised.decoding == "greedy, repetition penalty 3, fp32", penalised.decoding
+print(json.dumps([plain.text, penalised.text]))
+```
+'''
+
+
+def test_a_repetition_penalty_changes_what_a_tiny_model_writes_on_a_fence_and_in_a_snippet(site):
+    site.write("docs/index.md", PENALTY.replace("```python exec\n", "```python exec\nimport json\n"))
+    site.build()
+    entries = [json.loads(p.read_text()) for p in (site.root / "llm-exec.lock").glob("*.json")]
+    plain, penalised = sorted((e for e in entries if e["kind"] == "generate"), key=lambda e: e["index"])
+    assert "repetition_penalty" not in plain["settings"] and penalised["settings"]["repetition_penalty"] == 3.0
+    assert penalised["settings"]["decoding"] == penalised["outcome"]["decoding"] == "greedy, repetition penalty 3, fp32"
+    assert penalised["outcome"]["batch_size"] == 1  # its left padding would count as seen tokens in a batch
+    assert plain["outcome"]["text"] != penalised["outcome"]["text"]
+    (code,) = [e for e in entries if e["kind"] == "code"]
+    snippet = json.loads(code["outcome"]["output"])
+    assert snippet == [plain["outcome"]["text"], penalised["outcome"]["text"]]  # the same generation by either route
+    assert "greedy, repetition penalty 3, fp32" in site.html()

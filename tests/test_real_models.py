@@ -108,7 +108,8 @@ def test_the_tuned_model_ends_its_turn_on_held_out_prompts_more_often_than_the_b
 
     from llmexec.plan.blocks import Block, find_blocks
     from llmexec.core.settings import load_settings
-    from llmexec.worker.models import Prompt, load_model
+    from llmexec.core.request import Request
+    from llmexec.worker.models import load_model
 
     from conftest import ROOT
 
@@ -118,12 +119,12 @@ def test_the_tuned_model_ends_its_turn_on_held_out_prompts_more_often_than_the_b
         b.source for page in sorted((ROOT / "docs").glob("*.md"))
         for b in find_blocks(page.read_text(), page=page.name, line_offset=0, project_dir=ROOT,
                              roles=tuple(settings.models))
-        if isinstance(b, Block) and b.kind == "generate" and b.template != "raw" and not b.prefill))
+        if isinstance(b, Block) and b.kind == "generate" and b.request.template != "raw" and not b.request.prefill))
     assert len(prompts) >= 10
     ended = {}
     for role in ("base", "tuned"):
         model = load_model(settings.models[role], settings.model_cache_dir, print)
-        results = model.generate_batch([Prompt(p) for p in prompts], 48)
+        results = model.generate_batch([Request(p) for p in prompts])
         ended[role] = sum(r.finish_reason == "eos" for r in results)
     assert ended["tuned"] > ended["base"] and ended["tuned"] >= len(prompts) / 2, ended
     from llmexec.worker.tuned import tuned_path

@@ -47,7 +47,7 @@ class Scoring(FakeRunner):
 
     def generate(self, requests):
         self.generate_calls.append(list(requests))
-        return [GenerateOutcome("ok", input_text=f"<bos>{r.prompt}", input_tokens=5, text="<b>x</b> & y",
+        return [GenerateOutcome("ok", input_text=f"<bos>{r.request.prompt}", input_tokens=5, text="<b>x</b> & y",
                                 finish_reason="eos", new_tokens=4) for r in requests]
 
     def rank(self, requests):

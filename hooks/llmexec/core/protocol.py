@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Protocol, Sequence, TypeVar
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, Protocol, Sequence, TypeVar, get_type_hints
 
-from ..vocabulary import FinishReason, Status, Template
+from ..vocabulary import FinishReason, Status
+from .request import Request
 
 
 
@@ -35,27 +37,16 @@ class CodeOutcome:
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    """One prompt for one model: greedy, or a seeded draw."""
+    """One request for one model (a role: base, instruct, ...)."""
 
-    model: str  # role: base or instruct
-    prompt: str
-    system: str
-    template: Template
-    max_new_tokens: int
+    model: str
+    request: Request
     timeout: float
-    prefill: str = ""  # the start of the reply, given; the model continues it
-    stop: tuple[str, ...] = ()  # the answer ends at the first of these strings
-    seed: int | None = None  # sampling, reproducible: each seeded request runs alone
-    temperature: float = 1.0
-    top_p: float = 1.0
-    generation_prompt: bool = True
-    history: tuple[tuple[str, str], ...] = ()  # earlier turns (user, assistant, ...): the prompt is the last user turn
 
     def batch_key(self) -> tuple[Any, ...]:
         """Requests with equal keys may share a batch: same model, length, decoding, stop sequences and time limit
         (a batch reports when it is done, so its members' `timeout` is the limit of the whole batch; sortable)."""
-        return self.model, self.max_new_tokens, -1 if self.seed is None else self.seed, self.temperature, self.top_p, \
-            self.stop, self.timeout
+        return self.model, *self.request.batch_key(), self.timeout
 
 
 @dataclass(frozen=True)
@@ -131,9 +122,23 @@ def to_json(value: Any) -> dict[str, Any]:
 
 
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+    """A value from its JSON: lists become tuples, and a field that holds a value (a request) is read as one."""
+    hints = _hints(cls)
+    values = {f.name: _read(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data}  # type: ignore[arg-type]
     return cls(**values)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _read(hint: Any, value: Any) -> Any:
+    if is_dataclass(hint) and isinstance(value, dict):
+        return from_json(hint, value)  # type: ignore[arg-type]
+    if isinstance(value, list):
+        return tuple(_read(None, v) for v in value)
+    return value
 
 
 def dumps(message: dict[str, Any]) -> bytes:

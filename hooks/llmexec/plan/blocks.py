@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from ..vocabulary import (CLAIM_HELPERS, DISPLAY_ORDER, MAX_NEW_TOKENS, MODEL_SETS, OUTPUT_FORMATS, TEMPLATES, Template,
+from ..core.request import Request
+from ..vocabulary import (CLAIM_HELPERS, DISPLAY_ORDER, MAX_NEW_TOKENS, MODEL_SETS, OUTPUT_FORMATS, TEMPLATES,
                           max_new_tokens_problem, seconds_problem)
 
 BlockKind = Literal["code", "generate", "evaluate", "tokens"]
@@ -20,7 +21,7 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^
 _CODE_LANGS = {"python", "py", "python3"}
 _CODE_OPTIONS = {"exec", "file", "timeout", "title", "output", "show", "id"}
 _GENERATE_OPTIONS = {"model", "max_new_tokens", "system", "template", "timeout", "id", "prefill", "stop", "seed",
-                     "temperature", "top_p", "generation_prompt"}
+                     "temperature", "top_p", "generation_prompt", "repetition_penalty"}
 _ESCAPES = {"\\n": "\n", "\\t": "\t", "\\\\": "\\"}  # what stop="\n" and prefill="...\n" mean
 
 
@@ -56,20 +57,11 @@ class Block:
     timeout: float | None = None
     title: str = ""
     models: tuple[str, ...] = ()  # generate: the roles to run, in display order
-    max_new_tokens: int | None = None
-    system: str = ""
-    template: Template = "auto"
     output: str = "text"  # code: "text" (escaped, the default), or the explicit opt-ins "markdown" and "html"
     show_source: bool = True
     cell: bool = False  # a notebook code cell: `line` is the cell number, and its last expression is displayed
     name: str = ""  # id=NAME: how checked claims in the page's prose refer to this block's result
-    prefill: str = ""  # generate: the start of the reply, given to the model
-    stop: tuple[str, ...] = ()  # generate: the answer ends at the first of these
-    seed: int | None = None  # generate: a reproducible sampled draw instead of greedy decoding
-    temperature: float = 1.0
-    top_p: float = 1.0
-    generation_prompt: bool = True  # generate: open the assistant's turn after the chat template
-    history: tuple[tuple[str, str], ...] = ()  # generate: earlier turns (user, assistant, ...) before `source`
+    request: Request = Request(max_new_tokens=0)  # generate: what each model is asked (max_new_tokens 0: the site's)
     evaluation: Any = None  # evaluate: the plan.evaluate.Evaluation it asks for
     view: Any = None  # tokens: the plan.tokens.View it shows
     options: dict[str, str] = field(default_factory=dict, compare=False)
@@ -261,7 +253,7 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
     if template not in TEMPLATES:
         return Problem(page, line, f"template={template!r} is not a template mode",
                        "use template=auto (chat template for models that have one), template=chat or template=raw")
-    max_new: int | None = None
+    max_new = 0  # the site's max_new_tokens
     if "max_new_tokens" in options:
         if not options["max_new_tokens"].isdigit() or max_new_tokens_problem(int(options["max_new_tokens"])):
             low, high = MAX_NEW_TOKENS
@@ -275,10 +267,10 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
     if isinstance(decoding, Problem):
         return decoding
     stop = tuple(_unescape(s) for s in options["stop"].split("\x1f")) if "stop" in options else ()
+    request = Request(prompt, template, options.get("system", ""), _unescape(options.get("prefill", "")),  # type: ignore[arg-type]
+                      stop=stop, max_new_tokens=max_new, **decoding)  # type: ignore[arg-type]
     return Block("generate", page, line, 0, 0, "", prompt, page, line + 1, timeout=timeout, models=chosen,
-                 max_new_tokens=max_new, system=options.get("system", ""), template=template,  # type: ignore[arg-type]
-                 name=options.get("id", ""), prefill=_unescape(options.get("prefill", "")), stop=stop, **decoding,
-                 options=options)
+                 name=options.get("id", ""), request=request, options=options)
 
 
 def _unescape(text: str) -> str:
@@ -286,7 +278,8 @@ def _unescape(text: str) -> str:
 
 
 def _decoding(options: dict[str, str], page: str, line: int) -> dict[str, object] | Problem:
-    """seed= turns on sampling (reproducible: the seed is part of the key); temperature= and top_p= need it."""
+    """seed= turns on sampling (reproducible: the seed is part of the key); temperature= and top_p= need it;
+    repetition_penalty= applies to greedy decoding and sampling alike."""
     found: dict[str, object] = {}
     if "seed" in options:
         if not options["seed"].isdigit():
@@ -306,6 +299,16 @@ def _decoding(options: dict[str, str], page: str, line: int) -> dict[str, object
             return Problem(page, line, f"{name}={options[name]!r} is not a number above {low:g} and at most {high:g}",
                            f"write e.g. {name}={0.8 if name == 'temperature' else 0.95}")
         found[name] = value
+    if "repetition_penalty" in options:
+        try:
+            penalty = float(options["repetition_penalty"])
+        except ValueError:
+            penalty = -1.0
+        if not 0.0 < penalty <= 5.0:
+            return Problem(page, line, f"repetition_penalty={options['repetition_penalty']!r} is not a number above 0 "
+                                       "and at most 5", "write e.g. repetition_penalty=1.3 (1 leaves repeats alone; "
+                                                        "above 1 makes tokens already seen less likely)")
+        found["repetition_penalty"] = penalty
     if "generation_prompt" in options:
         if options["generation_prompt"] not in ("true", "false"):
             return Problem(page, line, f"generation_prompt={options['generation_prompt']!r} is not true or false",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.recipes import TEMPLATES, prompt_text
+from ..core.request import Request
 from .blocks import Block, Problem, _name, _timeout, _unknown
 from ..vocabulary import max_new_tokens_problem
 
@@ -198,5 +199,7 @@ def request(item: Item, v: Variant) -> dict[str, Any]:
 def with_request(block: Any, item: Item, v: Variant) -> Any:
     """The evaluate block turned into the generate block that asks one item of one variant."""
     fields: dict[str, Any] = {"system": "", "stop": (), "history": ()} | request(item, v)
-    return replace(block, kind="generate", models=(v.role,), max_new_tokens=item.max_new_tokens, evaluation=None,
-                   options={}, **fields)
+    source, history = fields["source"], tuple(fields["history"])
+    asked = Request(source, fields["template"], fields["system"], messages=history + (("user", source),) if history else (),
+                    stop=fields["stop"], max_new_tokens=item.max_new_tokens)
+    return replace(block, kind="generate", source=source, models=(v.role,), evaluation=None, options={}, request=asked)

@@ -8,6 +8,7 @@ from .. import SCHEMA_VERSION
 from ..core.files import digest
 from .blocks import Block
 from ..core.models import ModelSpec
+from ..core.request import Request
 
 
 def code_keys(blocks: Sequence[Block], models: Mapping[str, ModelSpec]) -> list[str]:
@@ -22,29 +23,6 @@ def code_keys(blocks: Sequence[Block], models: Mapping[str, ModelSpec]) -> list[
     return keys
 
 
-def generate_key(block: Block, model: ModelSpec, max_new_tokens: int) -> str:
+def generate_key(request: Request, model: ModelSpec) -> str:
     """Key for one model's answer to a generate block: what the model saw and how it decoded."""
-    return digest({
-        "schema": SCHEMA_VERSION,
-        "kind": "generate",
-        "model": model.identity,
-        "prompt": block.source,
-        "system": block.system,
-        "template": block.template,
-        "max_new_tokens": max_new_tokens,
-        "decoding": decoding(block),
-        **{name: value for name, value in (("prefill", block.prefill), ("stop", list(block.stop)),
-                                            ("generation_prompt", block.generation_prompt),
-                                            ("history", [list(turn) for turn in block.history]))
-           if value != _DEFAULTS[name]},
-    })
-
-
-_DEFAULTS: dict[str, object] = {"prefill": "", "stop": [], "generation_prompt": True, "history": []}  # left out: old keys stay valid
-
-
-def decoding(block: Block) -> str:
-    """How tokens are chosen, as keyed: greedy, or a seeded draw with its settings."""
-    if block.seed is None:
-        return "greedy-fp32"
-    return f"sample-fp32:seed={block.seed}:temperature={block.temperature:g}:top_p={block.top_p:g}"
+    return digest({"schema": SCHEMA_VERSION, "kind": "generate", "model": model.identity, **request.keyed()})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..core.request import Request
 from ..core.settings import Settings
 from . import notebooks
 from . import evaluate, tokens
@@ -21,10 +22,14 @@ class Job:
     block: Block
     role: str
     key: str
-    limit: int
+    request: Request  # the block's, with max_new_tokens resolved
     index: int | str  # the block's position among the page's generate blocks; an evaluate job: "ITEM VARIANT"
     variant: str = ""  # an evaluate job: the variant's name, and the item's id
     item: str = ""
+
+    @property
+    def limit(self) -> int:
+        return self.request.max_new_tokens
 
 
 @dataclass(frozen=True)
@@ -84,9 +89,9 @@ def plan_notebook(path: Path, *, page: str, settings: Settings) -> PagePlan:
 def jobs(blocks: list[Block], settings: Settings) -> list[Job]:
     found = []
     for index, block in enumerate(blocks):
-        limit = block.max_new_tokens or settings.max_new_tokens
+        request = replace(block.request, max_new_tokens=block.request.max_new_tokens or settings.max_new_tokens)
         for role in block.models:
-            found.append(Job(block, role, generate_key(block, settings.models[role], limit), limit, index))
+            found.append(Job(block, role, generate_key(request, settings.models[role]), request, index))
     return found
 
 
@@ -96,8 +101,8 @@ def evaluation_jobs(block: Block, settings: Settings) -> list[Job]:
     for item in block.evaluation.items:
         for variant in block.evaluation.variants:
             asked = evaluate.with_request(block, item, variant)
-            found.append(Job(asked, variant.role, generate_key(asked, settings.models[variant.role], item.max_new_tokens),
-                             item.max_new_tokens, f"{item.id} {variant.name}", variant.name, item.id))
+            found.append(Job(asked, variant.role, generate_key(asked.request, settings.models[variant.role]),
+                             asked.request, f"{item.id} {variant.name}", variant.name, item.id))
     return found
 
 

@@ -6,6 +6,7 @@ from html import escape
 
 from ..core.models import ModelSpec
 from ..core.protocol import CodeOutcome, GenerateOutcome
+from ..core.request import Request
 
 _FINISH = {
     "eos": "stopped: the model emitted its end-of-sequence token",
@@ -106,7 +107,7 @@ def generation(columns: list[tuple[ModelSpec, GenerateOutcome, int, bool]]) -> s
                 parts.append('<p class="llmx-empty">(empty: the model generated no visible text)</p>')
             stop = _FINISH.get(outcome.finish_reason, outcome.finish_reason).format(limit=limit)
             count = f"{outcome.new_tokens} new token{'s' if outcome.new_tokens != 1 else ''}"
-            parts.append(f'<footer>{escape(stop)} · {count} · {escape(outcome.decoding or "greedy, fp32")}</footer>')
+            parts.append(f'<footer>{escape(stop)} · {count} · {escape(outcome.decoding or Request().describe())}</footer>')
         else:
             parts.append(_pre(outcome.error, "llmx-error"))
         parts.append("</section>")

@@ -28,8 +28,7 @@ def generate(job: Job, outcome: GenerateOutcome | None, models: dict[str, ModelS
              weights: dict[str, str] | None = None) -> dict[str, Any]:
     b = job.block
     return {"kind": "generate", "page": b.page, "line": b.line, "where": b.where, "index": job.index, "role": job.role,
-            "source": b.source, "settings": {"system": b.system, "template": b.template,
-                                             "max_new_tokens": job.limit, "decoding": _decoding(b), **_extras(b)},
+            "source": b.source, "settings": job.request.recorded(),
             "models": {job.role: _model(models[job.role], weights)}, "versions": versions,
             **_machine(machine), "outcome": to_json(outcome) if outcome else {}}
 
@@ -44,25 +43,6 @@ def ranks(job: RankJob, outcome: RankOutcome | None, models: dict[str, ModelSpec
             "models": {role: _model(models[role], weights)}, "versions": versions, **_machine(machine),
             "outcome": to_json(outcome) if outcome else {}}
 
-
-def _decoding(b: Block) -> str:
-    if b.seed is None:
-        return "greedy, fp32"
-    return f"sampled with seed {b.seed} (temperature {b.temperature:g}, top-p {b.top_p:g}), fp32"
-
-
-def _extras(b: Block) -> dict[str, Any]:
-    """Settings beyond the defaults, recorded only when used (older entries stay as they are)."""
-    extras: dict[str, Any] = {}
-    if b.history:
-        extras["history"] = [list(turn) for turn in b.history]
-    if b.prefill:
-        extras["prefill"] = b.prefill
-    if b.stop:
-        extras["stop"] = list(b.stop)
-    if not b.generation_prompt:
-        extras["generation_prompt"] = False
-    return extras
 
 
 def _machine(machine: dict[str, Any] | None) -> dict[str, Any]:

@@ -161,6 +161,4 @@ class Resolver:
 
 
 def _request(job: Job, timeout: float) -> GenerateRequest:
-    b = job.block
-    return GenerateRequest(job.role, b.source, b.system, b.template, job.limit, b.timeout or timeout, b.prefill, b.stop,
-                           b.seed, b.temperature, b.top_p, b.generation_prompt, b.history)
+    return GenerateRequest(job.role, job.request, job.block.timeout or timeout)

@@ -9,7 +9,8 @@ from typing import Any
 from ..core.models import ModelSpec
 from ..endpoint.client import Completion, Endpoint, EndpointClient, EndpointError, ServerInfo, run_concurrently
 from ..errors import with_fix
-from .models import Generation, Prompt, Sampling, as_prompt, chat_messages
+from ..core.request import Request, chat_messages
+from .models import Generation
 
 
 class EndpointModel:
@@ -29,10 +30,11 @@ class EndpointModel:
     def format_prompt(self, prompt: str | list[dict[str, str]] = "", *, template: str = "auto", system: str = "",
                       prefill: str = "", generation_prompt: bool = True) -> str:
         """What is sent: the raw text, or the chat messages as JSON (the server lays them out in its template)."""
-        payload = self._request(as_prompt(prompt, template, system, prefill, generation_prompt))
+        payload = self._request(Request.of(prompt, template=template, system=system, prefill=prefill,
+                                           generation_prompt=generation_prompt))
         return payload if isinstance(payload, str) else _shown(payload)
 
-    def _request(self, p: Prompt) -> str | list[dict[str, str]]:
+    def _request(self, p: Request) -> str | list[dict[str, str]]:
         """A raw prompt (text, for /v1/completions) or chat messages (for /v1/chat/completions)."""
         messages = chat_messages(p, self.has_chat_template, with_fix(
             f"the {self.role} model ({self.artifact}) is configured without a chat template (endpoint.chat: false)",
@@ -49,12 +51,10 @@ class EndpointModel:
         return self.client.complete(payload, **options) if isinstance(payload, str) else \
             self.client.chat(payload, **options)
 
-    def generate(self, prompt: str | list[dict[str, str]] = "", *, max_new_tokens: int = 48, template: str = "auto",
-                 system: str = "", prefill: str = "", stop: str | list[str] = (), seed: int | None = None,
-                 temperature: float = 1.0, top_p: float = 1.0, generation_prompt: bool = True) -> Generation:
-        """One request: greedy (temperature 0) unless seed= asks for a draw."""
-        result = self.generate_each([as_prompt(prompt, template, system, prefill, generation_prompt)], max_new_tokens,
-                                    Sampling(seed, temperature, top_p), (stop,) if isinstance(stop, str) else tuple(stop))[0]
+    def generate(self, prompt: str | list[dict[str, str]] = "", *, max_new_tokens: int = 48,
+                 **options: Any) -> Generation:
+        """One request: greedy (temperature 0) unless seed= asks for a draw; the options of a local model's."""
+        result = self.generate_each([Request.of(prompt, max_new_tokens=max_new_tokens, **options)])[0]
         if isinstance(result, Exception):
             raise result
         return result
@@ -63,39 +63,44 @@ class EndpointModel:
              **options: Any) -> Generation:
         return self.generate(message, template="chat", system=system, max_new_tokens=max_new_tokens, **options)
 
-    def generate_batch(self, prompts: list[Prompt], max_new_tokens: int, sampling: Sampling = Sampling(),
-                       stop: tuple[str, ...] = ()) -> list[Generation]:
-        results = self.generate_each(prompts, max_new_tokens, sampling, stop)
+    def generate_batch(self, prompts: list[Request]) -> list[Generation]:
+        results = self.generate_each(prompts)
         for result in results:
             if isinstance(result, Exception):
                 raise result
         return results  # type: ignore[return-value]
 
-    def generate_each(self, prompts: list[Prompt], max_new_tokens: int, sampling: Sampling = Sampling(),
-                      stop: tuple[str, ...] = ()) -> list[Generation | Exception]:
+    def generate_each(self, prompts: list[Request]) -> list[Generation | Exception]:
         """Concurrent requests (at most endpoint.concurrency at once): the engine batches them itself. Each
         prompt's failure is its own."""
-        sampled = sampling.seed is not None
-        decoding = (f"sampled with seed {sampling.seed} (temperature {sampling.temperature:g}, top-p "
-                    f"{sampling.top_p:g}) on {self.info.engine} {self.info.engine_version}" if sampled else
-                    f"greedy (temperature 0) on {self.info.engine} {self.info.engine_version}")
-
-        def one(p: Prompt) -> Generation:
+        def one(p: Request) -> Generation:
+            if p.repetition_penalty != 1.0:
+                why = ("llama.cpp's repeat_penalty covers only the last repeat_last_n tokens (64 by default), where "
+                       "transformers' covers the prompt and the whole reply" if "llama" in self.info.engine else
+                       "no engine's penalty is checked against transformers' here, so none is sent")
+                raise ValueError(with_fix(f"repetition_penalty= on the {self.role} model ({self.info.engine}): "
+                                          f"{why}; the answer would not be the one a local model gives",
+                                          "drop repetition_penalty= for this model, or run the model locally"))
             payload = self._request(p)
-            options = {"max_tokens": max_new_tokens, "stop": stop, "seed": sampling.seed,
-                       "temperature": sampling.temperature if sampled else 0.0,
-                       "top_p": sampling.top_p if sampled else 1.0}
+            options = {"max_tokens": p.max_new_tokens, "stop": p.stop, "seed": p.seed,
+                       "temperature": p.temperature if p.sampled else 0.0, "top_p": p.top_p if p.sampled else 1.0}
             done = self._send(payload, **options)
             return Generation(self.role, self.artifact, payload if isinstance(payload, str) else _shown(payload),
                               done.prompt_tokens, done.text, _finish(done), done.completion_tokens,
-                              round(done.seconds, 3), decoding)
+                              round(done.seconds, 3), self._describe(p))
 
         return run_concurrently(one, prompts, int(self.options["concurrency"]))
+
+    def _describe(self, p: Request) -> str:
+        engine = f"{self.info.engine} {self.info.engine_version}"
+        if p.sampled:
+            return f"sampled with seed {p.seed} (temperature {p.temperature:g}, top-p {p.top_p:g}) on {engine}"
+        return f"greedy (temperature 0) on {engine}"
 
     def next_tokens(self, text: str | list[dict[str, str]], k: int = 5, *, template: str = "raw", system: str = "",
                     prefill: str = "") -> list[tuple[str, float]]:
         """The k most likely next tokens with their probabilities, from the server's log-probabilities."""
-        payload = self._request(as_prompt(text, template, system, prefill, True))
+        payload = self._request(Request.of(text, template=template, system=system, prefill=prefill))
         options = {"max_tokens": 1, "temperature": 0.0, "logprobs": k}
         done = self._send(payload, **options)
         if not done.tokens or not done.tokens[0].top:

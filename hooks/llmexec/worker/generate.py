@@ -19,41 +19,29 @@ def run_generate_child(zygote: Host, requests: list[GenerateRequest], report: Bi
         last = batches[-1] if batches else None
         on_engine = zygote.specs[request.model].kind == "endpoint"  # concurrent requests: the engine batches them
         if (last and (on_engine or len(last) < zygote.batch_size) and last[0].batch_key() == request.batch_key()
-                and (request.seed is None or on_engine)):  # a local seeded draw runs alone: one random stream
+                and (not request.request.alone or on_engine)):  # e.g. a local seeded draw: one random stream
             last.append(request)
         else:
             batches.append([request])
     for number, batch in enumerate(batches, 1):
         zygote.log(f"generating batch {number}/{len(batches)}: {batch[0].model} model, {len(batch)} prompt(s), "
-                 f"{batch[0].max_new_tokens} new tokens at most")
+                 f"{batch[0].request.max_new_tokens} new tokens at most")
         for outcome in _generate_batch(zygote, batch):
             report.write(dumps(to_json(outcome)))
         report.flush()
 
 def _generate_batch(zygote: Host, batch: list[GenerateRequest]) -> list[GenerateOutcome]:
-    from .models import Prompt, Sampling
-
-    first = batch[0]
-    prompts = [Prompt(r.prompt, r.template, r.system, r.prefill, _turns(r), r.generation_prompt) for r in batch]
-    sampling = Sampling(first.seed, first.temperature, first.top_p)
+    requests = [r.request for r in batch]
     try:
-        model = zygote.model(first.model)
+        model = zygote.model(batch[0].model)
         if hasattr(model, "generate_each"):  # a serving engine: each request succeeds or fails on its own
-            return [_outcome(g, len(batch)) for g in model.generate_each(prompts, first.max_new_tokens, sampling,
-                                                                         first.stop)]
-        results = model.generate_batch(prompts, first.max_new_tokens, sampling, first.stop)
+            return [_outcome(g, len(batch)) for g in model.generate_each(requests)]
+        results = model.generate_batch(requests)
     except Exception as exc:
         if len(batch) > 1:  # find which prompt failed (e.g. system= without a chat template): run them alone
             return [o for request in batch for o in _generate_batch(zygote, [request])]
         return [_outcome(exc, 1)]
     return [_outcome(g, len(batch)) for g in results]
-
-
-def _turns(request: GenerateRequest) -> tuple[tuple[str, str], ...]:
-    """A conversation with earlier turns, as chat messages (the system message stays in `system`)."""
-    if not request.history:
-        return ()
-    return tuple((role, content) for role, content in request.history) + (("user", request.prompt),)
 
 
 def _outcome(done: Any, batch_size: int) -> GenerateOutcome:

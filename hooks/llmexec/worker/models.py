@@ -17,36 +17,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from .convert import MESSAGE_MARK
 from ..errors import ModelIntegrityError, ModelNotFound, WorkerError, with_fix
 from ..core.models import PRESETS, ModelSpec, converted_path, hub_snapshot, preset_chunk_paths
+from ..core.request import Request, chat_messages
 
 
 class ModelUnavailable(RuntimeError):
     """Raised inside a snippet that touches a model that could not be loaded."""
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """What one model is asked: a prompt (or a list of chat messages), how it is laid out, and a prefill."""
-
-    prompt: str = ""
-    template: str = "auto"  # auto: the chat template where the model has one; chat; raw
-    system: str = ""
-    prefill: str = ""  # the start of the reply, written for the model; it continues from there
-    messages: tuple[tuple[str, str], ...] = ()  # (role, content) turns: a whole conversation instead of `prompt`
-    generation_prompt: bool = True  # chat template: end with the opening of the assistant's turn
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Greedy unless a seed is given; a seeded draw is reproducible on rebuild (it runs alone, not batched)."""
-
-    seed: int | None = None
-    temperature: float = 1.0
-    top_p: float = 1.0
-
-    def describe(self) -> str:
-        if self.seed is None:
-            return "greedy, fp32"
-        return f"sampled with seed {self.seed} (temperature {self.temperature:g}, top-p {self.top_p:g}), fp32"
 
 
 @dataclass(frozen=True)
@@ -83,9 +58,10 @@ class LoadedModel:
                       prefill: str = "", generation_prompt: bool = True) -> str:
         """The text handed to the tokenizer: raw for base models, the chat template applied otherwise.
         `prompt` may be a list of messages ({"role": ..., "content": ...}) for a whole conversation."""
-        return self._format(as_prompt(prompt, template, system, prefill, generation_prompt))[0]
+        return self._format(Request.of(prompt, template=template, system=system, prefill=prefill,
+                                       generation_prompt=generation_prompt))[0]
 
-    def _format(self, p: Prompt) -> tuple[str, bool]:
+    def _format(self, p: Request) -> tuple[str, bool]:
         messages = chat_messages(p, self.has_chat_template,
                                  f"the {self.role} model ({self.artifact}) has no chat template; use template=raw")
         if messages is None:
@@ -99,23 +75,27 @@ class LoadedModel:
 
     def generate(self, prompt: str | list[dict[str, str]] = "", *, max_new_tokens: int = 48, template: str = "auto",
                  system: str = "", prefill: str = "", stop: str | list[str] = (), seed: int | None = None,
-                 temperature: float = 1.0, top_p: float = 1.0, generation_prompt: bool = True) -> Generation:
+                 temperature: float = 1.0, top_p: float = 1.0, generation_prompt: bool = True,
+                 repetition_penalty: float = 1.0) -> Generation:
         """Greedy continuation of `prompt` (chat template applied where the model has one); with seed=, a
-        reproducible sampled draw; prefill= starts the reply; stop= ends it at the first of these strings."""
-        return self.generate_batch([as_prompt(prompt, template, system, prefill, generation_prompt)], max_new_tokens,
-                                   Sampling(seed, temperature, top_p), (stop,) if isinstance(stop, str) else tuple(stop))[0]
+        reproducible sampled draw; prefill= starts the reply; stop= ends it at the first of these strings;
+        repetition_penalty= above 1 makes tokens already in the prompt or the reply less likely."""
+        return self.generate_batch([Request.of(prompt, max_new_tokens=max_new_tokens, template=template, system=system,
+                                               prefill=prefill, stop=stop, seed=seed, temperature=temperature,
+                                               top_p=top_p, generation_prompt=generation_prompt,
+                                               repetition_penalty=repetition_penalty)])[0]
 
     def chat(self, message: str | list[dict[str, str]], *, system: str = "", max_new_tokens: int = 48,
              **options) -> Generation:
         """generate() with the chat template forced; `message` may be a whole conversation (a list of messages)."""
         return self.generate(message, template="chat", system=system, max_new_tokens=max_new_tokens, **options)
 
-    def generate_batch(self, prompts: list[Prompt], max_new_tokens: int, sampling: Sampling = Sampling(),
-                       stop: tuple[str, ...] = ()) -> list[Generation]:
-        """One left-padded batch. Greedy fp32 gives each row the tokens it would get alone (the tests check it);
-        a seeded draw must be given alone, since the random stream is shared by the rows of a batch."""
-        if sampling.seed is not None and len(prompts) > 1:
-            raise ValueError("a seeded draw runs alone: batch it with nothing")
+    def generate_batch(self, prompts: list[Request]) -> list[Generation]:
+        """One left-padded batch, decoded as the first request says. Greedy fp32 gives each row the tokens it would
+        get alone (the tests check it); a seeded draw must be given alone, since the rows share one random stream."""
+        first = prompts[0]  # the decoding all rows share
+        if first.alone and len(prompts) > 1:
+            raise ValueError(f"{first.describe()} runs alone: batch it with nothing")
         started = time.perf_counter()
         encoded = []
         for p in prompts:
@@ -126,13 +106,14 @@ class LoadedModel:
         width = max(len(ids) for ids in encoded)
         ids = torch.tensor([[pad] * (width - len(row)) + row for row in encoded])
         mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in encoded])
-        sampled = sampling.seed is not None
-        config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sampled, num_beams=1,
-                                  temperature=sampling.temperature if sampled else None,
-                                  top_p=sampling.top_p if sampled else None, top_k=0 if sampled else None,
+        sampled = first.sampled
+        config = GenerationConfig(max_new_tokens=first.max_new_tokens, do_sample=sampled, num_beams=1,
+                                  temperature=first.temperature if sampled else None,
+                                  top_p=first.top_p if sampled else None, top_k=0 if sampled else None,
+                                  repetition_penalty=first.repetition_penalty,
                                   eos_token_id=sorted(eos) or None, pad_token_id=pad)
         if sampled:
-            torch.manual_seed(sampling.seed)
+            torch.manual_seed(first.seed)
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
         seconds = round((time.perf_counter() - started) / len(prompts), 3)
@@ -142,18 +123,18 @@ class LoadedModel:
             new = row[: end + 1] if end is not None else row
             finish: Literal["eos", "length", "stop"] = "eos" if end is not None else "length"
             shown = self.tokenizer.decode(new[:-1] if finish == "eos" else new)
-            cut = _stop_at(self.tokenizer, new, stop)
+            cut = _stop_at(self.tokenizer, new, first.stop)
             if cut is not None:
                 shown, new, finish = cut[0], new[: cut[1]], "stop"
             results.append(Generation(self.role, self.artifact, self.tokenizer.decode(input_ids), len(input_ids),
-                                      shown, finish, len(new), seconds, sampling.describe()))
+                                      shown, finish, len(new), seconds, first.describe()))
         return results
 
     def next_tokens(self, text: str | list[dict[str, str]], k: int = 5, *, template: str = "raw", system: str = "",
                     prefill: str = "") -> list[tuple[str, float]]:
         """The k most likely next tokens with their probabilities, after `text` as given (template="raw", the
         default) or laid out in the chat template with the assistant's turn opened (template="chat" or "auto")."""
-        formatted, chat = self._format(as_prompt(text, template, system, prefill, True))
+        formatted, chat = self._format(Request.of(text, template=template, system=system, prefill=prefill))
         ids = torch.tensor([self.encode(formatted, chat=chat)])
         with torch.inference_mode():
             logits = self.model(input_ids=ids).logits[0, -1]
@@ -189,28 +170,6 @@ class LoadedModel:
             elif value:
                 found.update(value)
         return found
-
-
-def as_prompt(prompt: str | list[dict[str, str]], template: str, system: str, prefill: str,
-            generation_prompt: bool) -> Prompt:
-    if isinstance(prompt, str):
-        return Prompt(prompt, template, system, prefill, (), generation_prompt)
-    turns = tuple((str(m["role"]), str(m["content"])) for m in prompt)
-    return Prompt("", template, system, prefill, turns, generation_prompt)
-
-
-def chat_messages(p: Prompt, has_chat_template: bool, no_template: str) -> list[dict[str, str]] | None:
-    """The messages a chat template lays out, or None when the prompt goes to the model as raw text (the same rule
-    for local models and models on a serving engine); `no_template` is the error when chat is asked of neither."""
-    use_chat = p.template == "chat" or (p.template == "auto" and has_chat_template) or bool(p.messages)
-    if use_chat and not has_chat_template:
-        raise ValueError(no_template)
-    if not use_chat:
-        if p.system:
-            raise ValueError("system= needs a chat template; the prompt is given to this model as raw text")
-        return None
-    messages = [{"role": "system", "content": p.system}] if p.system else []
-    return messages + ([{"role": r, "content": c} for r, c in p.messages] or [{"role": "user", "content": p.prompt}])
 
 
 def _stop_at(tokenizer, new: list[int], stop: tuple[str, ...]) -> tuple[str, int] | None:
