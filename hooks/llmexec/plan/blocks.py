@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..core.request import Request
+from .variants import Broken, Variant, variant
 from ..vocabulary import (CLAIM_HELPERS, DISPLAY_ORDER, MAX_NEW_TOKENS, MODEL_SETS, OUTPUT_FORMATS, TEMPLATES,
                           max_new_tokens_problem, seconds_problem)
 
@@ -64,6 +65,7 @@ class Block:
     request: Request = Request(max_new_tokens=0)  # generate: what each model is asked (max_new_tokens 0: the site's)
     evaluation: Any = None  # evaluate: the plan.evaluate.Evaluation it asks for
     view: Any = None  # tokens: the plan.tokens.View it shows
+    variants: tuple[Variant, ...] = ()  # generate: the model= columns parsed (ROLE, or e.g. base:tuned-format)
     options: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -161,7 +163,7 @@ def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: 
         from .tokens import tokens_block
 
         return tokens_block(options, body, page=page, line=line)
-    return _generate_block(options, body, page=page, line=line, roles=roles)
+    return _generate_block(options, body, page=page, line=line, roles=roles, formats=formats)
 
 
 def _parse_options(text: str) -> dict[str, str]:
@@ -172,7 +174,7 @@ def _parse_options(text: str) -> dict[str, str]:
     return options
 
 
-def _unknown(options: dict[str, str], allowed: set[str], what: str, page: str, line: int) -> Problem | None:
+def unknown_options(options: dict[str, str], allowed: set[str], what: str, page: str, line: int) -> Problem | None:
     unknown = sorted(set(options) - allowed)
     if unknown:
         return Problem(page, line, f"unknown option {', '.join(map(repr, unknown))} on {'an' if what[0] in 'aeiou' else 'a'} "
@@ -181,13 +183,13 @@ def _unknown(options: dict[str, str], allowed: set[str], what: str, page: str, l
     return None
 
 
-def _name(options: dict[str, str], page: str, line: int) -> Problem | None:
+def name_option(options: dict[str, str], page: str, line: int) -> Problem | None:
     if "id" in options and (reason := name_problem(options["id"])):
         return Problem(page, line, reason, "write e.g. id=capital (letters, digits and _, not starting with a digit)")
     return None
 
 
-def _timeout(options: dict[str, str], page: str, line: int) -> float | None | Problem:
+def timeout_option(options: dict[str, str], page: str, line: int) -> float | None | Problem:
     if "timeout" not in options:
         return None
     try:
@@ -200,9 +202,9 @@ def _timeout(options: dict[str, str], page: str, line: int) -> float | None | Pr
 
 
 def _code_block(options: dict[str, str], body: list[str], *, page: str, line: int, project_dir: Path) -> Block | Problem:
-    if problem := _unknown(options, _CODE_OPTIONS, "python exec", page, line):
+    if problem := unknown_options(options, _CODE_OPTIONS, "python exec", page, line):
         return problem
-    timeout = _timeout(options, page, line)
+    timeout = timeout_option(options, page, line)
     if isinstance(timeout, Problem):
         return timeout
     output, show = options.get("output", "text"), options.get("show", "both")
@@ -211,7 +213,7 @@ def _code_block(options: dict[str, str], body: list[str], *, page: str, line: in
                        "use output=text (escaped, the default), output=markdown or output=html (rendered: trusted snippets only)")
     if show not in ("both", "output"):
         return Problem(page, line, f"show={show!r} is not a choice", "use show=both (code and output) or show=output")
-    if problem := _name(options, page, line):
+    if problem := name_option(options, page, line):
         return problem
     inline = "\n".join(body)
     if options.get("file"):
@@ -234,21 +236,24 @@ def _code_block(options: dict[str, str], body: list[str], *, page: str, line: in
 
 
 def _generate_block(options: dict[str, str], body: list[str], *, page: str, line: int,
-                    roles: tuple[str, ...]) -> Block | Problem:
-    if problem := _unknown(options, _GENERATE_OPTIONS, "generate", page, line):
+                    roles: tuple[str, ...], formats: dict[str, str]) -> Block | Problem:
+    if problem := unknown_options(options, _GENERATE_OPTIONS, "generate", page, line):
         return problem
-    timeout = _timeout(options, page, line)
+    timeout = timeout_option(options, page, line)
     if isinstance(timeout, Problem):
         return timeout
-    if problem := _name(options, page, line):
+    if problem := name_option(options, page, line):
         return problem
     model = options.get("model", "both")
     chosen = {**MODEL_SETS, "all": tuple(r for r in DISPLAY_ORDER if r in roles)}.get(model)
-    chosen = chosen or tuple(model.split(","))
-    if unknown := [r for r in chosen if r not in roles]:
+    chosen = chosen or tuple(m.strip() for m in model.split(","))
+    if unknown := [r for r in chosen if r.partition(":")[0] not in roles]:
         return Problem(page, line, f"generate block names unknown model {unknown[0]!r}",
                        f"use model= one of {', '.join(roles)}, a list such as model=base,{roles[-1]}, model=both "
                        "(base and instruct) or model=all (the roles configured under extra.llm_exec.models in mkdocs.yml)")
+    columns = _variants(chosen, options, page, line, roles, formats)
+    if isinstance(columns, Problem):
+        return columns
     template = options.get("template", "auto")
     if template not in TEMPLATES:
         return Problem(page, line, f"template={template!r} is not a template mode",
@@ -270,7 +275,24 @@ def _generate_block(options: dict[str, str], body: list[str], *, page: str, line
     request = Request(prompt, template, options.get("system", ""), _unescape(options.get("prefill", "")),  # type: ignore[arg-type]
                       stop=stop, max_new_tokens=max_new, **decoding)  # type: ignore[arg-type]
     return Block("generate", page, line, 0, 0, "", prompt, page, line + 1, timeout=timeout, models=chosen,
-                 name=options.get("id", ""), request=request, options=options)
+                 name=options.get("id", ""), request=request, variants=columns, options=options)
+
+
+def _variants(chosen: tuple[str, ...], options: dict[str, str], page: str, line: int, roles: tuple[str, ...],
+              formats: dict[str, str]) -> tuple[Variant, ...] | Problem:
+    """Each model= column parsed: a role, or a variant such as base:tuned-format (the role given the request in the
+    tuned model's turn format, as raw text) or base:raw."""
+    if len(set(chosen)) != len(chosen):
+        return Problem(page, line, f"model={options.get('model')!r} names a model twice", "name each model once")
+    try:
+        columns = tuple(variant(name, roles, formats) if ":" in name else Variant(name, name, "chat") for name in chosen)
+    except Broken as broken:
+        return Problem(page, line, f"model= {broken.what}", broken.fix)
+    if options.get("generation_prompt") == "false" and (v := next((v for v in columns if v.turn_format), None)):
+        return Problem(page, line, f"model={v.name} gives the request in the tuned turn format, which opens the "
+                                   "model's turn, so generation_prompt=false cannot apply",
+                       "drop generation_prompt=false, or that model")
+    return columns
 
 
 def _unescape(text: str) -> str:

@@ -8,13 +8,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..core.recipes import TEMPLATES, prompt_text
 from ..core.request import Request
-from .blocks import Block, Problem, _name, _timeout, _unknown
+from .blocks import Block, Problem, name_option, timeout_option, unknown_options
+from .variants import Broken, Variant, laid_out, variant
 from ..vocabulary import max_new_tokens_problem
 
 OPTIONS = {"file", "scorers", "variants", "id", "timeout"}
-RAW, FORMAT = "raw", "-format"  # ROLE:raw, ROLE:OTHER-format
 
 
 @dataclass(frozen=True)
@@ -33,25 +32,6 @@ class Item:
 
 
 @dataclass(frozen=True)
-class Variant:
-    """How one model is given the set: `tuned` (its chat template), `base:raw` (the texts joined by blank lines), or
-    `base:tuned-format` (exactly the text the tuned model's chat template makes, given to base as raw text)."""
-
-    name: str
-    role: str
-    layout: str  # "chat", "raw", or the role whose turn format is applied
-    turn_format: str = ""  # the recipe's template name (gemma, chatml) when layout is another role's format
-
-    @property
-    def label(self) -> str:
-        if self.layout == "chat":
-            return f"{self.role} (its chat template)"
-        if self.layout == RAW:
-            return f"{self.role}, raw text"
-        return f"{self.role} in {self.layout}'s turn format"
-
-
-@dataclass(frozen=True)
 class Evaluation:
     """What an evaluate fence asks for: the set (already read), the scorers' file and the variants, in column order."""
 
@@ -66,25 +46,17 @@ class Evaluation:
         return list(dict.fromkeys(item.kind for item in self.items))
 
 
-class Broken(ValueError):
-    """A fence option or a line of the set that cannot be used: what, and the fix (the caller adds where)."""
-
-    def __init__(self, what: str, fix: str) -> None:
-        super().__init__(what)
-        self.what, self.fix = what, fix
-
-
 def evaluate_block(options: dict[str, str], body: list[str], *, page: str, line: int, project_dir: Path,
                    roles: tuple[str, ...], formats: Mapping[str, str]) -> Block | Problem:
     """An evaluation set on several variants: one generate request per (item, variant), expanded by the planner."""
-    if problem := _unknown(options, OPTIONS, "evaluate", page, line):
+    if problem := unknown_options(options, OPTIONS, "evaluate", page, line):
         return problem
     if "\n".join(body).strip():
         return Problem(page, line, "an evaluate block takes no text between its fences", "put the requests in file=")
-    timeout = _timeout(options, page, line)
+    timeout = timeout_option(options, page, line)
     if isinstance(timeout, Problem):
         return timeout
-    if problem := _name(options, page, line):
+    if problem := name_option(options, page, line):
         return problem
     try:
         found = parse(options, project_dir, roles, formats)
@@ -113,25 +85,6 @@ def parse(options: dict[str, str], project_dir: Path, roles: tuple[str, ...],
         raise Broken(f"variants={options['variants']!r} names a variant twice", "name each variant once")
     return Evaluation(options["file"], options["scorers"], paths["scorers"], read_items(paths["file"], options["file"]),
                       variants)
-
-
-def variant(text: str, roles: tuple[str, ...], formats: Mapping[str, str]) -> Variant:
-    role, _, layout = text.strip().partition(":")
-    fix = (f"write ROLE (its chat template), ROLE:raw or ROLE:TUNED-format, with roles from {', '.join(roles)}; "
-           "e.g. variants=base:raw,base:tuned-format,tuned,instruct")
-    if role not in roles:
-        raise Broken(f"variant {text!r} names unknown model {role!r}", fix)
-    if not layout:
-        return Variant(role, role, "chat")
-    if layout == RAW:
-        return Variant(text, role, RAW)
-    other = layout[: -len(FORMAT)] if layout.endswith(FORMAT) else ""
-    if not other:
-        raise Broken(f"variant {text!r}: {layout!r} is not a layout", fix)
-    if other not in formats:
-        raise Broken(f"variant {text!r}: {other!r} is not a tuned model, so its turn format is not known without "
-                     "loading it", f"use the turn format of a role configured with tune: ({', '.join(formats) or 'none'})")
-    return Variant(text, role, other, formats[other])
 
 
 def read_items(path: Path, shown: str) -> tuple[Item, ...]:
@@ -190,10 +143,7 @@ def request(item: Item, v: Variant) -> dict[str, Any]:
     body = item.messages[1:] if system else item.messages
     if v.layout == "chat":
         return {"source": body[-1][1], "system": system, "template": "chat", "history": body[:-1]}
-    if v.layout == RAW:
-        return {"source": "\n\n".join(content for _, content in item.messages), "template": "raw"}
-    template = TEMPLATES[v.turn_format]
-    return {"source": prompt_text(template, list(item.messages)), "template": "raw", "stop": (template.end,)}
+    return laid_out(v, item.messages)
 
 
 def with_request(block: Any, item: Item, v: Variant) -> Any:

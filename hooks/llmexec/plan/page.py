@@ -9,7 +9,7 @@ from typing import Any
 from ..core.request import Request
 from ..core.settings import Settings
 from . import notebooks
-from . import evaluate, tokens
+from . import evaluate, tokens, variants
 from .blocks import Block, Problem, find_blocks
 from .claims import Claim, find_claims
 from .keys import code_keys, generate_key
@@ -24,8 +24,8 @@ class Job:
     key: str
     request: Request  # the block's, with max_new_tokens resolved
     index: int | str  # the block's position among the page's generate blocks; an evaluate job: "ITEM VARIANT"
-    variant: str = ""  # an evaluate job: the variant's name, and the item's id
-    item: str = ""
+    variant: str = ""  # the variant's name (evaluate jobs; a generate column such as base:tuned-format)
+    item: str = ""  # an evaluate job: the item's id
 
     @property
     def limit(self) -> int:
@@ -87,11 +87,15 @@ def plan_notebook(path: Path, *, page: str, settings: Settings) -> PagePlan:
 
 
 def jobs(blocks: list[Block], settings: Settings) -> list[Job]:
+    """A generate block's answer per model= column; a column such as base:tuned-format asks the role the block laid
+    out as that variant says (a plain role keeps the block as written, so its key is unchanged)."""
     found = []
     for index, block in enumerate(blocks):
-        request = replace(block.request, max_new_tokens=block.request.max_new_tokens or settings.max_new_tokens)
-        for role in block.models:
-            found.append(Job(block, role, generate_key(request, settings.models[role]), request, index))
+        for v in block.variants:
+            asked = variants.generate_as(block, v)
+            request = replace(asked.request, max_new_tokens=asked.request.max_new_tokens or settings.max_new_tokens)
+            found.append(Job(asked, v.role, generate_key(request, settings.models[v.role]), request, index,
+                             v.name if v.layout != "chat" else ""))
     return found
 
 

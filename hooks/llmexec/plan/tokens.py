@@ -11,7 +11,7 @@ from ..core.files import digest
 from ..core.models import ModelSpec
 from ..core.protocol import RANK_CAP, GenerateOutcome, RankRequest
 from ..core.recipes import TEMPLATES
-from .blocks import Block, Problem, _name, _timeout, _unknown
+from .blocks import Block, Problem, name_option, timeout_option, unknown_options
 from .evaluate import Item, Variant, request
 
 OPTIONS = {"of", "answers", "under", "show", "id", "timeout"}
@@ -46,14 +46,14 @@ class RankJob:
 
 def tokens_block(options: dict[str, str], body: list[str], *, page: str, line: int) -> Block | Problem:
     """The fence's own options; the evaluate block it reads is linked once the page's blocks are known (link())."""
-    if problem := _unknown(options, OPTIONS, "tokens", page, line):
+    if problem := unknown_options(options, OPTIONS, "tokens", page, line):
         return problem
     if "\n".join(body).strip():
         return Problem(page, line, "a tokens block takes no text between its fences", _FIX)
-    timeout = _timeout(options, page, line)
+    timeout = timeout_option(options, page, line)
     if isinstance(timeout, Problem):
         return timeout
-    if problem := _name(options, page, line):
+    if problem := name_option(options, page, line):
         return problem
     if not options.get("of") or not options.get("answers"):
         return Problem(page, line, "a tokens block needs of= (an evaluate block's id) and answers= (its variant)", _FIX)

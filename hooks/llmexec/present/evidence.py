@@ -95,14 +95,16 @@ class Ran:
 
 
 def generated(where: str, columns: list[tuple[str, GenerateOutcome, int]]) -> Generated:
+    """Answers by column: a role (`q.base`), or a variant read as a name (`q.base_tuned_format` for base:tuned-format)."""
     answers, missing, first = {}, {}, ""
-    for role, outcome, limit in columns:
+    for column, outcome, limit in columns:
+        role = column.replace(":", "_").replace("-", "_")
         if outcome.status != "ok":
             reason = _UNAVAILABLE.get(outcome.status, f"its {role} answer failed ({outcome.status})")
             first = first or reason
             missing[role] = reason.replace("its block", f"the {role} answer of its block", 1)
             continue
-        answers[role] = Answer(role, outcome.text, outcome.finish_reason, outcome.new_tokens, outcome.input_tokens,
+        answers[role] = Answer(column, outcome.text, outcome.finish_reason, outcome.new_tokens, outcome.input_tokens,
                                outcome.input_text, limit)
     return Generated(where, answers, "" if answers else first, missing)
 

@@ -48,10 +48,11 @@ def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateO
         html[block.line] = _code(block, outcome, context, context.weights.get(key, {}))
         results[block.name] = evidence.ran(outcome)
     for block in plan.generate:
-        columns = [(context.models[j.role], generated[j.key], j.limit, f"{block.where}#{j.role}" in context.preview_only)
-                   for j in plan.jobs if j.block is block]
+        mine = [j for j in plan.jobs if not j.item and j.block.line == block.line]
+        columns = [render.Column(context.models[j.role], generated[j.key], j.limit,
+                                 f"{block.where}#{j.role}" in context.preview_only, j.variant) for j in mine]
         html[block.line] = render.generation(columns)
-        results[block.name] = evidence.generated(block.where, [(spec.role, o, limit) for spec, o, limit, _ in columns])
+        results[block.name] = evidence.generated(block.where, [(c.name or c.spec.role, c.outcome, c.limit) for c in columns])
     for block in plan.evaluate:
         outcomes = {(j.item, j.variant): generated[j.key] for j in plan.jobs if j.variant and j.block.line == block.line}
         try:

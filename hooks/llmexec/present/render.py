@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 
 from ..core.models import ModelSpec
@@ -86,14 +87,29 @@ def skipped(reason: str) -> str:
     return f'<div class="llmx-result llmx-skipped"><div class="llmx-caption">Not run</div><p>{escape(reason)}</p></div>'
 
 
-def generation(columns: list[tuple[ModelSpec, GenerateOutcome, int, bool]]) -> str:
+@dataclass(frozen=True)
+class Column:
+    """One model's answer in a generate block; `name` is set for a variant column such as base:tuned-format."""
+
+    spec: ModelSpec
+    outcome: GenerateOutcome
+    limit: int
+    preview: bool
+    name: str = ""
+
+
+def generation(columns: list[Column]) -> str:
     """One column per model: its artifact, the exact input it received, what it generated and why it stopped;
-    a column executed by a preview build says so."""
+    a column executed by a preview build says so. A variant column (base:tuned-format) is named as written, and says
+    that the input shown is the other model's turn format given to this model as raw text."""
     parts = [f'<div class="llmx-generate llmx-cols-{len(columns)}">']
-    for spec, outcome, limit, preview in columns:
+    for column in columns:
+        spec, outcome, limit, preview = column.spec, column.outcome, column.limit, column.preview
         parts.append(f'<section class="llmx-model llmx-{escape(spec.role)}">')
-        parts.append(f'<header><span class="llmx-role">{escape(spec.role)}</span> '
+        parts.append(f'<header><span class="llmx-role">{escape(column.name or spec.role)}</span> '
                      f'<span class="llmx-artifact">{escape(spec.artifact)}</span></header>')
+        if column.name:
+            parts.append(f'<p class="llmx-variant">{escape(_variant_note(column.name, spec.role))}</p>')
         if preview:
             parts.append(preview_only())
         if outcome.status == "unexecuted":
@@ -113,6 +129,14 @@ def generation(columns: list[tuple[ModelSpec, GenerateOutcome, int, bool]]) -> s
         parts.append("</section>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _variant_note(name: str, role: str) -> str:
+    layout = name.partition(":")[2]
+    if layout == "raw":
+        return f"The {role} model, given the conversation as raw text joined by blank lines."
+    return (f"The {role} model's weights, given exactly the text that the {layout.removesuffix('-format')} model's "
+            "chat template makes (shown below), as raw text; it stops at the end-of-turn marker.")
 
 
 _MARKS = {"true": ("✓", "llmx-claim-true", "Checked against the recorded output when this site was built: "),

@@ -77,7 +77,8 @@ class Resolver:
             self.fresh[job.key] = outcome
             self.recorder.record(job.key, entries.generate(job, outcome, self.settings.models, *self._provenance()))
             if outcome.status not in ("ok", "unexecuted"):
-                what = f"evaluate block, request {job.item} on {job.variant}," if job.variant else "generate block"
+                what = (f"evaluate block, request {job.item} on {job.variant}," if job.item
+                        else f"generate block, column {job.variant}," if job.variant else "generate block")
                 self.report(with_fix(f"{job.block.where}: {what} failed on the {job.role} model: {outcome.error}",
                                      FIXES.get(outcome.status, "see the message above")))
         return {job.key: outcome for job, outcome in zip(jobs, outcomes)}
