@@ -119,9 +119,11 @@ SINCE ?=
 verify: models
 	$(PY) -m llmexec verify --report $(CURDIR)/.cache/llm-exec/drift-report.md $(if $(SINCE),--since $(SINCE))
 
-# On demand, not part of `make test`: builds synthetic sites (10 and 50 pages) and prints ratios.
+# On demand, not part of `make test`: builds synthetic sites (10 and 50 pages) and prints ratios next to their
+# targets. `make bench BENCH_ARGS="--record --note 'quiet machine'"` also appends them as a row to BENCHMARKS.md.
+BENCH_ARGS ?=
 bench: models
-	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
 # On demand: trains the site's tuned recipe into an empty cache (time, peak memory, end-of-turn rates).
 bench-tuning: models
