@@ -205,8 +205,12 @@ def record(path: Path, figures: dict[str, str], note: str) -> None:
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
     head = ["date (UTC)", "commit", "machine", *figures, "note"]
+    table = "| " + " | ".join(head) + " |\n|" + " --- |" * len(head) + "\n"
     if not path.exists():
-        path.write_text(HEADER + "| " + " | ".join(head) + " |\n|" + " --- |" * len(head) + "\n")
+        path.write_text(HEADER + table)
+    elif [line for line in path.read_text().splitlines() if line.startswith("| date (UTC) |")][-1:] != [table.split("\n")[0]]:
+        with path.open("a") as out:  # other figures (e.g. --pages 10 alone): a new table under the last one
+            out.write("\n" + table)
     row = [time.strftime("%Y-%m-%d %H:%M", time.gmtime()), commit + ("+dirty" if dirty else ""), machine(),
            *figures.values(), note]
     with path.open("a") as out:
