@@ -88,11 +88,14 @@ def _load_direct(gguf: Path) -> Any:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=model, torch_dtype=torch.float32)["tensors"]
-    missing, unexpected = model.load_state_dict(tensors, strict=False, assign=True)
+    _, unexpected = model.load_state_dict(tensors, strict=False, assign=True)
     model.tie_weights()
     still_meta = [name for name, p in model.named_parameters() if p.is_meta]
-    if unexpected or still_meta:
-        raise RuntimeError(f"direct GGUF conversion: unexpected tensors {unexpected}, parameters left unset {still_meta}")
+    if unexpected or still_meta:  # a transformers or gguf version this fast path was not checked against
+        raise RuntimeError(with_fix(
+            f"converting {gguf.name} directly: unexpected tensors {unexpected}, parameters left unset {still_meta}",
+            "convert with transformers' own loader instead (slower, the same bytes where both work): "
+            "python -m llmexec.worker.convert <preset> <model cache>/<folder named in the build's error> <role> transformers"))
     return model  # its non-persistent buffers (rotary frequencies) stay on meta: never saved, and this copy never runs
 
 
