@@ -1,6 +1,6 @@
 # Two entry points, both usable on a fresh clone: `make site` and `make test`.
 # Each creates .venv, installs the pinned requirements and the offline default models. `make site` installs only
-# what building the site needs (SITE_STAMP); the test and renderer tools come with the test targets (TEST_STAMP).
+# what building the site needs (STAMP); the test and renderer tools come with the test targets (TEST_STAMP).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -66,7 +66,9 @@ $(ENGINE_STAMP): requirements-engine.txt constraints.txt | $(STAMP)
 models: setup
 	$(PY) -m llmexec prepare
 
-site: models
+# No `models` here: a build from the committed lockfile needs no converted model (nor torch), and a build that
+# does execute converts the presets it needs itself, once (the worker's converted_folder).
+site: setup
 	$(VENV)/bin/mkdocs build --strict
 
 serve: setup

@@ -26,6 +26,7 @@ def test_make_site_installs_no_test_or_renderer_tools(tmp_path):
     site = dry_run("site", tmp_path)
     assert "-r requirements.txt" in site and "requirements-models.txt" in site and "mkdocs build --strict" in site
     assert not [name for name in TEST_ONLY if name in site]
+    assert "llmexec prepare" not in site  # a build from the lockfile converts nothing; one that executes converts itself
 
 
 @pytest.mark.parametrize("target", ["test", "test-models", "test-site", "zensical"])
