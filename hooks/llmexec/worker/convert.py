@@ -1,12 +1,24 @@
-"""One-time conversion of a preset's verified GGUF into a safetensors folder (run as its own process)."""
+"""One-time conversion of a preset's verified GGUF into a safetensors folder (run as its own process).
+
+Two ways give the same bytes (tests/test_convert.py compares them tensor by tensor): `direct` (the default) builds
+the model on the meta device and fills it with the tensors transformers' own GGUF reader dequantizes, skipping the
+random initialisation, and parses the GGUF once where transformers parses it three times (config, tokenizer,
+weights: each parse reads every vocabulary string); `transformers` is `from_pretrained(gguf_file=...)` itself, kept
+as the reference."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Literal
+
+Method = Literal["direct", "transformers"]
 
 from ..core.files import hash_stream
 from ..core.models import PRESETS, ModelSpec, preset_chunk_paths
@@ -29,11 +41,68 @@ def gguf_file(spec: ModelSpec, scratch: Path) -> Path:
     return path
 
 
-def convert(preset_name: str, target: Path, role: str = "base") -> None:
-    """GGUF -> dense fp32 safetensors + tokenizer, written to a temp folder and renamed into place."""
+@contextlib.contextmanager
+def _gguf_parsed_once() -> Iterator[None]:
+    """Within this (one-shot) process, transformers' GGUF helpers share one parse of each file and one tensor-name
+    map per (architecture, layers): both are pure functions of their arguments, read-only for their callers, and
+    transformers imports them from `gguf` at each call, so swapping the module's attributes reaches every call."""
+    import gguf as package
+
+    original_reader, original_map = package.GGUFReader, package.get_tensor_name_map
+    readers: dict[str, Any] = {}
+
+    def reader(path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Any:
+        key = os.path.realpath(path)
+        if args or kwargs:
+            return original_reader(path, *args, **kwargs)
+        if key not in readers:
+            readers[key] = original_reader(path)
+        return readers[key]
+
+    package.GGUFReader, package.get_tensor_name_map = reader, functools.lru_cache(maxsize=None)(original_map)
+    try:
+        yield
+    finally:
+        package.GGUFReader, package.get_tensor_name_map = original_reader, original_map
+
+
+def _load_transformers(gguf: Path) -> Any:
+    """The reference: transformers' own GGUF loading (random initialisation, then the dequantized weights)."""
     import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+
+
+def _load_direct(gguf: Path) -> Any:
+    """The same model without from_pretrained: the config from the GGUF's metadata, the module tree on the meta
+    device (no random initialisation), then the tensors of transformers' own GGUF reader (the same dequantization and
+    name mapping, so the same values) assigned in place, and the output embedding tied to the input one as
+    from_pretrained ties it."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config.dtype = torch.float32
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=model, torch_dtype=torch.float32)["tensors"]
+    _, unexpected = model.load_state_dict(tensors, strict=False, assign=True)
+    model.tie_weights()
+    still_meta = [name for name, p in model.named_parameters() if p.is_meta]
+    if unexpected or still_meta:  # a transformers or gguf version this fast path was not checked against
+        raise RuntimeError(with_fix(
+            f"converting {gguf.name} directly: unexpected tensors {unexpected}, parameters left unset {still_meta}",
+            "convert with transformers' own loader instead (slower, the same bytes where both work): "
+            "python -m llmexec.worker.convert <preset> <model cache>/<folder named in the build's error> <role> transformers"))
+    return model  # its non-persistent buffers (rotary frequencies) stay on meta: never saved, and this copy never runs
+
+
+def convert(preset_name: str, target: Path, role: str = "base", method: Method = "direct") -> None:
+    """GGUF -> dense fp32 safetensors + tokenizer, written to a temp folder and renamed into place."""
     import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     spec = ModelSpec(role, "preset", preset_name)
     scratch = target.parent / f".{target.name}.{os.getpid()}.tmp"
@@ -41,8 +110,9 @@ def convert(preset_name: str, target: Path, role: str = "base") -> None:
     scratch.mkdir(parents=True)
     try:
         gguf = gguf_file(spec, scratch)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        with _gguf_parsed_once() if method == "direct" else contextlib.nullcontext():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = _load_direct(gguf) if method == "direct" else _load_transformers(gguf)
         # The weights are already dequantized to fp32; only the GGUF marker blocks save_pretrained.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -62,7 +132,7 @@ def convert(preset_name: str, target: Path, role: str = "base") -> None:
 
 if __name__ == "__main__":
     try:
-        convert(sys.argv[1], Path(sys.argv[2]), *sys.argv[3:4])
+        convert(sys.argv[1], Path(sys.argv[2]), *sys.argv[3:5])  # type: ignore[arg-type]
     except LlmExecError as exc:  # the message (file, hashes, fix) is what the build reports, not a traceback
         print(f"{MESSAGE_MARK}{exc}", file=sys.stderr)
         sys.exit(2)
