@@ -60,7 +60,7 @@ def test_the_dpo_loss_has_its_known_value():
 
 def test_on_a_tiny_model_the_loss_starts_at_log_2_and_the_reference_is_scored_once(tiny_models, tmp_path):
     """Before the first step the policy is the reference: every implicit reward is 0, the loss exactly ln 2. The
-    reference log-probabilities are computed once (two sequences per pair), however many steps there are; the
+    reference log-probabilities are computed once (two replies per pair used), however many steps use them; the
     summed log-probability of a reply is the one a plain forward pass gives; training widens the margin."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -86,7 +86,8 @@ def test_on_a_tiny_model_the_loss_starts_at_log_2_and_the_reference_is_scored_on
     for record in records.values():
         assert record["losses"][0] == pytest.approx(math.log(2), abs=1e-4)
         assert record["reward_margins"][0] == 0 and record["preference_accuracies"][0] == 0
-        assert record["reference_sequences"] == 2 * len(PAIRS)
+    # one step uses 2 pairs: 4 replies scored; six steps use the 4 pairs 12 times: still each reply once, 8
+    assert records[1]["reference_sequences"] == 4 and records[6]["reference_sequences"] == 2 * len(PAIRS)
     assert records[6]["reward_margins"][-1] > 0 and records[6]["losses"][-1] < math.log(2)
 
 

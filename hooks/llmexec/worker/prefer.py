@@ -60,41 +60,41 @@ def dpo_loss(policy_chosen, policy_rejected, reference_chosen, reference_rejecte
 def optimize(model: Any, tokenizer: Any, pairs: list[Pair], recipe: PreferenceRecipe,
              progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Train `model` in place; the reference is the model as it starts, its log-probabilities computed once, before
-    the first step. Returns per-step losses, reward margins and preference accuracies."""
+    the first step, for each pair that a step will use. Returns per-step losses, reward margins and preference
+    accuracies."""
     import torch
 
     template = TEMPLATES[recipe.template]
     examples = [pair_rows(tokenizer, template, pair, recipe.max_tokens) for pair in pairs]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    rng, order = random.Random(recipe.seed), []
+    while len(order) < recipe.steps * recipe.batch_size:  # epochs, each in the seed's order
+        order += rng.sample(range(len(examples)), len(examples))
+    batches = [order[i * recipe.batch_size:(i + 1) * recipe.batch_size] for i in range(recipe.steps)]
+    visited = sorted({i for batch in batches for i in batch})
     started = time.perf_counter()
-    scored = 0
-    model.eval()  # the reference: the starting weights, once, with no gradient
+    model.eval()  # the reference: the starting weights, once, with no gradient, for every pair a step will use
+    reference: dict[int, tuple[Any, Any]] = {}
+    scored = 0  # replies scored by the reference: counted, so that a test can see it is done once
     with torch.no_grad():
-        reference = []
-        for first in range(0, len(examples), recipe.batch_size):
-            chunk = examples[first:first + recipe.batch_size]
-            rows = [c for c, _ in chunk] + [r for _, r in chunk]
-            reference.append(sequence_logps(model, rows, pad).view(2, -1))
-            scored += len(rows)
-        reference_logps = torch.cat(reference, dim=1)  # [2, pairs]: chosen, rejected
-    progress(f"the reference model's log-probabilities of {len(pairs)} pairs, computed once: "
+        for first in range(0, len(visited), recipe.batch_size):
+            chunk = visited[first:first + recipe.batch_size]
+            scores = sequence_logps(model, [examples[i][0] for i in chunk] + [examples[i][1] for i in chunk], pad)
+            reference |= {i: (scores[k], scores[len(chunk) + k]) for k, i in enumerate(chunk)}
+            scored += 2 * len(chunk)
+    progress(f"the reference model's log-probabilities of {len(visited)} pairs, computed once: "
              f"{time.perf_counter() - started:.0f} s")
     if recipe.method == "layers":
         model.get_input_embeddings().weight.requires_grad_(False)  # tied to the output layer in these models
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.learning_rate, weight_decay=0.0, fused=True)
-    order: list[int] = []
-    rng = random.Random(recipe.seed)
     losses, margins, accuracies = [], [], []
     model.train()
-    for step in range(1, recipe.steps + 1):
-        if len(order) < recipe.batch_size:  # a new epoch, in the seed's order
-            order += rng.sample(range(len(examples)), len(examples))
-        batch, order = order[: recipe.batch_size], order[recipe.batch_size:]
+    for step, batch in enumerate(batches, 1):
         rows = [examples[i][0] for i in batch] + [examples[i][1] for i in batch]
         policy = sequence_logps(model, rows, pad).view(2, -1)
-        loss, chosen, rejected = dpo_loss(policy[0], policy[1], reference_logps[0, batch], reference_logps[1, batch],
-                                          recipe.beta)
+        loss, chosen, rejected = dpo_loss(policy[0], policy[1], torch.stack([reference[i][0] for i in batch]),
+                                          torch.stack([reference[i][1] for i in batch]), recipe.beta)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
@@ -109,7 +109,7 @@ def optimize(model: Any, tokenizer: Any, pairs: list[Pair], recipe: PreferenceRe
                      f"about {elapsed / step * (recipe.steps - step):.0f} s left")
     model.eval()
     return {"losses": losses, "reward_margins": margins, "preference_accuracies": accuracies,
-            "reference_sequences": scored, "pairs": len(pairs),
+            "reference_sequences": scored, "pairs": len(pairs), "pairs_seen": len(visited),
             "kinds": {kind: sum(p.kind == kind for p in pairs) for kind in dict.fromkeys(p.kind for p in pairs)},
             "seconds": round(time.perf_counter() - started, 1)}
 
