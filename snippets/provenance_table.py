@@ -1,4 +1,4 @@
-# Provenance of the three models, read from the configuration and the
+# Provenance of the four models, read from the configuration and the
 # loaded models while the site is built.
 import platform
 import re
@@ -6,7 +6,7 @@ import re
 import safetensors
 import tokenizers
 
-roles = {"base": base, "tuned": tuned, "instruct": instruct}
+roles = {"base": base, "tuned": tuned, "preferred": preferred, "instruct": instruct}
 info = {role: model.provenance() for role, model in roles.items()}
 if info["tuned"]["source"] == "tuned":  # made by this site's build from the base model
     start = info["base"]
@@ -20,6 +20,15 @@ if info["tuned"]["source"] == "tuned":  # made by this site's build from the bas
         # hash of the trained weights depends on the CPU; it is shown below)
         "sha256": info["tuned"]["identity"].split(":")[-1],
     })
+if info["preferred"]["source"] == "tuned":  # made by this build from the tuned model
+    info["preferred"].update({
+        "upstream": f"{info['tuned']['upstream']} + {preferred.training['recipe']['steps']} "
+                    "steps of preference tuning, DPO (this site's build)",
+        "source": "preference-tuned from tuned",
+        "quantization": "none: trained in float32 from the tuned model's weights",
+        "licence": info["tuned"].get("licence", ""),
+        "sha256": info["preferred"]["identity"].split(":")[-1],
+    })
 for entry in info.values():
     # a local folder has no upstream name; show its artifact instead
     entry.setdefault("upstream", entry["artifact"])
@@ -32,7 +41,7 @@ rows = {
     "PyPI packages": "PyPI packages",
     "file": "file",
     "file size": "file size",
-    "sha256 of the file (tuned: of its recipe), or hub commit": "hash",
+    "sha256 of the file (tuned, preferred: of the recipe), or hub commit": "hash",
     "quantization": "quantization",
     "licence": "licence",
     "parameters": "parameters",

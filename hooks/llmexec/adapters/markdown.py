@@ -111,7 +111,7 @@ def _without_engine(lines: list[str]) -> list[str]:
     if hook._engine is not None:
         return lines
     found = find_blocks("\n".join(lines), page="this page", line_offset=0, project_dir=Path("."),
-                        roles=("base", "tuned", "instruct"))  # a Problem too is an executable fence (an evaluate one
+                        roles=("base", "tuned", "preferred", "instruct"))  # a Problem too is an executable fence (an evaluate one
     if found:                                                 # may name a variant this guess of the roles lacks)
         where = found[0].where if isinstance(found[0], Block) else f"{found[0].page}:{found[0].line}"
         raise LlmExecError(with_fix(

@@ -87,11 +87,19 @@ class ModelSpec:
         return f"dir-sha256:{folder_digest(Path(self.ref))}"
 
     def tune_parts(self) -> tuple[Any, Path, ModelSpec]:
-        """A tuned model's recipe, its data file and the spec of the model it starts from."""
+        """A tuned model's recipe (a PreferenceRecipe for a model made by DPO), its data file and the spec of the
+        model it starts from."""
+        from .preferences import PreferenceRecipe
         from .recipes import Recipe
 
         data = json.loads(self.tune)
-        return Recipe(**data["recipe"]), Path(data["data_path"]), ModelSpec.from_json(data["start"])
+        recipe = PreferenceRecipe(**data["recipe"]) if data.get("objective") == "dpo" else Recipe(**data["recipe"])
+        return recipe, Path(data["data_path"]), ModelSpec.from_json(data["start"])
+
+    @property
+    def preference(self) -> bool:
+        """A model made from a tuned one by preference tuning (DPO), not by instruction tuning."""
+        return self.kind == "tuned" and json.loads(self.tune).get("objective") == "dpo"
 
     def endpoint_options(self) -> dict[str, Any]:
         """An endpoint model's connection settings (url, engine, api_key_env, chat, concurrency, timeout, retries)."""
@@ -101,11 +109,14 @@ class ModelSpec:
         """What the tuned weights depend on: the recipe, the data's bytes, the starting model and (for the trained
         folder, not the cache keys) the torch and transformers versions. Keys leave the libraries out, as they do
         for presets: a locked build has no torch to ask, and each entry records the versions it was made with."""
-        from .recipes import identity, library_versions
+        from . import preferences, recipes
 
         recipe, data, start = self.tune_parts()
         data_sha = file_sha256(data) if data.is_file() else "missing"
-        return identity(recipe, start.identity, data_sha, library_versions() if with_libraries else {})
+        versions = recipes.library_versions() if with_libraries else {}
+        if self.preference:
+            return preferences.identity(recipe, start.identity, data_sha, versions)
+        return recipes.identity(recipe, start.identity, data_sha, versions)
 
     @property
     def artifact(self) -> str:
@@ -121,7 +132,8 @@ class ModelSpec:
             return f"{self.ref}{' @ ' + self.revision[:16] if self.revision else ''} on {self.endpoint_options()['engine']} (serving engine)"
         if self.kind == "tuned":
             recipe, data, start = self.tune_parts()
-            return (f"{start.artifact} + {recipe.steps} steps of instruction tuning on {data.name} "
+            stage = "preference tuning (DPO)" if self.preference else "instruction tuning"
+            return (f"{start.artifact} + {recipe.steps} steps of {stage} on {data.name} "
                     f"(recipe {self.identity.split(':')[1][:12]}…)")
         return f"{Path(self.ref).name} (local folder, sha256 {self.identity.split(':')[1][:12]}…)"
 

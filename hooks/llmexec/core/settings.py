@@ -14,6 +14,7 @@ from ..errors import ConfigError, with_fix
 from ..vocabulary import BATCH_SIZE, MODES, REQUIRED_ROLES, Mode, max_new_tokens_problem, seconds_problem
 from .models import PRESETS, ModelSpec, model_cache_root
 from .modes import Policy
+from .preferences import PreferenceRecipe, read_pairs
 from .recipes import TEMPLATES as TURN_TEMPLATES, Recipe, read_conversations
 
 SECTION = "extra.llm_exec"
@@ -71,6 +72,14 @@ _TUNE: dict[str, tuple[Any, Check]] = {
     "seed": (0, INTEGER), "method": ("full", _choice("full", "layers")), "template": ("gemma", _choice(*TURN_TEMPLATES)),
     "max_tokens": (256, _positive("whole number")),
 }
+_PREFERRED: dict[str, tuple[Any, Check]] = {"prefer": (None, _kind(dict, name="a recipe")), "label": ("", STRING)}
+_PREFER: dict[str, tuple[Any, Check]] = {
+    "start": ("tuned", STRING), "pairs": (None, STRING), "beta": (0.1, _positive("number")),
+    "steps": (24, _positive("whole number")), "learning_rate": (1e-5, _positive("number")),
+    "batch_size": (8, _positive("whole number")), "seed": (0, INTEGER), "method": ("layers", _choice("full", "layers")),
+    "max_tokens": (128, _positive("whole number")),
+}
+OPTIONAL_ROLES = ("tuned", "preferred")  # made during the build: by instruction tuning, then by preference tuning
 
 
 def validate(raw: Any, schema: dict[str, tuple[Any, Check]], where: str, problems: list[str]) -> dict[str, Any]:
@@ -140,8 +149,9 @@ def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, 
     problems: list[str] = []
     options = validate(extra.get("llm_exec") or {}, _TOP, SECTION, problems)
     raw_models = options["models"] if isinstance(options["models"], dict) else {}
-    for role in sorted(set(raw_models) - {*REQUIRED_ROLES, "tuned"}):
-        problems.append(f"{SECTION}.models.{role}: unknown role (the roles are: {', '.join(REQUIRED_ROLES)}, tuned)")
+    for role in sorted(set(raw_models) - {*REQUIRED_ROLES, *OPTIONAL_ROLES}):
+        problems.append(f"{SECTION}.models.{role}: unknown role (the roles are: "
+                        f"{', '.join((*REQUIRED_ROLES, *OPTIONAL_ROLES))})")
     models_raw = {role: validate(raw_models.get(role) or {}, _MODEL, f"{SECTION}.models.{role}", problems)
                   for role in REQUIRED_ROLES}
     problems += [p for role, m in models_raw.items() for p in _source_problems(role, m)]
@@ -161,6 +171,10 @@ def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, 
         tuned = _tuned_spec(raw_models["tuned"], models, config_dir, problems)
         if tuned:
             models["tuned"] = tuned
+    if raw_models.get("preferred"):
+        preferred = _preferred_spec(raw_models["preferred"], models, config_dir, problems)
+        if preferred:
+            models["preferred"] = preferred
     if problems:
         raise ConfigError(with_fix("invalid configuration in mkdocs.yml:\n    " + "\n    ".join(problems),
                                    "fix the keys above; the allowed keys are listed in README, 'Configuration'"))
@@ -224,3 +238,25 @@ def _tuned_spec(raw: Any, models: dict[str, ModelSpec], config_dir: Path, proble
     read_conversations(data)
     detail = {"recipe": recipe.to_json(), "data_path": str(data), "start": models[tune["start"]].to_json()}
     return ModelSpec("tuned", "tuned", "tuned", "", tuned["label"], json.dumps(detail, sort_keys=True))
+
+
+def _preferred_spec(raw: Any, models: dict[str, ModelSpec], config_dir: Path, problems: list[str]) -> ModelSpec | None:
+    """The preferred role: DPO from a tuned role, checked now (a broken pairs file names file and line)."""
+    where = f"{SECTION}.models.preferred"
+    preferred = validate(raw, _PREFERRED, where, problems)
+    prefer = validate(preferred["prefer"] or {}, _PREFER, f"{where}.prefer", problems)
+    start = models.get(prefer["start"])
+    if start is None or start.kind != "tuned" or start.preference:
+        tuned = [r for r, s in models.items() if s.kind == "tuned" and not s.preference]
+        problems.append(f"{where}.prefer.start: {prefer['start']!r} is not an instruction-tuned model (DPO starts "
+                        f"from one, and keeps it as its reference; configured: {', '.join(tuned) or 'none'})")
+    if problems:
+        return None
+    assert start is not None
+    recipe = PreferenceRecipe(prefer["start"], prefer["pairs"], float(prefer["beta"]), prefer["steps"],
+                              float(prefer["learning_rate"]), prefer["batch_size"], prefer["seed"], prefer["method"],
+                              start.tune_parts()[0].template, prefer["max_tokens"])
+    data = (config_dir / prefer["pairs"]).resolve()
+    read_pairs(data, prefer["pairs"])
+    detail = {"objective": "dpo", "recipe": recipe.to_json(), "data_path": str(data), "start": start.to_json()}
+    return ModelSpec("preferred", "tuned", "preferred", "", preferred["label"], json.dumps(detail, sort_keys=True))

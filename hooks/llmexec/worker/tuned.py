@@ -13,6 +13,7 @@ from pathlib import Path
 from ..errors import NotTrainedHere, WorkerError, with_fix
 from ..core.launch import child_env
 from ..core.models import ModelSpec
+from ..core.preferences import read_pairs
 from ..core.recipes import read_conversations
 from .tune import MESSAGE_MARK, PROGRESS_MARK
 
@@ -37,15 +38,18 @@ def tuned_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None],
             f"weights would be {target})", "its outputs come from the lockfile: run `make lock` on a trusted machine "
             "and commit llm-exec.lock/ (or build once in auto mode here: that trains it, and later previews run it)"))
     recipe, data, start = spec.tune_parts()
-    read_conversations(data)  # a broken data file is named with its line before anything is loaded
+    # a broken data file is named with its line before anything is loaded
+    read_pairs(data, recipe.data) if spec.preference else read_conversations(data)
+    module, stage = ("llmexec.worker.prefer", "preference-tuning (DPO)") if spec.preference else \
+        ("llmexec.worker.tune", "tuning")
     source = start_folder(start)
     model_cache.mkdir(parents=True, exist_ok=True)
     with open(model_cache / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / "config.json").is_file():
             return target
-        log(f"tuning model '{spec.role}' once: {recipe.steps} steps on {data.name}, from {start.artifact}")
-        process = subprocess.Popen([sys.executable, "-m", "llmexec.worker.tune", json.dumps(spec.to_json()), str(source),
+        log(f"{stage} model '{spec.role}' once: {recipe.steps} steps on {data.name}, from {start.artifact}")
+        process = subprocess.Popen([sys.executable, "-m", module, json.dumps(spec.to_json()), str(source),
                                     str(target), str(threads)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True, env=child_env())
         assert process.stdout is not None and process.stderr is not None
@@ -56,7 +60,7 @@ def tuned_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None],
         sys.stderr.write(errors)  # kept in the worker log
         if process.wait() != 0:
             reason = errors.partition(MESSAGE_MARK)[2].strip()
-            raise WorkerError(reason or with_fix(f"tuning model '{spec.role}' failed with exit code {process.returncode}: "
+            raise WorkerError(reason or with_fix(f"{stage} model '{spec.role}' failed with exit code {process.returncode}: "
                                                  f"{errors.strip()[-600:]}", "see the worker log for the cause"))
     return target
 
