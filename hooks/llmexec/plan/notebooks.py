@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .blocks import Block, name_problem, normalize_code
 from ..errors import LlmExecError, with_fix
 from ..vocabulary import seconds_problem
+from .blocks import normalize_code
+from .options import Block, name_problem
 
 
 def load(path: Path, page: str) -> dict[str, Any]:
