@@ -49,7 +49,7 @@ def makeExtension(**kwargs: Any) -> LlmExecExtension:  # noqa: N802 - Python-Mar
 
 class _Blocks(Preprocessor):
     def run(self, lines: list[str]) -> list[str]:
-        context = self.md.preprocessors["rendering_context"] if "rendering_context" in self.md.preprocessors else None
+        context: Any = self.md.preprocessors["rendering_context"] if "rendering_context" in self.md.preprocessors else None
         if context is None:
             return _without_engine(lines)
         config: dict[str, Any] = context.config

@@ -95,7 +95,8 @@ class ModelSpec:
 
     def endpoint_options(self) -> dict[str, Any]:
         """An endpoint model's connection settings (url, engine, api_key_env, chat, concurrency, timeout, retries)."""
-        return json.loads(self.endpoint)
+        options: dict[str, Any] = json.loads(self.endpoint)
+        return options
 
     def tune_identity(self, *, with_libraries: bool) -> str:
         """What the tuned weights depend on: the recipe, the data's bytes, the starting model and (for the trained

@@ -107,7 +107,7 @@ def _values(expression: str, scope: dict[str, Any]) -> list[str]:
                 isinstance(n, ast.Name) and n.id in scope and n.id not in HELPERS for n in ast.walk(node)):
             source = ast.get_source_segment(expression, node) or ""
             try:
-                value = eval(compile(ast.Expression(node), "<claim>", "eval"), {"__builtins__": {}, **scope})  # type: ignore[arg-type]
+                value = eval(compile(ast.Expression(node), "<claim>", "eval"), {"__builtins__": {}, **scope})
             except Exception:  # noqa: BLE001 - inside a comprehension, say: nothing to show
                 return
             text = repr(value)

@@ -86,12 +86,12 @@ def render(drift: Drift, policy: Policy) -> str:
             parts += [f"### {_title(new)}", _details("Input", new.get("source", "")), _details("New output", observable_text(new)), ""]
     if drift.unexecuted:
         parts += ["## Changed inputs, not executed in this build", ""]
-        for new, old in sorted(drift.unexecuted, key=lambda pair: key(pair[0])):
+        for new, previous in sorted(drift.unexecuted, key=lambda pair: key(pair[0])):
             parts.append(f"### {_title(new)}")
             parts.append(_details("New input", new.get("source", "")))
-            if old:
-                parts.append(_details("Previous input (lockfile)", old.get("source", "")))
-                parts.append(_details("Previous output (lockfile)", observable_text(old)))
+            if previous:
+                parts.append(_details("Previous input (lockfile)", previous.get("source", "")))
+                parts.append(_details("Previous output (lockfile)", observable_text(previous)))
             else:
                 parts.append("A new block: the lockfile has nothing at this place.")
             parts.append("")

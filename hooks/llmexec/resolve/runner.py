@@ -70,7 +70,7 @@ class WorkerRunner:
         found = [self._streamed.get(i) for i in range(self._restored, count)]
         count -= self._restored
         first = found.index(None) if None in found else count
-        done = [from_json(outcome_type, o) for o in found[:first]]
+        done: list[Any] = [from_json(outcome_type, o) for o in found[:first] if o is not None]
         if not self._death or first == count:
             return done  # a page stops at its first failure: the blocks after it were not sent back
         return done + [outcome_type(status="crashed", error=self._death)] + [None] * (count - first - 1)

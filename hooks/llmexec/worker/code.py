@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 from ..core.files import checkpoint_path
 from ..core.protocol import CodeOutcome, CodeRequest, dumps, to_json
 from ..errors import NotTrainedHere
+from ..vocabulary import Status
 from . import checkpoints, display
 from .host import Host
 
@@ -51,6 +52,7 @@ def run_code_child(zygote: Host, blocks: list[CodeRequest], report: BinaryIO, re
     for block in blocks:
         start = os.lseek(1, 0, os.SEEK_END)
         started = time.perf_counter()
+        status: Status
         error, status = "", "ok"
         shown.clear()
         noted.clear()

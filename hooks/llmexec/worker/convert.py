@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import json
 import os
 import shutil
@@ -46,7 +47,7 @@ def _gguf_parsed_once() -> Iterator[None]:
     """Within this (one-shot) process, transformers' GGUF helpers share one parse of each file and one tensor-name
     map per (architecture, layers): both are pure functions of their arguments, read-only for their callers, and
     transformers imports them from `gguf` at each call, so swapping the module's attributes reaches every call."""
-    import gguf as package
+    package: Any = importlib.import_module("gguf")  # its attributes are swapped below
 
     original_reader, original_map = package.GGUFReader, package.get_tensor_name_map
     readers: dict[str, Any] = {}

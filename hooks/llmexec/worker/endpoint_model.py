@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Literal
 
 from ..core.models import ModelSpec
-from ..endpoint.client import Completion, Endpoint, EndpointClient, EndpointError, ServerInfo, run_concurrently
+from ..endpoint.answers import Completion
+from ..endpoint.client import EndpointClient, ServerInfo, run_concurrently
+from ..endpoint.transport import Endpoint, EndpointError
 from ..errors import with_fix
 from ..core.request import Request, chat_messages
 from .models import Generation
@@ -127,8 +129,8 @@ def _shown(messages: list[dict[str, str]]) -> str:
         messages, indent=1, ensure_ascii=False)
 
 
-def _finish(done: Completion) -> str:
-    return {"length": "length", "stop_sequence": "stop"}.get(done.finish_reason, "eos")
+def _finish(done: Completion) -> Literal["eos", "length", "stop"]:
+    return "length" if done.finish_reason == "length" else "stop" if done.finish_reason == "stop_sequence" else "eos"
 
 
 def connect(spec: ModelSpec, contact: bool, keys: dict[str, str]) -> EndpointModel:
