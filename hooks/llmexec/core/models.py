@@ -132,7 +132,7 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, str]) -> ModelSpec:
-        return cls(data["role"], data["kind"], data["ref"], data["revision"], data["label"],  # type: ignore[arg-type]
+        return cls(data["role"], data["kind"], data["ref"], data["revision"], data["label"],  # type: ignore[arg-type]  # kind: our own to_json's Literal
                    data.get("tune", ""), data.get("endpoint", ""))
 
 

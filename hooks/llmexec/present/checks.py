@@ -37,7 +37,7 @@ def about(value: float, stated: float | int | str) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"about() compares a number, not {type(value).__name__}")
     digits = Decimal(stated if isinstance(stated, str) else repr(stated))  # repr: the shortest form, as written
-    unit = Decimal(1).scaleb(digits.as_tuple().exponent)  # type: ignore[arg-type]
+    unit = Decimal(1).scaleb(digits.as_tuple().exponent)  # type: ignore[arg-type]  # an int for a finite number
     return abs(Decimal(repr(float(value))) - digits) <= unit
 
 

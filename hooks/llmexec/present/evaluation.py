@@ -37,9 +37,11 @@ def load_scorer(evaluation: Evaluation) -> Any:
     name = f"llmexec_scorers_{abs(hash(str(path)))}"
     spec = importlib.util.spec_from_file_location(name, path)
     try:
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        if spec is None or spec.loader is None:
+            raise ImportError(f"no module loader for {path}")
+        module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses in the scorers need their module registered
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - reported with the file named
         raise ScorerError(f"the scorers file {evaluation.scorers} cannot be loaded ({type(exc).__name__}: {exc})"
                           "\n  --> fix it; it must define score(item, reply) -> bool") from None

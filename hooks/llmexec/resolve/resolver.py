@@ -97,7 +97,7 @@ class Resolver:
         hits = [self.store.lookup(key) for key in keys]
         if all(hit is not None for hit in hits):
             self.recorder.stats.cached += len(blocks)
-            return [from_json(CodeOutcome, hit) for hit in hits]  # type: ignore[arg-type]
+            return [from_json(CodeOutcome, hit) for hit in hits if hit is not None]  # all are
         if not self.store.may_execute:
             return [from_json(CodeOutcome, hit) if hit is not None else
                     self.recorder.unexecuted(entries.code(b, i, None, self.settings.models, {}), CodeOutcome)
@@ -115,7 +115,7 @@ class Resolver:
             return ran
         ran = self._call("code", run, CodeOutcome)
         self.recorder.stats.cached += start
-        outcomes = [from_json(CodeOutcome, hit) for hit in hits[:start]] + ran  # type: ignore[arg-type]
+        outcomes = [from_json(CodeOutcome, hit) for hit in hits[:start]] + ran  # type: ignore[arg-type]  # resumed after cached blocks only
         stop = next(((b, o) for b, o in zip(blocks, outcomes) if o.status != "ok"), None)
         what = "was not executed" if stop and stop[1].status == "unexecuted" else "failed"
         while len(outcomes) < len(blocks):
@@ -157,7 +157,8 @@ class Resolver:
 
     def _provenance(self) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
         """Library versions, the machine, and tuned weights: recorded with every entry the runner produced."""
-        return tuple(dict(getattr(self.runner, name, {}) or {}) for name in ("versions", "machine", "weights"))  # type: ignore[return-value]
+        versions, machine, weights = (dict(getattr(self.runner, name, {}) or {}) for name in ("versions", "machine", "weights"))
+        return versions, machine, weights
 
 
 

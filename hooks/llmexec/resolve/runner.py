@@ -78,8 +78,8 @@ class WorkerRunner:
     def close(self) -> None:
         if self.process and self.process.poll() is None:
             try:
-                self.process.stdin.write(dumps({"op": "shutdown"}))  # type: ignore[union-attr]
-                self.process.stdin.flush()  # type: ignore[union-attr]
+                self.process.stdin.write(dumps({"op": "shutdown"}))  # type: ignore[union-attr]  # stdin=PIPE: never None
+                self.process.stdin.flush()  # type: ignore[union-attr]  # stdin=PIPE: never None
                 self.process.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 self.process.kill()
@@ -124,8 +124,8 @@ class WorkerRunner:
 
     def _send(self, process: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
         try:
-            process.stdin.write(dumps(message))  # type: ignore[union-attr]
-            process.stdin.flush()  # type: ignore[union-attr]
+            process.stdin.write(dumps(message))  # type: ignore[union-attr]  # stdin=PIPE: never None
+            process.stdin.flush()  # type: ignore[union-attr]  # stdin=PIPE: never None
         except OSError:
             self._died(process)
 

@@ -133,7 +133,7 @@ def convert(preset_name: str, target: Path, role: str = "base", method: Method =
 
 if __name__ == "__main__":
     try:
-        convert(sys.argv[1], Path(sys.argv[2]), *sys.argv[3:5])  # type: ignore[arg-type]
+        convert(sys.argv[1], Path(sys.argv[2]), *sys.argv[3:5])  # type: ignore[arg-type]  # the parent passes Literal choices
     except LlmExecError as exc:  # the message (file, hashes, fix) is what the build reports, not a traceback
         print(f"{MESSAGE_MARK}{exc}", file=sys.stderr)
         sys.exit(2)

@@ -70,7 +70,7 @@ class EndpointModel:
         for result in results:
             if isinstance(result, Exception):
                 raise result
-        return results  # type: ignore[return-value]
+        return [r for r in results if not isinstance(r, Exception)]  # all are Generations
 
     def generate_each(self, prompts: list[Request]) -> list[Generation | Exception]:
         """Concurrent requests (at most endpoint.concurrency at once): the engine batches them itself. Each
