@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from mkdocs.config import load_config
 
-from llmexec.plan.blocks import Block, find_blocks
 from llmexec.core.settings import load_settings
+from llmexec.plan.blocks import Block, find_blocks
 
 
 def held_out_prompts(roles: tuple[str, ...]) -> list[str]:

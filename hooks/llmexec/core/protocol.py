@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Sequence, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, get_type_hints
 
 from ..vocabulary import FinishReason, Status
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 from .request import Request
-
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from ..errors import ConfigError, with_fix
 from ..vocabulary import BATCH_SIZE, MODES, REQUIRED_ROLES, Mode, max_new_tokens_problem, seconds_problem
 from .models import PRESETS, ModelSpec, model_cache_root
 from .modes import Policy
-from .recipes import TEMPLATES as TURN_TEMPLATES, Recipe, read_conversations
+from .recipes import TEMPLATES as TURN_TEMPLATES
+from .recipes import Recipe, read_conversations
 
 SECTION = "extra.llm_exec"
 MODE_ENV = "LLM_EXEC_MODE"

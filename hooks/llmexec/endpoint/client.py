@@ -146,7 +146,7 @@ def run_concurrently(function: Callable[[T], R], items: Iterable[T], concurrency
     def guarded(item: T) -> R | Exception:
         try:
             return function(item)
-        except Exception as error:  # noqa: BLE001 -- returned to the caller, per item
+        except Exception as error:  # returned to the caller, per item
             return error
 
     if not work:

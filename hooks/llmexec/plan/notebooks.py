@@ -15,7 +15,7 @@ from .options import Block, name_problem
 def load(path: Path, page: str) -> dict[str, Any]:
     try:
         notebook: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        notebook["cells"]  # noqa: B018 - a notebook without cells is not a notebook
+        notebook["cells"]  # a notebook without cells is not a notebook
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LlmExecError(with_fix(f"{page}: cannot read this notebook ({exc})", "open and save it in Jupyter, or fix the JSON")) from None
     return notebook

@@ -86,7 +86,7 @@ def name_option(options: dict[str, str], page: str, line: int) -> Problem | None
     return None
 
 
-def timeout_option(options: dict[str, str], page: str, line: int) -> float | None | Problem:
+def timeout_option(options: dict[str, str], page: str, line: int) -> float | Problem | None:
     if "timeout" not in options:
         return None
     try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ast
 import builtins
-from decimal import Decimal
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 from ..plan.claims import Claim
@@ -89,7 +89,7 @@ def evaluate(claim: Claim, results: dict[str, Any]) -> Verdict:
         value = eval(compile(ast.parse(claim.expression, mode="eval"), claim.where, "eval"), {"__builtins__": {}, **scope})
     except Unavailable as exc:  # it read a model's answer this build does not have (the others' were there)
         return Verdict("unchecked", str(exc))
-    except Exception as exc:  # noqa: BLE001 - a claim that cannot be evaluated is reported, never raised
+    except Exception as exc:  # a claim that cannot be evaluated is reported, never raised
         return Verdict("error", f"evaluating the check raised {type(exc).__name__}: {exc}")
     values = tuple(_values(claim.expression, scope))
     if value is True or (value is not False and bool(value)):
@@ -108,7 +108,7 @@ def _values(expression: str, scope: dict[str, Any]) -> list[str]:
             source = ast.get_source_segment(expression, node) or ""
             try:
                 value = eval(compile(ast.Expression(node), "<claim>", "eval"), {"__builtins__": {}, **scope})
-            except Exception:  # noqa: BLE001 - inside a comprehension, say: nothing to show
+            except Exception:  # inside a comprehension, say: nothing to show
                 return
             text = repr(value)
             shown.append(f"{source} = {text[:240] + '…' if len(text) > 240 else text}")

@@ -42,7 +42,7 @@ def load_scorer(evaluation: Evaluation) -> Any:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses in the scorers need their module registered
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - reported with the file named
+    except Exception as exc:  # reported with the file named
         raise ScorerError(f"the scorers file {evaluation.scorers} cannot be loaded ({type(exc).__name__}: {exc})"
                           "\n  --> fix it; it must define score(item, reply) -> bool") from None
     finally:
@@ -73,7 +73,7 @@ def score_rows(block: Block, outcomes: dict[tuple[str, str], GenerateOutcome]) -
             if outcome.status == "ok":
                 try:
                     verdict = bool(score(item, outcome.text))
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:  # whatever a scorer raises names the scorer and the item
                     raise ScorerError(f"{block.evaluation.scorers}: score() raised {type(exc).__name__}: {exc} on "
                                       f"{block.evaluation.file}:{item.line} ({item.id}), {v.name}"
                                       "\n  --> fix the scorer so it returns True or False for every reply") from None

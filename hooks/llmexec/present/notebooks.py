@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from html import escape
 from collections.abc import Set as AbstractSet
+from html import escape
 from typing import Any
 
 from ..core.models import ModelSpec

@@ -6,8 +6,8 @@ from typing import Any
 
 from ..core.modes import Policy
 from ..plan.blocks import fence_for
-from ..resolve.store import Drift
 from ..resolve.mismatch import observable_text, what, where
+from ..resolve.store import Drift
 from ..resolve.tolerance import RULE, Difference, compare
 from ..vocabulary import LOCK_COMMAND
 

@@ -16,8 +16,9 @@ from ..vocabulary import FIXES
 from . import entries, since
 from .cache import ResultCache
 from .ranks import resolve_ranks
-from .recorder import Recorder, Stats
+from .recorder import Recorder
 from .store import Store
+
 
 class Resolver:
     """One build's resolution; the runner (and its loaded models) outlives it, for `serve`."""
@@ -148,7 +149,7 @@ class Resolver:
         started, loaded = time.perf_counter(), getattr(self.runner, "load_seconds", 0.0)
         try:
             return call()
-        except Exception as exc:  # noqa: BLE001 - reported on the page and in the log
+        except Exception as exc:  # reported on the page and in the log
             return [outcome_type(status="crashed", error=str(exc) or type(exc).__name__)]
         finally:
             loading = getattr(self.runner, "load_seconds", loaded) - loaded

@@ -13,10 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from ..core.launch import child_env
+from ..core.protocol import (
+    CodeOutcome,
+    CodeRequest,
+    GenerateOutcome,
+    GenerateRequest,
+    RankOutcome,
+    RankRequest,
+    Runner,
+    dumps,
+    from_json,
+    to_json,
+)
 from ..core.settings import Settings
 from ..errors import WorkerError, with_fix
-from ..core.protocol import (CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, RankOutcome, RankRequest, Runner,
-                             dumps, from_json, to_json)
 
 RunnerFactory = Callable[[Settings, Callable[[str], None]], Runner]
 

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-Method = Literal["direct", "transformers"]
-
 from ..core.files import hash_stream
 from ..core.models import PRESETS, ModelSpec, preset_chunk_paths
 from ..errors import LlmExecError, ModelIntegrityError, with_fix
+
+Method = Literal["direct", "transformers"]
 
 MESSAGE_MARK = "llm-exec conversion error: "  # the line the worker looks for in the conversion's stderr
 

@@ -7,11 +7,11 @@ import math
 from typing import Any, Literal
 
 from ..core.models import ModelSpec
+from ..core.request import Request, chat_messages
 from ..endpoint.answers import Completion
 from ..endpoint.client import EndpointClient, ServerInfo, run_concurrently
 from ..endpoint.transport import Endpoint, EndpointError
 from ..errors import with_fix
-from ..core.request import Request, chat_messages
 from .models import Generation
 
 

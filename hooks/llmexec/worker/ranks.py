@@ -26,7 +26,7 @@ def run_rank_child(zygote: Any, requests: list[RankRequest], report: BinaryIO) -
             outcomes = rank_batch(zygote.model(batch[0].model), batch)
         except NotTrainedHere as exc:
             outcomes = [RankOutcome(status="unexecuted", error=str(exc))] * len(batch)
-        except Exception as exc:  # noqa: BLE001 - each request of the batch reports it
+        except Exception as exc:  # each request of the batch reports it
             outcomes = [RankOutcome(status="error", error=f"{type(exc).__name__}: {exc}")] * len(batch)
         for outcome in outcomes:
             report.write(dumps(to_json(outcome)))

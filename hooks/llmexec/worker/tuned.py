@@ -10,10 +10,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import NotTrainedHere, WorkerError, with_fix
 from ..core.launch import child_env
 from ..core.models import ModelSpec
 from ..core.recipes import read_conversations
+from ..errors import NotTrainedHere, WorkerError, with_fix
 from .tune import MESSAGE_MARK, PROGRESS_MARK
 
 
