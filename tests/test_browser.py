@@ -24,7 +24,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 60  # an upper bound for the page to settle, not a timing assertion
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is pinned in requirements-dev.txt")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402 - after importorskip: skipped without selenium
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 

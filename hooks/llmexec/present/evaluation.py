@@ -159,7 +159,10 @@ def chart(block: Block, counts: Evaluated) -> str:
     kinds, variants = ev.kinds + [ALL], [v.name for v in ev.variants]
     left, width, row, step = 130, 420, 18 * (len(variants) + 1), 18
     height = 30 + row * len(kinds) + 20
-    x = lambda share: left + share * width  # noqa: E731
+
+    def x(share: float) -> float:
+        return left + share * width
+
     desc = "; ".join(f"{kind}: " + ", ".join(f"{v} {counts.successes(v, kind)}/{counts.n(kind)}" for v in variants)
                      for kind in kinds)
     ident = f"llmx-eval-{escape(block.name or str(block.line))}"

@@ -67,7 +67,10 @@ def render(drift: Drift, policy: Policy) -> str:
     parts.append(f"- {len(drift.unexecuted)} block(s) changed inputs and were not executed in this build")
     parts.append("")
     parts += table(drift)
-    key = lambda item: (item.get("page", ""), item.get("line", 0), item.get("role", ""))  # noqa: E731
+
+    def key(item: dict[str, Any]) -> tuple[str, int, str]:
+        return item.get("page", ""), item.get("line", 0), item.get("role", "")
+
     if drift.changed:
         parts += ["## Outputs that changed", ""]
         for old, new in sorted(drift.changed, key=lambda pair: key(pair[1])):
