@@ -1,4 +1,4 @@
-"""Finding executable fences in a page's Markdown and turning them into Block values (or Problems)."""
+"""Finding executable fences in a page's Markdown and sending each kind to its module: Block values (or Problems)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ class Decoding(TypedDict, total=False):
 
 
 def generate_block(options: dict[str, str], body: list[str], *, page: str, line: int,
-                    roles: tuple[str, ...], formats: dict[str, str]) -> Block | Problem:
+                   roles: tuple[str, ...], formats: dict[str, str]) -> Block | Problem:
+    """A generate fence as a Block whose Request is built once here, or the Problem that stops it."""
     if problem := unknown_options(options, OPTIONS, "generate", page, line):
         return problem
     timeout = timeout_option(options, page, line)
