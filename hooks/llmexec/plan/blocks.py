@@ -14,7 +14,7 @@ from .generate import generate_block
 from .options import Block, Problem, name_option, name_problem, timeout_option, unknown_options
 from .tokens import tokens_block
 
-# Block, Problem and name_problem are the plan's values and checks: importers name them from here
+# Block, Problem and name_problem live in options.py; the engine, present/ and resolve/ import them from here
 __all__ = ["Block", "Problem", "fence_for", "fence_spans", "find_blocks", "name_problem", "normalize_code"]
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
