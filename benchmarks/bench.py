@@ -320,12 +320,12 @@ def main() -> None:
               f"target <= {CACHED_TARGET}x")
         print(f"  CPU time (user + system): {c_c:.2f} s vs {c_p:.2f} s: {c_c / c_p:.2f}x (+{c_c - c_p:.3f} s a build)  "
               f"target <= {CACHED_TARGET}x")
-        figures.update(serve_figures(args, n, ratios))
         peak = max(mem_b, mem_u)
         peak_all = max(peak_all, peak)
         print(f"peak memory (PSS of MkDocs + worker + children): {peak / 2**30:.2f} GiB  target < 4 GB", flush=True)
         figures.update({f"batched speed-up, {n} p.": f"{speedup:.2f}x", f"cached/plain, {n} p.": f"{t_c / t_p:.2f}x",
                         f"cached/plain CPU, {n} p.": f"{c_c / c_p:.2f}x"})
+        figures.update(serve_figures(args, n, ratios))
     print("SUMMARY: " + "; ".join(f"{k} " + "/".join(f"{v:.2f}x" for v in vs) for k, vs in ratios.items() if vs)
           + f" (pages {'/'.join(map(str, args.pages))}); peak memory {peak_all / 2**30:.2f} GiB")
     if args.record:
