@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -67,6 +68,7 @@ def test_an_edit_under_serve_runs_only_its_block_and_reuses_every_other_page(bar
         assert [[r.request.prompt for r in call] for call in runner.generate_calls[1:]] == [["Name a lake."]]
         assert len(runner.code_calls) == 1  # nothing else executed
         assert adapter._engine is not None and adapter._engine.planned == 1  # the other pages' plans were reused
+        assert adapter._engine.rendered == 1  # and their presented Markdown
         assert adapter._engine.resolver.recorder.stats.loading == 0  # the models stayed loaded: none counted again
         assert "[instruct] Name a lake." in bare_site.html() and "Name a river" not in bare_site.html()
         assert bare_site.html("other/index.html") == other
@@ -76,4 +78,12 @@ def test_an_edit_under_serve_runs_only_its_block_and_reuses_every_other_page(bar
         assert [[b.code for b in call] for call in runner.code_calls[1:]] == [["print('two')", 'print("inline")']]
         assert len(runner.generate_calls) == 2
         assert outputs(bare_site.html("code/index.html"))[:1] == ["ran: print('two')\n"]  # never the stale output
-        assert adapter._engine.planned == 1
+        assert (adapter._engine.planned, adapter._engine.rendered) == (1, 1)
+
+        entry = next(p for p in (bare_site.root / "llm-exec.lock").glob("*.json") if '"docs/other.md"' in p.read_text())
+        locked = json.loads(entry.read_text())
+        locked["outcome"]["text"] = "Mont Blanc, re-locked"  # e.g. `python -m llmexec lock` run in another terminal
+        entry.write_text(json.dumps(locked))
+        rebuild()
+        assert "Mont Blanc, re-locked" in outputs(bare_site.html("other/index.html"))  # same page text, new outcome
+        assert len(runner.generate_calls) == 2 and adapter._engine.planned == 0

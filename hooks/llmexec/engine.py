@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from .resolve.runner import RunnerFactory
 from .vocabulary import LOCK_COMMAND
 
 Place = present.Place
+_MARK = "\x00llmx-output\x00"  # where an output goes, in a kept page's Markdown; placed anew each build
+_MARKED = re.compile(f"{_MARK}(\\d+){_MARK}")
 
 
 class Engine:
@@ -35,6 +38,9 @@ class Engine:
         # kept across `serve` rebuilds: a page's plan, and the text of each file it read (snippets, evaluation sets)
         self.plans: dict[tuple[str, str, int], tuple[PagePlan, tuple[tuple[Path, str | None], ...]]] = {}
         self.planned = 0  # pages parsed in this build (the others reused their plan from the build before)
+        # a page's presented Markdown (outputs as markers), kept while its plan and everything it showed are unchanged
+        self.presented: dict[str, tuple[PagePlan, tuple, str, tuple[tuple[str, str], ...], present.Checked]] = {}
+        self.rendered = 0  # pages presented in this build (the others reused their Markdown from the build before)
         self.resolver = Resolver(settings, self._runner_for_build, self.report, progress)
 
     def report(self, message: str) -> None:
@@ -46,6 +52,7 @@ class Engine:
             self.close()
         if settings != self.settings:
             self.plans.clear()  # plans depend on the models, limits and paths
+            self.presented.clear()
         self.settings = settings
 
     def _runner_for_build(self) -> Runner:
@@ -56,7 +63,7 @@ class Engine:
         return self._runner
 
     def begin_build(self) -> None:
-        self.planned = 0
+        self.planned = self.rendered = 0
         self.resolver = Resolver(self.settings, self._runner_for_build, self.report, self.progress)
 
     def plan(self, markdown: str, *, page: str, line_offset: int = 0) -> PagePlan:
@@ -94,9 +101,19 @@ class Engine:
         for problem in (item for item in plan.items if isinstance(item, Problem)):
             self.resolver.recorder.stats.failed += 1
             self.report(problem.message())
-        text, checked = present.page(plan, code, generated, self._context(), place, scored)
-        self._checked(checked)
-        return text
+        inputs = (code, generated, scored, self._context())
+        kept = self.presented.get(page)
+        if kept is None or kept[0] is not plan or kept[1] != inputs:  # the same plan object: the same text and files
+            placed: list[tuple[str, str]] = []
+            def mark(indent: str, html: str) -> list[str]:
+                placed.append((indent, html))
+                return [f"{_MARK}{len(placed) - 1}{_MARK}"]
+            text, checked = present.page(plan, code, generated, inputs[3], mark, scored)
+            kept = self.presented[page] = (plan, inputs, text, tuple(placed), checked)
+            self.rendered += 1
+        self._checked(kept[4])
+        lines = [place(indent, html) for indent, html in kept[3]]  # in the order presenting placed them
+        return _MARKED.sub(lambda found: "\n".join(lines[int(found.group(1))]), kept[2])
 
     def process_notebook(self, path: Path, page: str) -> Path:
         """A notebook's code cells run like a page's blocks, the claims of its Markdown cells are checked; the copy
