@@ -327,7 +327,7 @@ def main() -> None:
                         f"cached/plain CPU, {n} p.": f"{c_c / c_p:.2f}x"})
         figures.update(serve_figures(args, n, ratios))
     print("SUMMARY: " + "; ".join(f"{k} " + "/".join(f"{v:.2f}x" for v in vs) for k, vs in ratios.items() if vs)
-          + f" (pages {'/'.join(map(str, args.pages))}); peak memory {peak_all / 2**30:.2f} GiB")
+          + f" (pages {'/'.join(map(str, args.pages))})" + ("" if args.serve_only else f"; peak memory {peak_all / 2**30:.2f} GiB"))
     if args.record:
         if not args.serve_only:
             figures["peak memory"] = f"{peak_all / 2**30:.2f} GiB"
