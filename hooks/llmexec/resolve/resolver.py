@@ -35,6 +35,7 @@ class Resolver:
                            progress, report, only=only)
         self.recorder = Recorder(settings, self.store, report, progress)
         self.runner: Runner | None = None  # set on the first call: a build with nothing to execute never starts one
+        self._loaded_before = 0.0  # the runner's seconds of model loading when this build first called it
 
     # -- generation ------------------------------------------------------------------------------
 
@@ -141,17 +142,19 @@ class Resolver:
     def _start(self) -> Runner:
         if self.runner is None:
             self.runner = self._runner()
+            self._loaded_before = getattr(self.runner, "load_seconds", 0.0)  # loaded by earlier builds (`serve`)
         return self.runner
 
     def _call(self, kind: str, call: Callable[[], list[Any]], outcome_type: type) -> list[Any]:
         """The runner boundary: whatever it raises becomes a failed outcome with the message, not a traceback.
         Also splits the wall time between model loading and `kind`."""
-        started, loaded = time.perf_counter(), getattr(self.runner, "load_seconds", 0.0)
+        started, loaded = time.perf_counter(), getattr(self.runner, "load_seconds", None)
         try:
             return call()
         except Exception as exc:  # reported on the page and in the log
             return [outcome_type(status="crashed", error=str(exc) or type(exc).__name__)]
-        finally:
+        finally:  # a runner kept from the build before (`serve`) counts only the models loaded since this build began
+            loaded = self._loaded_before if loaded is None else loaded
             loading = getattr(self.runner, "load_seconds", loaded) - loaded
             self.recorder.stats.loading += loading
             setattr(self.recorder.stats, kind, getattr(self.recorder.stats, kind) + time.perf_counter() - started - loading)
