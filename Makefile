@@ -83,6 +83,9 @@ browser:
 # The tests, on both cores: unit tests and real builds into temporary folders, with tiny real models and fake
 # runners (about 1.5 minutes on 2 cores). CI runs it, then the heavy suites below, each with its own time.
 test: models setup-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	@start=$$(date +%s); $(PY) -m pytest -n 2 -m "not real_models and not site_cold and not engine" && \
 	  echo "make test: took $$(( $$(date +%s) - start )) s"
 

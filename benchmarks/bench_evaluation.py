@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hooks"))
 sys.path.insert(0, str(ROOT / "tuning"))
 
-from mkdocs.config import load_config  # noqa: E402
+from mkdocs.config import load_config
 
-from llmexec.core.settings import load_settings  # noqa: E402
-from scorers import KINDS, Item, load_items, raw_prompt, score, wilson  # noqa: E402
+from llmexec.core.settings import load_settings
+from scorers import KINDS, Item, load_items, raw_prompt, score, wilson
 
 VARIANTS = ("base raw", "base + template", "tuned", "instruct")
 END_OF_TURN = "<end_of_turn>"  # the tuned model stops on it (its end-of-sequence token); the base model is stopped there
@@ -108,13 +108,13 @@ def main() -> None:
     models = {}
     for role in [r for r in ("base", "tuned", "instruct") if any(r in needed[v] for v in variants)]:
         started = time.perf_counter()
-        models[role] = load_model(settings.models[role], settings.model_cache_dir, lambda l: print("  " + l, flush=True),
+        models[role] = load_model(settings.models[role], settings.model_cache_dir, lambda line: print("  " + line, flush=True),
                                   threads)
         print(f"loaded {role} ({models[role].artifact}) in {time.perf_counter() - started:.1f} s", flush=True)
     rows, seconds = [], {}
     for variant in variants:
         done, seconds[variant] = run_variant(variant, items, models, args.batch_size or settings.batch_size,
-                                             lambda l: print(l, flush=True))
+                                             lambda line: print(line, flush=True))
         rows += done
     args.out.write_text(json.dumps(rows, indent=1, ensure_ascii=False))
     print(f"\n{len(items)} requests, {len({item.kind for item in items})} kinds; torch threads: {threads}\n")

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from mkdocs.config import load_config
 
-from llmexec.plan.blocks import Block, find_blocks
 from llmexec.core.settings import load_settings
+from llmexec.plan.blocks import Block, find_blocks
 
 
 def held_out_prompts(roles: tuple[str, ...]) -> list[str]:
@@ -48,7 +48,10 @@ def main() -> None:
     from llmexec.worker.tuned import tuned_folder
 
     torch.set_num_threads(settings.threads)
-    start_folder = lambda start: model_folder(start, settings.model_cache_dir, print)  # noqa: E731 - the converted base
+
+    def start_folder(start):  # the converted base
+        return model_folder(start, settings.model_cache_dir, print)
+
     with tempfile.TemporaryDirectory(prefix="bench-tuning-") as scratch:
         cache = Path(scratch)
         started = time.perf_counter()

@@ -109,6 +109,18 @@ def _worker_for_in_process_builds(request: pytest.FixtureRequest, shared_worker:
         yield
 
 
+# The files whose tests take longest (worker starts, trainings, whole-site builds), longest first: run first, so
+# that `pytest -n 2` hands the two workers the short tests last and both finish together (run in file order, the
+# slowest files came last and one worker ran them alone).
+SLOW_FIRST = ("test_worker_builds.py", "test_tuning.py", "test_renderers.py", "test_tolerance.py", "test_batching.py",
+              "test_verify.py", "test_preview_build.py", "test_endpoint_builds.py", "test_faults.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: file order within a rank
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """A test that fails while a llama.cpp server of the harness has died (`make test-engine`) fails with how the

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import re
 
-
-
 PROMPTS = ["hello", "the cat sat on the mat", "good morning my friend", "translate to french : hello world !",
            "a dog", "the the the", "my friend sat on a dog , the cat sat on the mat"]
 

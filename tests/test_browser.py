@@ -5,6 +5,7 @@ next to the build, in <project>/screenshots/, for review."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import shutil
 import threading
@@ -23,13 +24,13 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 60  # an upper bound for the page to settle, not a timing assertion
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is pinned in requirements-dev.txt")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402 - after importorskip: skipped without selenium
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: object) -> None:  # the stdlib's name
         pass
 
 
@@ -171,7 +172,7 @@ def test_every_page_loads_cleanly_offline_and_the_navigation_reaches_all_of_them
 
 
 def test_tabs_switch_and_comparisons_sit_side_by_side(browser, served):
-    site, base = served
+    _, base = served
     _open_fresh(browser, f"{base}side-by-side/")
     tab_set = browser.find_element(By.CSS_SELECTOR, ".tabbed-set")
     labels = tab_set.find_elements(By.CSS_SELECTOR, ".tabbed-labels > label")
@@ -182,7 +183,7 @@ def test_tabs_switch_and_comparisons_sit_side_by_side(browser, served):
     first_columns = panels[0].find_elements(By.CSS_SELECTOR, ".llmx-generate > .llmx-model")
     assert len(first_columns) == 3  # base, tuned, instruct
     rects = [c.rect for c in first_columns]
-    for left, right in zip(rects, rects[1:]):
+    for left, right in itertools.pairwise(rects):
         assert left["y"] == right["y"] and left["x"] + left["width"] <= right["x"], \
             f"the base, tuned and instruct columns are not side by side at 1400 px: {rects}"
 
@@ -211,7 +212,7 @@ def test_the_palette_toggle_switches_to_dark_mode(browser, served):
 
 
 def test_search_finds_a_page_by_its_content(browser, served):
-    site, base = served
+    _, base = served
     _open_fresh(browser, base)
     box = browser.find_element(By.CSS_SELECTOR, "input.md-search__input")  # in the header at this width
     box.click()
@@ -235,11 +236,11 @@ def _check_tooltip(driver) -> tuple[str, str, str]:
 def test_a_checked_claim_reveals_its_check_on_focus_in_both_palettes(browser, served):
     site, base = served
     _open_fresh(browser, base)
-    content, background, color = _check_tooltip(browser)
+    content, background, _ = _check_tooltip(browser)
     assert "Checked against the recorded output when this site was built" in content
     light = background
     browser.execute_script("document.body.setAttribute('data-md-color-scheme', 'slate')")
-    content, background, color = _check_tooltip(browser)
+    content, background, _ = _check_tooltip(browser)
     assert "Checked against the recorded output" in content
     assert background != light  # the dark palette's own background, not a white box
     rgb = [int(v) for v in background[background.index("(") + 1:background.index(")")].split(",")[:3]]

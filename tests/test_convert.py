@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
 from llmexec.core.models import PRESETS, ModelSpec, converted_path, file_sha256, model_cache_root, preset_chunk_paths
 
 pytestmark = pytest.mark.real_models

@@ -10,8 +10,7 @@ import pytest
 from mkdocs.exceptions import Abort
 
 from conftest import outputs
-
-from fake_openai import Fault, FakeOpenAI
+from fake_openai import FakeOpenAI, Fault
 
 PAGE = ("# E\n\n```generate max_new_tokens=8\nThe capital of France is\n```\n\n"
         "```python exec\nprint(base.next_tokens('The capital of France is', k=2))\n"

@@ -7,7 +7,6 @@ from mkdocs.exceptions import Abort
 
 from conftest import calls
 
-
 PAGE = """
 ---
 title: Front matter shifts lines

@@ -42,7 +42,7 @@ START_TIMEOUT = 60.0  # seconds for a server to load its model and answer GET /v
 LOG_TAIL = 3000  # characters of a server's log shown when it fails
 SIGNAL_HINTS = {signal.SIGILL: ": an illegal instruction, one this CPU (or its VM) does not execute --> `make engine` "
                                "builds llama.cpp without AMX and AVX-512 (see README); rebuild with it"}
-SERVERS: dict[str, "Server"] = {}  # API base -> the server started for it, while its llama_server() is open
+SERVERS: dict[str, Server] = {}  # API base -> the server started for it, while its llama_server() is open
 
 
 def preset_gguf(role: str, folder: Path) -> Path:
@@ -196,18 +196,17 @@ def test_a_server_that_dies_fails_the_test_with_its_signal_and_log_tail(gguf_fol
     used it with the signal and its log, whether the test started it or the session did (conftest's hook)."""
     from conftest import pytest_runtest_call
 
-    with pytest.raises(pytest.fail.Exception) as own:
-        with llama_server(gguf_folder["instruct"], SERVED["instruct"]) as url:
-            process = SERVERS[url].process
-            os.kill(process.pid, signal.SIGILL)
-            process.wait(timeout=30)
-            with pytest.raises(EndpointError) as refused:  # what the test's own code meets
-                client(url, "instruct").complete("Hello", max_tokens=2)
-            around_a_test = pytest_runtest_call(item=None)  # the hook around every test, with the server open
-            next(around_a_test)
-            with pytest.raises(pytest.fail.Exception) as session:
-                around_a_test.throw(refused.value)
-            raise refused.value
+    with pytest.raises(pytest.fail.Exception) as own, llama_server(gguf_folder["instruct"], SERVED["instruct"]) as url:
+        process = SERVERS[url].process
+        os.kill(process.pid, signal.SIGILL)
+        process.wait(timeout=30)
+        with pytest.raises(EndpointError) as refused:  # what the test's own code meets
+            client(url, "instruct").complete("Hello", max_tokens=2)
+        around_a_test = pytest_runtest_call(item=None)  # the hook around every test, with the server open
+        next(around_a_test)
+        with pytest.raises(pytest.fail.Exception) as session:
+            around_a_test.throw(refused.value)
+        raise refused.value
     assert "cannot connect (connection refused)" in str(refused.value)
     for caught in (own, session):
         message = str(caught.value)

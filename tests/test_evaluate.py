@@ -4,9 +4,9 @@ the chart, escaped replies and claims over the counts."""
 from __future__ import annotations
 
 import html
-from dataclasses import replace
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest

@@ -13,8 +13,18 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tuning"))
 
-from scorers import (  # noqa: E402  (tuning/ is not a package: the path above)
-    CRITERIA, KINDS, EvaluationSetError, Item, count_items, is_refusal, load_items, normalize, raw_prompt, score, wilson,
+from scorers import (
+    CRITERIA,
+    KINDS,
+    EvaluationSetError,
+    Item,
+    count_items,
+    is_refusal,
+    load_items,
+    normalize,
+    raw_prompt,
+    score,
+    wilson,
 )
 
 EVALUATION = ROOT / "tuning" / "evaluation.jsonl"
@@ -169,10 +179,7 @@ def test_wilson_at_zero_half_and_all_of_ten():
 
 # ---- no evaluation request is in the training data ----
 
-STOPWORDS = set("""a an the is are was were be been am to of in on at for and or but with by from as it its this that these
-those i you he she we they my your his her our their me him us them do does did how what which who why when where can
-could would should will may must not so if than there here please just very about into up out now also too has have
-had""".split())
+STOPWORDS = set(["a", "an", "the", "is", "are", "was", "were", "be", "been", "am", "to", "of", "in", "on", "at", "for", "and", "or", "but", "with", "by", "from", "as", "it", "its", "this", "that", "these", "those", "i", "you", "he", "she", "we", "they", "my", "your", "his", "her", "our", "their", "me", "him", "us", "them", "do", "does", "did", "how", "what", "which", "who", "why", "when", "where", "can", "could", "would", "should", "will", "may", "must", "not", "so", "if", "than", "there", "here", "please", "just", "very", "about", "into", "up", "out", "now", "also", "too", "has", "have", "had"])
 NEAR = 0.6  # the share of content words two requests may share before they count as the same request: see below
 
 

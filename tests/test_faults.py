@@ -9,7 +9,6 @@ from mkdocs.exceptions import Abort
 
 from llmexec.core.settings import load_settings
 from llmexec.errors import ConfigError
-
 from test_notebooks import JUPYTER, notebook
 
 BIG = 'print("x" * 2_000_000)'  # an outcome line far larger than a pipe's buffer

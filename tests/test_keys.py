@@ -3,10 +3,10 @@
 from dataclasses import replace
 from pathlib import Path
 
+from llmexec.core.models import ModelSpec
 from llmexec.plan.blocks import find_blocks
 from llmexec.plan.keys import code_keys, generate_key
 from llmexec.plan.page import jobs
-from llmexec.core.models import ModelSpec
 
 MODELS = {"base": ModelSpec("base", "preset", "gemma-3-270m"), "instruct": ModelSpec("instruct", "preset", "smollm2-135m-instruct")}
 

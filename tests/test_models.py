@@ -5,9 +5,9 @@ import importlib.util
 
 import pytest
 
-from llmexec.worker.convert import gguf_file
-from llmexec.errors import ModelIntegrityError, ModelNotFound
 from llmexec.core.models import PRESETS, ModelSpec, Preset, preset_chunk_paths
+from llmexec.errors import ModelIntegrityError, ModelNotFound
+from llmexec.worker.convert import gguf_file
 
 
 def test_preset_identity_is_the_pinned_gguf_hash():

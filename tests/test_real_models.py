@@ -11,7 +11,6 @@ import sys
 
 import pytest
 
-
 pytestmark = pytest.mark.real_models
 
 
@@ -106,12 +105,11 @@ def test_the_tuned_model_ends_its_turn_on_held_out_prompts_more_often_than_the_b
     requests, none of which is in its training data."""
     from mkdocs.config import load_config
 
-    from llmexec.plan.blocks import Block, find_blocks
-    from llmexec.core.settings import load_settings
-    from llmexec.core.request import Request
-    from llmexec.worker.models import load_model
-
     from conftest import ROOT
+    from llmexec.core.request import Request
+    from llmexec.core.settings import load_settings
+    from llmexec.plan.blocks import Block, find_blocks
+    from llmexec.worker.models import load_model
 
     project, _ = home_page_cold
     settings = load_settings(load_config(str(project / "mkdocs.yml")).extra, project)

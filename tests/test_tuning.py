@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from mkdocs.exceptions import Abort
 
 from llmexec.core.settings import load_settings
 
@@ -39,6 +39,31 @@ def tuned_site(site, tmp_path, monkeypatch):
     site.models["tuned"] = tune()
     site.llm_exec["model_cache_dir"] = str(tmp_path / "model-cache")
     return site
+
+
+@pytest.fixture(scope="session")
+def trained_once(tmp_path_factory, tiny_models) -> Path:
+    """The tuned model of tune(), trained once per run (outside a build, as test_the_same_recipe... trains it) for
+    the tests that need trained weights but do not test the training itself: it is keyed by the recipe, the data
+    and the starting model, so the tuned_site of any test maps to this same folder name. Under `pytest -n 2` the
+    two test processes share its model cache (the run's temporary folder): the first trains, the other waits for
+    its lock and reuses it, as two builds do."""
+    from llmexec.worker.tuned import tuned_folder
+
+    root = tmp_path_factory.mktemp("trained-once")
+    write_data(root / "tuning.jsonl")
+    models = {role: {"path": str(path)} for role, path in tiny_models.items()} | {"tuned": tune()}
+    spec = load_settings({"llm_exec": {"models": models}}, root).models["tuned"]
+    run = tmp_path_factory.getbasetemp()
+    cache = (run.parent if os.environ.get("PYTEST_XDIST_WORKER") else run) / "trained-once-model-cache"
+    return tuned_folder(spec, cache, lambda line: None, 1, lambda start: Path(start.ref))
+
+
+@pytest.fixture
+def trained_site(tuned_site, trained_once):
+    """A tuned_site whose model cache already holds the tuned weights (a copy of trained_once): nothing trains."""
+    shutil.copytree(trained_once, Path(tuned_site.llm_exec["model_cache_dir"]) / trained_once.name)
+    return tuned_site
 
 
 PAGE = "# T\n\n```generate model=all max_new_tokens=4 id=q\ngood morning\n```\n"
@@ -97,8 +122,9 @@ def test_trained_once_with_progress_then_reused_and_recorded_in_the_lockfile(tun
     assert "tuning model" not in caplog.text and "3 blocks executed" in caplog.text
 
 
-def test_the_tuned_weights_hash_is_shown_under_outputs_from_the_lockfile_not_printed_in_them(tuned_site):
+def test_the_tuned_weights_hash_is_shown_under_outputs_from_the_lockfile_not_printed_in_them(trained_site):
     """The hash depends on the CPU that trained the weights: provenance under the output, never the output."""
+    tuned_site = trained_site
     tuned_site.write("docs/index.md", "# T\n\n```python exec\nprint(len(tuned.training['losses']))\n```\n\n"
                      "```python exec output=markdown\nprint('Trained in', len(tuned.training['losses']), 'steps')\n```\n")
     tuned_site.build()
@@ -115,15 +141,16 @@ def test_the_tuned_weights_hash_is_shown_under_outputs_from_the_lockfile_not_pri
     assert tuned_site.html().count(f"weights sha256 {forged[:16]}…") == 2
 
 
-def test_the_same_recipe_gives_the_same_weights(tuned_site, tmp_path):
-    """Trained twice into two empty model caches (the training process itself, without a build around it)."""
+def test_the_same_recipe_gives_the_same_weights(tuned_site, tmp_path, trained_once):
+    """Trained twice into two empty model caches (the training process itself, without a build around it): the
+    session's trained_once, from another project folder, and here."""
     from llmexec.worker.tuned import tuned_folder
 
     spec = load_settings({"llm_exec": {"models": tuned_site.models}}, tuned_site.root).models["tuned"]
-    hashes = []
-    for cache in ("first", "second"):
-        folder = tuned_folder(spec, tmp_path / cache, lambda line: None, 1, lambda start: Path(start.ref))
-        hashes.append(json.loads((folder / "training.json").read_text())["weights_sha256"])
+    hashes = [json.loads((trained_once / "training.json").read_text())["weights_sha256"]]
+    folder = tuned_folder(spec, tmp_path / "second", lambda line: None, 1, lambda start: Path(start.ref))
+    hashes.append(json.loads((folder / "training.json").read_text())["weights_sha256"])
+    assert folder != trained_once and folder.name == trained_once.name  # trained again, under the same recipe
     assert hashes[0] == hashes[1] and len(hashes[0]) == 64
 
 
@@ -211,12 +238,13 @@ def test_a_broken_recipe_stops_the_build_naming_the_file_and_line(tuned_site, ch
     assert result.returncode == 1 and expected in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_turn_template_the_starting_tokenizer_lacks_is_a_clear_error(tuned_site):
+def test_a_turn_template_the_starting_tokenizer_lacks_is_a_clear_error(tuned_site, caplog):
     tuned_site.models["tuned"] = tune(template="gemma")  # the tiny tokenizer has no <end_of_turn>
     tuned_site.write("docs/index.md", PAGE.replace("model=all", "model=tuned"))
-    result = tuned_site.build_cli()
-    assert result.returncode == 1
-    assert "has no token '<end_of_turn>', so the 'gemma' turn template cannot be used with it" in result.stderr
+    with pytest.raises(Abort):
+        tuned_site.build()  # in process, on the tests' shared worker (a new one would import torch again)
+    assert "has no token '<end_of_turn>', so the 'gemma' turn template cannot be used with it" in caplog.text
+    assert "Traceback" not in caplog.text
 
 
 def test_the_rendered_conversation_matches_the_tuned_chat_template_and_masks_only_replies(tiny_models):
@@ -299,9 +327,10 @@ builtins.__import__, md.version = _blocked, _version
 """
 
 
-def test_a_locked_build_needs_no_torch_to_key_the_tuned_model(tuned_site):
+def test_a_locked_build_needs_no_torch_to_key_the_tuned_model(trained_site):
+    tuned_site = trained_site
     tuned_site.write("docs/index.md", PAGE)
-    tuned_site.build()  # in process, on the tests' shared worker: trains and locks
+    tuned_site.build()  # in process, on the tests' shared worker: locks (the weights are in its model cache)
     locked = tuned_site.build_cli(env={"LLM_EXEC_MODE": "locked"}, prelude=NO_TORCH)
     assert locked.returncode == 0, locked.stderr[-3000:]
     assert "0 blocks executed, 3 from cache" in locked.stderr

@@ -73,7 +73,7 @@ def entries(project: Path) -> list[dict]:
 
 
 def test_the_resolver_records_what_the_runner_reports_then_serves_it_without_starting_one(project):
-    resolver, log, started, (plan, code, generated) = resolve(project)
+    resolver, log, started, (_, code, generated) = resolve(project)
     assert [o.output for o in code] == ["ran: x = 20\n", "ran: x += 1\n", "ran: print(x * 2)\n"]
     assert [o.status for o in generated.values()] == ["ok"]
     assert log.errors == [] and len(started) == 1

@@ -10,8 +10,7 @@ import sys
 import pytest
 from mkdocs.exceptions import Abort
 
-from conftest import ROOT, calls
-
+from conftest import calls
 from test_modes import PAGE  # the same page: a code block at line 3, a generate block at line 7
 
 
@@ -92,7 +91,7 @@ def test_a_forged_entry_under_a_new_key_fails_too(bare_site, fake, verify_env, m
     monkeypatch.delenv("LLM_EXEC_MODE")
     bare_site.write("docs/index.md", PAGE.replace("Say hi", "Say hello"))
     bare_site.build()  # auto: records the new prompt's entries
-    path, data = entry(bare_site, "generate", "base")
+    _, data = entry(bare_site, "generate", "base")
     assert data["source"] == "Say hello"
     forge_text(bare_site, "base", "Hello! I am a well-behaved base model.")
     commit(bare_site, "new prompt")

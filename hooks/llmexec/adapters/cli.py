@@ -9,13 +9,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from ..core.models import converted_path, hub_snapshot, preset_chunk_paths
 from ..core.settings import MODE_ENV, REPORT_ENV, SINCE_ENV, load_settings
 from ..engine import Engine
+from ..errors import LlmExecError
 from ..plan.site import pages, read_config
 from ..resolve.runner import runner_factory
 from ..vocabulary import LOCK_COMMAND
-from ..errors import LlmExecError
-from ..core.models import converted_path, hub_snapshot, preset_chunk_paths
 
 
 def prepare(config_file: Path) -> int:
@@ -61,8 +61,12 @@ def run(config_file: Path, mode: str, since: str = "", report: Path | None = Non
         environ[REPORT_ENV] = str(report.resolve())
     settings = load_settings(config.get("extra") or {}, config_file.parent, environ=environ)
     errors: list[str] = []
-    engine = Engine(settings, config_file.parent, runner_factory(), report=lambda m: (errors.append(m), _say("ERROR", m)),
-                    progress=lambda m: _say("INFO", m))
+
+    def on_error(message: str) -> None:
+        errors.append(message)
+        _say("ERROR", message)
+
+    engine = Engine(settings, config_file.parent, runner_factory(), report=on_error, progress=lambda m: _say("INFO", m))
     try:
         found = pages(config_file, config)
         engine.prefetch([(p.where, p.markdown, p.line_offset) for p in found if not p.notebook])

@@ -38,18 +38,18 @@ class LlmExecExtension(Extension):
                                               "their extensions' options, so a new digest re-renders them"]}
         super().__init__(**kwargs)
 
-    def extendMarkdown(self, md: Markdown) -> None:  # noqa: N802 - Python-Markdown's name
+    def extendMarkdown(self, md: Markdown) -> None:  # Python-Markdown's name
         md.preprocessors.register(_Blocks(md), "llm_exec", PRIORITY)
         md.registerExtension(self)
 
 
-def makeExtension(**kwargs: Any) -> LlmExecExtension:  # noqa: N802 - Python-Markdown's name
+def makeExtension(**kwargs: Any) -> LlmExecExtension:  # Python-Markdown's name
     return LlmExecExtension(**kwargs)
 
 
 class _Blocks(Preprocessor):
     def run(self, lines: list[str]) -> list[str]:
-        context = self.md.preprocessors["rendering_context"] if "rendering_context" in self.md.preprocessors else None
+        context: Any = self.md.preprocessors["rendering_context"] if "rendering_context" in self.md.preprocessors else None  # noqa: SIM401 - a Registry has no .get()
         if context is None:
             return _without_engine(lines)
         config: dict[str, Any] = context.config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
@@ -22,21 +22,22 @@ from ..resolve.runner import runner_factory
 
 log = get_plugin_logger("llm_exec")
 OUTPUT_FENCE = "llmx-output"  # a superfences custom fence: the HTML of an output goes in where the block was
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 _engine: Engine | None = None  # kept across `mkdocs serve` rebuilds, so loaded models stay warm
 _dirty = False
 _rendered: dict[str, str] = {}  # this build's outputs, by the id written into their output fence
 
 
-def _stops_cleanly(event: F) -> F:
+def _stops_cleanly(event: Callable[P, R]) -> Callable[P, R]:
     """The one error boundary on the MkDocs side: an engine error aborts the build with its message, no traceback."""
     @functools.wraps(event)
-    def run(*args: Any, **kwargs: Any) -> Any:
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return event(*args, **kwargs)
         except LlmExecError as exc:
             raise PluginError(str(exc)) from None
-    return run  # type: ignore[return-value]
+    return run
 
 
 def on_startup(*, command: str, dirty: bool) -> None:

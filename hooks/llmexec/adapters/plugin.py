@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mkdocs.config.base import ValidationError
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, event_priority
@@ -26,9 +27,10 @@ class LlmExecPlugin(BasePlugin):
 
     def load_config(self, options: dict[str, Any], config_file_path: str | None = None) -> tuple[list, list]:
         errors, warnings = super().load_config({}, config_file_path)
-        errors += [(key, with_fix(f"this plugin takes no options: its settings are {SECTION}, which the hook, "
-                                  "`python -m llmexec` and the Markdown extension (Zensical) read too",
-                                  f"move `{key}` under {SECTION} in mkdocs.yml")) for key in options]
+        errors += [(key, ValidationError(with_fix(f"this plugin takes no options: its settings are {SECTION}, which "
+                                                  "the hook, `python -m llmexec` and the Markdown extension (Zensical) "
+                                                  "read too", f"move `{key}` under {SECTION} in mkdocs.yml")))
+                   for key in options]
         return errors, warnings
 
     def on_startup(self, *, command: str, dirty: bool) -> None:

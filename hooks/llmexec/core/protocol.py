@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from typing import Any, Protocol, Sequence, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, get_type_hints
 
 from ..vocabulary import FinishReason, Status
-from .request import Request
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+from .request import Request
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def to_json(value: Any) -> dict[str, Any]:
@@ -124,7 +127,7 @@ def to_json(value: Any) -> dict[str, Any]:
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
     """A value from its JSON: lists become tuples, and a field that holds a value (a request) is read as one."""
     hints = _hints(cls)
-    values = {f.name: _read(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data}  # type: ignore[arg-type]
+    values = {f.name: _read(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data}
     return cls(**values)
 
 
@@ -134,8 +137,8 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def _read(hint: Any, value: Any) -> Any:
-    if is_dataclass(hint) and isinstance(value, dict):
-        return from_json(hint, value)  # type: ignore[arg-type]
+    if isinstance(hint, type) and is_dataclass(hint) and isinstance(value, dict):
+        return from_json(hint, value)
     if isinstance(value, list):
         return tuple(_read(None, v) for v in value)
     return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,8 @@ from ..vocabulary import BATCH_SIZE, MODES, REQUIRED_ROLES, Mode, max_new_tokens
 from .models import PRESETS, ModelSpec, model_cache_root
 from .modes import Policy
 from .preferences import PreferenceRecipe, read_pairs
-from .recipes import TEMPLATES as TURN_TEMPLATES, Recipe, read_conversations
+from .recipes import TEMPLATES as TURN_TEMPLATES
+from .recipes import Recipe, read_conversations
 
 SECTION = "extra.llm_exec"
 MODE_ENV = "LLM_EXEC_MODE"
@@ -141,7 +142,10 @@ class Settings:
         return json.dumps([models, str(self.model_cache_dir), self.threads], sort_keys=True)
 
 
-def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, ...] = (),
+_MODES: dict[str, Mode] = {m: m for m in MODES}  # a checked mode name as its Literal
+
+
+def load_settings(extra: Mapping[str, Any], config_dir: Path, watched: tuple[Path, ...] = (),
                   environ: dict[str, str] | None = None) -> Settings:
     """Validate `extra.llm_exec` and the LLM_EXEC_* variables; every problem, unknown keys included, is reported at
     once as one ConfigError."""
@@ -179,7 +183,7 @@ def load_settings(extra: dict[str, Any], config_dir: Path, watched: tuple[Path, 
         raise ConfigError(with_fix("invalid configuration in mkdocs.yml:\n    " + "\n    ".join(problems),
                                    "fix the keys above; the allowed keys are listed in README, 'Configuration'"))
     return Settings(
-        enabled=options["enabled"], mode=mode, lockfile=lockfile,
+        enabled=options["enabled"], mode=_MODES[mode], lockfile=lockfile,
         report=Path(env.get(REPORT_ENV) or config_dir / options["cache_dir"] / "drift-report.md").resolve(),
         models=models, cache_dir=(config_dir / options["cache_dir"]).resolve(),
         model_cache_dir=model_cache_root(options["model_cache_dir"] and str(config_dir / options["model_cache_dir"])),

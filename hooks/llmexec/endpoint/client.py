@@ -24,8 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .transport import Endpoint, EndpointError, Transport, ids as _ids  # noqa: F401 (re-exported)
-from .answers import Completion, TokenLogprob, error_message, finish_reason, parse_logprobs, snippet  # noqa: F401 (re-exported)
+from .answers import Completion, finish_reason, parse_logprobs, snippet
+from .transport import Endpoint, Transport
+from .transport import EndpointError as EndpointError  # re-exported: the client's callers catch it
+from .transport import ids as _ids
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -97,7 +99,8 @@ class EndpointClient:
             raise self._fail(f"POST {path} answered without choices: {snippet(json.dumps(response))}",
                              "check that `url` points at an OpenAI-compatible server")
         choice = choices[0]
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        message = choice.get("message")
+        message = message if isinstance(message, dict) else {}
         text = choice.get("text") if "text" in choice else message.get("content")
         usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
         done = int(usage.get("completion_tokens") or 0)
@@ -143,7 +146,7 @@ def run_concurrently(function: Callable[[T], R], items: Iterable[T], concurrency
     def guarded(item: T) -> R | Exception:
         try:
             return function(item)
-        except Exception as error:  # noqa: BLE001 -- returned to the caller, per item
+        except Exception as error:  # returned to the caller, per item
             return error
 
     if not work:

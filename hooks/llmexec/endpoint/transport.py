@@ -10,8 +10,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from email.message import Message
 from dataclasses import dataclass
+from email.message import Message
 from typing import Any
 
 from ..errors import LlmExecError, with_fix

@@ -43,8 +43,8 @@ def find_claims(markdown: str, *, page: str, line_offset: int, cell: int = 0,
     """Every `[sentence]{check: expression}` outside fenced code and inline code, in order."""
     lines = markdown.split("\n")
     starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line) + 1)
+    for text in lines:
+        starts.append(starts[-1] + len(text) + 1)
     masked = _mask(markdown, [(starts[a], starts[min(b, len(lines))]) for a, b in (fences if fences is not None
                                                                                       else fence_spans(markdown))])
     found: list[Claim] = []

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.request import Request
-from .blocks import Block, Problem, name_option, timeout_option, unknown_options
-from .variants import Broken, Variant, laid_out, variant
 from ..vocabulary import max_new_tokens_problem
+from .options import Block, Problem, name_option, timeout_option, unknown_options
+from .variants import Broken, Variant, laid_out, variant
 
 OPTIONS = {"file", "scorers", "variants", "id", "timeout"}
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 
 from .. import SCHEMA_VERSION
 from ..core.files import digest
-from .blocks import Block
 from ..core.models import ModelSpec
 from ..core.request import Request
+from .options import Block
 
 
 def code_keys(blocks: Sequence[Block], models: Mapping[str, ModelSpec]) -> list[str]:

@@ -6,15 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .blocks import Block, name_problem, normalize_code
 from ..errors import LlmExecError, with_fix
 from ..vocabulary import seconds_problem
+from .blocks import normalize_code
+from .options import Block, name_problem
 
 
 def load(path: Path, page: str) -> dict[str, Any]:
     try:
-        notebook = json.loads(path.read_text(encoding="utf-8"))
-        notebook["cells"]  # noqa: B018 - a notebook without cells is not a notebook
+        notebook: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        notebook["cells"]  # a notebook without cells is not a notebook
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LlmExecError(with_fix(f"{page}: cannot read this notebook ({exc})", "open and save it in Jupyter, or fix the JSON")) from None
     return notebook

@@ -8,8 +8,7 @@ from typing import Any
 
 from ..core.request import Request
 from ..core.settings import Settings
-from . import notebooks
-from . import evaluate, tokens, variants
+from . import evaluate, notebooks, tokens, variants
 from .blocks import Block, Problem, find_blocks
 from .claims import Claim, find_claims
 from .keys import code_keys, generate_key

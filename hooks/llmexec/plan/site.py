@@ -25,7 +25,9 @@ def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
         return loader.construct_scalar(node)
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node)
-    return loader.construct_mapping(node)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    raise yaml.constructor.ConstructorError(None, None, f"unknown YAML node {node!r}", node.start_mark)
 
 
 _Loader.add_multi_constructor("!", _any_tag)

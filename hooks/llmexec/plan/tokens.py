@@ -11,8 +11,9 @@ from ..core.files import digest
 from ..core.models import ModelSpec
 from ..core.protocol import RANK_CAP, GenerateOutcome, RankRequest
 from ..core.recipes import TEMPLATES
-from .blocks import Block, Problem, name_option, timeout_option, unknown_options
-from .evaluate import Item, Variant, request
+from .evaluate import Item, request
+from .options import Block, Problem, name_option, timeout_option, unknown_options
+from .variants import Variant
 
 OPTIONS = {"of", "answers", "under", "show", "id", "timeout"}
 TOP = 3  # the scoring model's top choices recorded at each position

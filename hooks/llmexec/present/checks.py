@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ast
 import builtins
-from decimal import Decimal
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 from ..plan.claims import Claim
@@ -37,7 +37,7 @@ def about(value: float, stated: float | int | str) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"about() compares a number, not {type(value).__name__}")
     digits = Decimal(stated if isinstance(stated, str) else repr(stated))  # repr: the shortest form, as written
-    unit = Decimal(1).scaleb(digits.as_tuple().exponent)  # type: ignore[arg-type]
+    unit = Decimal(1).scaleb(digits.as_tuple().exponent)  # type: ignore[arg-type]  # an int for a finite number
     return abs(Decimal(repr(float(value))) - digits) <= unit
 
 
@@ -89,7 +89,7 @@ def evaluate(claim: Claim, results: dict[str, Any]) -> Verdict:
         value = eval(compile(ast.parse(claim.expression, mode="eval"), claim.where, "eval"), {"__builtins__": {}, **scope})
     except Unavailable as exc:  # it read a model's answer this build does not have (the others' were there)
         return Verdict("unchecked", str(exc))
-    except Exception as exc:  # noqa: BLE001 - a claim that cannot be evaluated is reported, never raised
+    except Exception as exc:  # a claim that cannot be evaluated is reported, never raised
         return Verdict("error", f"evaluating the check raised {type(exc).__name__}: {exc}")
     values = tuple(_values(claim.expression, scope))
     if value is True or (value is not False and bool(value)):
@@ -107,8 +107,8 @@ def _values(expression: str, scope: dict[str, Any]) -> list[str]:
                 isinstance(n, ast.Name) and n.id in scope and n.id not in HELPERS for n in ast.walk(node)):
             source = ast.get_source_segment(expression, node) or ""
             try:
-                value = eval(compile(ast.Expression(node), "<claim>", "eval"), {"__builtins__": {}, **scope})  # type: ignore[arg-type]
-            except Exception:  # noqa: BLE001 - inside a comprehension, say: nothing to show
+                value = eval(compile(ast.Expression(node), "<claim>", "eval"), {"__builtins__": {}, **scope})
+            except Exception:  # inside a comprehension, say: nothing to show
                 return
             text = repr(value)
             shown.append(f"{source} = {text[:240] + '…' if len(text) > 240 else text}")

@@ -37,10 +37,12 @@ def load_scorer(evaluation: Evaluation) -> Any:
     name = f"llmexec_scorers_{abs(hash(str(path)))}"
     spec = importlib.util.spec_from_file_location(name, path)
     try:
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        if spec is None or spec.loader is None:
+            raise ImportError(f"no module loader for {path}")
+        module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses in the scorers need their module registered
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    except Exception as exc:  # noqa: BLE001 - reported with the file named
+        spec.loader.exec_module(module)
+    except Exception as exc:  # reported with the file named
         raise ScorerError(f"the scorers file {evaluation.scorers} cannot be loaded ({type(exc).__name__}: {exc})"
                           "\n  --> fix it; it must define score(item, reply) -> bool") from None
     finally:
@@ -71,7 +73,7 @@ def score_rows(block: Block, outcomes: dict[tuple[str, str], GenerateOutcome]) -
             if outcome.status == "ok":
                 try:
                     verdict = bool(score(item, outcome.text))
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:  # whatever a scorer raises names the scorer and the item
                     raise ScorerError(f"{block.evaluation.scorers}: score() raised {type(exc).__name__}: {exc} on "
                                       f"{block.evaluation.file}:{item.line} ({item.id}), {v.name}"
                                       "\n  --> fix the scorer so it returns True or False for every reply") from None
@@ -157,7 +159,10 @@ def chart(block: Block, counts: Evaluated) -> str:
     kinds, variants = ev.kinds + [ALL], [v.name for v in ev.variants]
     left, width, row, step = 130, 420, 18 * (len(variants) + 1), 18
     height = 30 + row * len(kinds) + 20
-    x = lambda share: left + share * width  # noqa: E731
+
+    def x(share: float) -> float:
+        return left + share * width
+
     desc = "; ".join(f"{kind}: " + ", ".join(f"{v} {counts.successes(v, kind)}/{counts.n(kind)}" for v in variants)
                      for kind in kinds)
     ident = f"llmx-eval-{escape(block.name or str(block.line))}"

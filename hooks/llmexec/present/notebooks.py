@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from html import escape
 from typing import Any
 
@@ -27,7 +28,7 @@ def with_claims(notebook: dict[str, Any], check: Any) -> dict[str, Any]:
 
 
 def with_outputs(notebook: dict[str, Any], blocks: list[Block], outcomes: list[CodeOutcome],
-                 models: dict[str, ModelSpec], preview: set[int] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+                 models: dict[str, ModelSpec], preview: AbstractSet[int] = frozenset()) -> dict[str, Any]:
     """A copy of the notebook whose code cells carry the outputs of this build (never written back to docs/)."""
     copy = json.loads(json.dumps(notebook))
     by_cell = {block.line: outcome for block, outcome in zip(blocks, outcomes)}

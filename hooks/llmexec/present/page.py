@@ -66,10 +66,10 @@ def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateO
         html[block.line] = (render.preview_only() if preview else "") + evaluation.html(block, rows, context.models)
         results[block.name] = evaluation.evaluated(block, rows)
     for block in plan.tokens:
-        rows = tokens.scored(block, generated, ranks or {}, context.models)
+        scored = tokens.scored(block, generated, ranks or {}, context.models)
         preview = f"{block.where}#{block.view.under}" in context.preview_only  # scored by a preview build
-        html[block.line] = (render.preview_only() if preview else "") + tokens.html(block, rows, context.models)
-        results[block.name] = tokens.shifts(block, rows)
+        html[block.line] = (render.preview_only() if preview else "") + tokens.html(block, scored, context.models)
+        results[block.name] = tokens.shifts(block, scored)
     results.pop("", None)
     for block in (b for b in plan.items if isinstance(b, Block) and b.name):
         out, target = html[block.line], f'<span id="{render.anchor(block.name)}"></span>'

@@ -6,8 +6,8 @@ from typing import Any
 
 from ..core.modes import Policy
 from ..plan.blocks import fence_for
-from ..resolve.store import Drift
 from ..resolve.mismatch import observable_text, what, where
+from ..resolve.store import Drift
 from ..resolve.tolerance import RULE, Difference, compare
 from ..vocabulary import LOCK_COMMAND
 
@@ -67,7 +67,10 @@ def render(drift: Drift, policy: Policy) -> str:
     parts.append(f"- {len(drift.unexecuted)} block(s) changed inputs and were not executed in this build")
     parts.append("")
     parts += table(drift)
-    key = lambda item: (item.get("page", ""), item.get("line", 0), item.get("role", ""))  # noqa: E731
+
+    def key(item: dict[str, Any]) -> tuple[str, int, str]:
+        return item.get("page", ""), item.get("line", 0), item.get("role", "")
+
     if drift.changed:
         parts += ["## Outputs that changed", ""]
         for old, new in sorted(drift.changed, key=lambda pair: key(pair[1])):
@@ -86,12 +89,12 @@ def render(drift: Drift, policy: Policy) -> str:
             parts += [f"### {_title(new)}", _details("Input", new.get("source", "")), _details("New output", observable_text(new)), ""]
     if drift.unexecuted:
         parts += ["## Changed inputs, not executed in this build", ""]
-        for new, old in sorted(drift.unexecuted, key=lambda pair: key(pair[0])):
+        for new, previous in sorted(drift.unexecuted, key=lambda pair: key(pair[0])):
             parts.append(f"### {_title(new)}")
             parts.append(_details("New input", new.get("source", "")))
-            if old:
-                parts.append(_details("Previous input (lockfile)", old.get("source", "")))
-                parts.append(_details("Previous output (lockfile)", observable_text(old)))
+            if previous:
+                parts.append(_details("Previous input (lockfile)", previous.get("source", "")))
+                parts.append(_details("Previous output (lockfile)", observable_text(previous)))
             else:
                 parts.append("A new block: the lockfile has nothing at this place.")
             parts.append("")

@@ -53,7 +53,7 @@ class Shifts:
         return [r for r in self._rows if kind in (ALL, r.item.kind) and r.scores and r.scores.status == "ok"]
 
     def _ranks(self, kind: str) -> list[int]:
-        return [int(p["rank"]) for r in self._chosen(kind) for p in r.scores.positions]  # type: ignore[union-attr]
+        return [int(p["rank"]) for r in self._chosen(kind) if r.scores for p in r.scores.positions]
 
     def answers(self, kind: str = ALL) -> int:
         return len(self._chosen(kind))
@@ -74,17 +74,17 @@ class Shifts:
 
     def first_not_top(self, kind: str = ALL) -> float:
         """Share of answers whose first token is not the scoring model's first choice."""
-        firsts = [int(r.scores.positions[0]["rank"]) for r in self._chosen(kind) if r.scores.positions]  # type: ignore[union-attr]
+        firsts = [int(r.scores.positions[0]["rank"]) for r in self._chosen(kind) if r.scores and r.scores.positions]
         return sum(rank > 1 for rank in firsts) / max(1, len(firsts))
 
     def retokenized(self) -> int:
         """Answers whose text, tokenized again, has exactly as many tokens as the model generated."""
-        return sum(r.answer is not None and r.scores.new_tokens == r.answer.new_tokens  # type: ignore[union-attr]
+        return sum(r.answer is not None and r.scores is not None and r.scores.new_tokens == r.answer.new_tokens
                    for r in self._chosen(ALL))
 
     def same_input(self) -> int:
         """Answers scored on exactly the input (decoded tokens) the answering model received."""
-        return sum(r.answer is not None and r.scores.input_text == r.answer.input_text  # type: ignore[union-attr]
+        return sum(r.answer is not None and r.scores is not None and r.scores.input_text == r.answer.input_text
                    for r in self._chosen(ALL))
 
     def __repr__(self) -> str:
@@ -142,7 +142,7 @@ def table(counts: Shifts, under: str) -> str:
 def answer(row: Scored) -> str:
     item, scores = row.item, row.scores
     asked = " / ".join(f"{role}: {content}" for role, content in item.messages)
-    spans = "".join(token(p) for p in scores.positions)  # type: ignore[union-attr]
+    spans = "".join(token(p) for p in (scores.positions if scores else ()))
     return (f'<div class="llmx-tok-answer"><div class="llmx-label">{escape(item.id)}: {escape(asked)}</div>'
             f'<p class="llmx-tok-text">{spans}</p></div>')
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..plan.blocks import Block
 from ..core.models import ModelSpec
 from ..core.protocol import CodeOutcome, GenerateOutcome, RankOutcome, to_json
+from ..plan.blocks import Block
 
 if TYPE_CHECKING:
     from ..plan.page import Job

@@ -16,8 +16,9 @@ from ..vocabulary import FIXES
 from . import entries, since
 from .cache import ResultCache
 from .ranks import resolve_ranks
-from .recorder import Recorder, Stats
+from .recorder import Recorder
 from .store import Store
+
 
 class Resolver:
     """One build's resolution; the runner (and its loaded models) outlives it, for `serve`."""
@@ -34,6 +35,7 @@ class Resolver:
                            progress, report, only=only)
         self.recorder = Recorder(settings, self.store, report, progress)
         self.runner: Runner | None = None  # set on the first call: a build with nothing to execute never starts one
+        self._loaded_before = 0.0  # the runner's seconds of model loading when this build first called it
 
     # -- generation ------------------------------------------------------------------------------
 
@@ -97,7 +99,7 @@ class Resolver:
         hits = [self.store.lookup(key) for key in keys]
         if all(hit is not None for hit in hits):
             self.recorder.stats.cached += len(blocks)
-            return [from_json(CodeOutcome, hit) for hit in hits]  # type: ignore[arg-type]
+            return [from_json(CodeOutcome, hit) for hit in hits if hit is not None]  # all are
         if not self.store.may_execute:
             return [from_json(CodeOutcome, hit) if hit is not None else
                     self.recorder.unexecuted(entries.code(b, i, None, self.settings.models, {}), CodeOutcome)
@@ -115,7 +117,7 @@ class Resolver:
             return ran
         ran = self._call("code", run, CodeOutcome)
         self.recorder.stats.cached += start
-        outcomes = [from_json(CodeOutcome, hit) for hit in hits[:start]] + ran  # type: ignore[arg-type]
+        outcomes = [from_json(CodeOutcome, hit) for hit in hits[:start]] + ran  # type: ignore[arg-type]  # resumed after cached blocks only
         stop = next(((b, o) for b, o in zip(blocks, outcomes) if o.status != "ok"), None)
         what = "was not executed" if stop and stop[1].status == "unexecuted" else "failed"
         while len(outcomes) < len(blocks):
@@ -140,24 +142,27 @@ class Resolver:
     def _start(self) -> Runner:
         if self.runner is None:
             self.runner = self._runner()
+            self._loaded_before = getattr(self.runner, "load_seconds", 0.0)  # loaded by earlier builds (`serve`)
         return self.runner
 
     def _call(self, kind: str, call: Callable[[], list[Any]], outcome_type: type) -> list[Any]:
         """The runner boundary: whatever it raises becomes a failed outcome with the message, not a traceback.
         Also splits the wall time between model loading and `kind`."""
-        started, loaded = time.perf_counter(), getattr(self.runner, "load_seconds", 0.0)
+        started, loaded = time.perf_counter(), getattr(self.runner, "load_seconds", None)
         try:
             return call()
-        except Exception as exc:  # noqa: BLE001 - reported on the page and in the log
+        except Exception as exc:  # reported on the page and in the log
             return [outcome_type(status="crashed", error=str(exc) or type(exc).__name__)]
-        finally:
+        finally:  # a runner kept from the build before (`serve`) counts only the models loaded since this build began
+            loaded = self._loaded_before if loaded is None else loaded
             loading = getattr(self.runner, "load_seconds", loaded) - loaded
             self.recorder.stats.loading += loading
             setattr(self.recorder.stats, kind, getattr(self.recorder.stats, kind) + time.perf_counter() - started - loading)
 
     def _provenance(self) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
         """Library versions, the machine, and tuned weights: recorded with every entry the runner produced."""
-        return tuple(dict(getattr(self.runner, name, {}) or {}) for name in ("versions", "machine", "weights"))  # type: ignore[return-value]
+        versions, machine, weights = (dict(getattr(self.runner, name, {}) or {}) for name in ("versions", "machine", "weights"))
+        return versions, machine, weights
 
 
 

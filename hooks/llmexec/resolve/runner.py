@@ -13,10 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from ..core.launch import child_env
+from ..core.protocol import (
+    CodeOutcome,
+    CodeRequest,
+    GenerateOutcome,
+    GenerateRequest,
+    RankOutcome,
+    RankRequest,
+    Runner,
+    dumps,
+    from_json,
+    to_json,
+)
 from ..core.settings import Settings
 from ..errors import WorkerError, with_fix
-from ..core.protocol import (CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, RankOutcome, RankRequest, Runner,
-                             dumps, from_json, to_json)
 
 RunnerFactory = Callable[[Settings, Callable[[str], None]], Runner]
 
@@ -70,7 +80,7 @@ class WorkerRunner:
         found = [self._streamed.get(i) for i in range(self._restored, count)]
         count -= self._restored
         first = found.index(None) if None in found else count
-        done = [from_json(outcome_type, o) for o in found[:first]]
+        done: list[Any] = [from_json(outcome_type, o) for o in found[:first] if o is not None]
         if not self._death or first == count:
             return done  # a page stops at its first failure: the blocks after it were not sent back
         return done + [outcome_type(status="crashed", error=self._death)] + [None] * (count - first - 1)
@@ -78,8 +88,8 @@ class WorkerRunner:
     def close(self) -> None:
         if self.process and self.process.poll() is None:
             try:
-                self.process.stdin.write(dumps({"op": "shutdown"}))  # type: ignore[union-attr]
-                self.process.stdin.flush()  # type: ignore[union-attr]
+                self.process.stdin.write(dumps({"op": "shutdown"}))  # type: ignore[union-attr]  # stdin=PIPE: never None
+                self.process.stdin.flush()  # type: ignore[union-attr]  # stdin=PIPE: never None
                 self.process.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 self.process.kill()
@@ -124,8 +134,8 @@ class WorkerRunner:
 
     def _send(self, process: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
         try:
-            process.stdin.write(dumps(message))  # type: ignore[union-attr]
-            process.stdin.flush()  # type: ignore[union-attr]
+            process.stdin.write(dumps(message))  # type: ignore[union-attr]  # stdin=PIPE: never None
+            process.stdin.flush()  # type: ignore[union-attr]  # stdin=PIPE: never None
         except OSError:
             self._died(process)
 

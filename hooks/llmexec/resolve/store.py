@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import with_fix
 from ..core.modes import Policy
+from ..errors import with_fix
 from ..vocabulary import LOCK_COMMAND
 from .cache import Corrupt, ResultCache
 from .tolerance import compare
@@ -89,7 +88,7 @@ class Store:
     def not_executed(self, entry: dict[str, Any]) -> None:
         """A preview/locked block whose inputs have no lockfile entry; the old entry at the same place, if any."""
         if self._places is None:  # read the lockfile once per build, not once per block
-            self._places = {_place(e): e for k in self.lock.keys() if (e := self.locked_entry(k))}
+            self._places = {_place(e): e for k in self.lock.keys() if (e := self.locked_entry(k))}  # noqa: SIM118 - not a dict
         old = self._places.get(_place(entry))
         self.drift.unexecuted.append((entry, old))
 

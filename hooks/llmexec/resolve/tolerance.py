@@ -105,8 +105,8 @@ def value_difference(field: str, old: Any, new: Any, relative: float = RELATIVE)
         found = (value_difference(f"{field}[{i}]", x, y, relative) for i, (x, y) in enumerate(zip(old, new)))
         return next((d for d in found if d), None)
     if isinstance(old, str) and isinstance(new, str):
-        found = text_difference(field, old, new, relative)
-        return found and Difference(field, _short(old), _short(new), found.why)
+        in_text = text_difference(field, old, new, relative)
+        return in_text and Difference(field, _short(old), _short(new), in_text.why)
     if _is_float(old, new):
         if close(float(old), float(new), relative):
             return None

@@ -18,7 +18,7 @@ def save(namespace: dict[str, Any], reserved: set[str], target: Path) -> bool:
     state = {k: v for k, v in namespace.items() if k not in reserved and not k.startswith("__")}
     try:
         data = cloudpickle.dumps(state)
-    except Exception:  # noqa: BLE001 - any object may refuse to pickle
+    except Exception:  # any object may refuse to pickle
         return False
     if len(data) > MAX_BYTES:
         return False
@@ -32,5 +32,5 @@ def restore(source: Path) -> dict[str, Any] | None:
 
     try:
         return pickle.loads(source.read_bytes())
-    except Exception:  # noqa: BLE001 - a stale or corrupt checkpoint only costs a replay
+    except Exception:  # a stale or corrupt checkpoint only costs a replay
         return None

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 from ..core.files import checkpoint_path
 from ..core.protocol import CodeOutcome, CodeRequest, dumps, to_json
 from ..errors import NotTrainedHere
+from ..vocabulary import Status
 from . import checkpoints, display
 from .host import Host
 
@@ -37,7 +38,7 @@ def run_code_child(zygote: Host, blocks: list[CodeRequest], report: BinaryIO, re
                                  "note": lambda **values: noted.update(display.notes(values))}
     reserved = set(namespace)
     state = checkpoints.restore(checkpoint_path(zygote.states, blocks[resume - 1].key)) if resume else None
-    capture = tempfile.TemporaryFile()
+    capture = tempfile.TemporaryFile()  # noqa: SIM115 - stdout and stderr for the whole child; it ends with it
     os.dup2(capture.fileno(), 1)
     os.dup2(capture.fileno(), 2)
     stream = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), encoding="utf-8", errors="backslashreplace",
@@ -51,6 +52,7 @@ def run_code_child(zygote: Host, blocks: list[CodeRequest], report: BinaryIO, re
     for block in blocks:
         start = os.lseek(1, 0, os.SEEK_END)
         started = time.perf_counter()
+        status: Status
         error, status = "", "ok"
         shown.clear()
         noted.clear()

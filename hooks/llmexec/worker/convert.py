@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import json
 import os
 import shutil
@@ -18,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-Method = Literal["direct", "transformers"]
-
 from ..core.files import hash_stream
 from ..core.models import PRESETS, ModelSpec, preset_chunk_paths
 from ..errors import LlmExecError, ModelIntegrityError, with_fix
+
+Method = Literal["direct", "transformers"]
 
 MESSAGE_MARK = "llm-exec conversion error: "  # the line the worker looks for in the conversion's stderr
 
@@ -46,7 +47,7 @@ def _gguf_parsed_once() -> Iterator[None]:
     """Within this (one-shot) process, transformers' GGUF helpers share one parse of each file and one tensor-name
     map per (architecture, layers): both are pure functions of their arguments, read-only for their callers, and
     transformers imports them from `gguf` at each call, so swapping the module's attributes reaches every call."""
-    import gguf as package
+    package: Any = importlib.import_module("gguf")  # its attributes are swapped below
 
     original_reader, original_map = package.GGUFReader, package.get_tensor_name_map
     readers: dict[str, Any] = {}
@@ -132,7 +133,7 @@ def convert(preset_name: str, target: Path, role: str = "base", method: Method =
 
 if __name__ == "__main__":
     try:
-        convert(sys.argv[1], Path(sys.argv[2]), *sys.argv[3:5])  # type: ignore[arg-type]
+        convert(sys.argv[1], Path(sys.argv[2]), *sys.argv[3:5])  # type: ignore[arg-type]  # the parent passes Literal choices
     except LlmExecError as exc:  # the message (file, hashes, fix) is what the build reports, not a traceback
         print(f"{MESSAGE_MARK}{exc}", file=sys.stderr)
         sys.exit(2)

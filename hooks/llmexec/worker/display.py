@@ -88,7 +88,7 @@ def run(code: str, filename: str, first_line: int, namespace: dict[str, Any], *,
     tree = ast.parse("\n" * (first_line - 1) + code, filename)
     last = tree.body.pop() if display_last and tree.body and isinstance(tree.body[-1], ast.Expr) else None
     exec(compile(tree, filename, "exec"), namespace)
-    if last is not None:
+    if isinstance(last, ast.Expr):  # only an expression is popped
         value = eval(compile(ast.Expression(last.value), filename, "eval"), namespace)
         if value is not None:
             shown.append(mime_bundle(value))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Literal
 
 from ..core.models import ModelSpec
-from ..endpoint.client import Completion, Endpoint, EndpointClient, EndpointError, ServerInfo, run_concurrently
-from ..errors import with_fix
 from ..core.request import Request, chat_messages
+from ..endpoint.answers import Completion
+from ..endpoint.client import EndpointClient, ServerInfo, run_concurrently
+from ..endpoint.transport import Endpoint, EndpointError
+from ..errors import with_fix
 from .models import Generation
 
 
@@ -68,7 +70,7 @@ class EndpointModel:
         for result in results:
             if isinstance(result, Exception):
                 raise result
-        return results  # type: ignore[return-value]
+        return [r for r in results if not isinstance(r, Exception)]  # all are Generations
 
     def generate_each(self, prompts: list[Request]) -> list[Generation | Exception]:
         """Concurrent requests (at most endpoint.concurrency at once): the engine batches them itself. Each
@@ -127,8 +129,8 @@ def _shown(messages: list[dict[str, str]]) -> str:
         messages, indent=1, ensure_ascii=False)
 
 
-def _finish(done: Completion) -> str:
-    return {"length": "length", "stop_sequence": "stop"}.get(done.finish_reason, "eos")
+def _finish(done: Completion) -> Literal["eos", "length", "stop"]:
+    return "length" if done.finish_reason == "length" else "stop" if done.finish_reason == "stop_sequence" else "eos"
 
 
 def connect(spec: ModelSpec, contact: bool, keys: dict[str, str]) -> EndpointModel:

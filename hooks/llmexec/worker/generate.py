@@ -6,23 +6,16 @@ from typing import Any, BinaryIO
 
 from ..core.protocol import GenerateOutcome, GenerateRequest, dumps, to_json
 from ..errors import NotTrainedHere
+from .batches import generate_batches
 from .host import Host
 
 
 def run_generate_child(zygote: Host, requests: list[GenerateRequest], report: BinaryIO) -> None:
-    """Consecutive requests for the same model and length run as one left-padded batch."""
+    """The requests, sorted by the zygote, in batches (batches.py)."""
     import torch
 
     torch.set_num_threads(zygote.threads)
-    batches: list[list[GenerateRequest]] = []
-    for request in requests:
-        last = batches[-1] if batches else None
-        on_engine = zygote.specs[request.model].kind == "endpoint"  # concurrent requests: the engine batches them
-        if (last and (on_engine or len(last) < zygote.batch_size) and last[0].batch_key() == request.batch_key()
-                and (not request.request.alone or on_engine)):  # e.g. a local seeded draw: one random stream
-            last.append(request)
-        else:
-            batches.append([request])
+    batches = generate_batches(zygote, requests)
     for number, batch in enumerate(batches, 1):
         zygote.log(f"generating batch {number}/{len(batches)}: {batch[0].model} model, {len(batch)} prompt(s), "
                  f"{batch[0].request.max_new_tokens} new tokens at most")

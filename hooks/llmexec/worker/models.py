@@ -74,7 +74,7 @@ class LoadedModel:
         return self.tokenizer(text, add_special_tokens=not chat)["input_ids"]
 
     def generate(self, prompt: str | list[dict[str, str]] = "", *, max_new_tokens: int = 48, template: str = "auto",
-                 system: str = "", prefill: str = "", stop: str | list[str] = (), seed: int | None = None,
+                 system: str = "", prefill: str = "", stop: str | list[str] | tuple[str, ...] = (), seed: int | None = None,
                  temperature: float = 1.0, top_p: float = 1.0, generation_prompt: bool = True,
                  repetition_penalty: float = 1.0) -> Generation:
         """Greedy continuation of `prompt` (chat template applied where the model has one); with seed=, a

@@ -7,26 +7,22 @@ from typing import Any, BinaryIO
 
 from ..core.protocol import RANK_CAP, RankOutcome, RankRequest, dumps, to_json
 from ..errors import NotTrainedHere
+from .batches import rank_batches
 
 
 def run_rank_child(zygote: Any, requests: list[RankRequest], report: BinaryIO) -> None:
-    """Consecutive requests for the same model run as one left-padded batch of forward passes."""
+    """The requests, sorted by the zygote, in batches of forward passes (batches.py)."""
     import torch
 
     torch.set_num_threads(zygote.threads)
-    batches: list[list[RankRequest]] = []
-    for request in requests:
-        if batches and batches[-1][0].model == request.model and len(batches[-1]) < zygote.batch_size:
-            batches[-1].append(request)
-        else:
-            batches.append([request])
+    batches = rank_batches(zygote, requests)
     for number, batch in enumerate(batches, 1):
         zygote.log(f"scoring batch {number}/{len(batches)}: {len(batch)} answer(s) under the {batch[0].model} model")
         try:
             outcomes = rank_batch(zygote.model(batch[0].model), batch)
         except NotTrainedHere as exc:
             outcomes = [RankOutcome(status="unexecuted", error=str(exc))] * len(batch)
-        except Exception as exc:  # noqa: BLE001 - each request of the batch reports it
+        except Exception as exc:  # each request of the batch reports it
             outcomes = [RankOutcome(status="error", error=f"{type(exc).__name__}: {exc}")] * len(batch)
         for outcome in outcomes:
             report.write(dumps(to_json(outcome)))

@@ -9,7 +9,8 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, BinaryIO, Callable, Literal
+from collections.abc import Callable
+from typing import Any, BinaryIO, Literal
 
 from ..core.protocol import from_json, to_json
 from .host import Host
@@ -147,7 +148,7 @@ def _orphan_guard(protocol: BinaryIO) -> None:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001
+    except Exception:  # prctl is Linux-only
         pass  # not Linux: the closed pipe still lets the build see the worker's death
 
 

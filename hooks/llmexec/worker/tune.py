@@ -62,7 +62,8 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     cap = getattr(model.config, "final_logit_softcapping", None)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    order, rng, losses = [], random.Random(recipe.seed), []
+    order: list[int] = []
+    rng, losses = random.Random(recipe.seed), []
     started = time.perf_counter()
     model.train()
     for step in range(1, recipe.steps + 1):

@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import NotTrainedHere, WorkerError, with_fix
 from ..core.launch import child_env
 from ..core.models import ModelSpec
 from ..core.preferences import read_pairs
 from ..core.recipes import read_conversations
+from ..errors import NotTrainedHere, WorkerError, with_fix
 from .tune import MESSAGE_MARK, PROGRESS_MARK
 
 

@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 from ..core.models import ModelSpec
 from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, RankOutcome, RankRequest, dumps
 from ..errors import NotTrainedHere
+from .batches import generate_key, in_batch_order, rank_key
 from .code import run_code_child
 from .generate import run_generate_child
 from .ranks import run_rank_child
@@ -130,21 +131,13 @@ class Zygote:
         """Requests that may share a batch are brought together here (the build sends them in page order), and
         the outcomes go back in the order they were asked for."""
         self.preload({r.model for r in requests})
-        order = sorted(range(len(requests)), key=lambda i: requests[i].batch_key())
-        done = run_in_children(self, [requests[i] for i in order], lambda rest, report: run_generate_child(self, rest, report),
-                               GenerateOutcome, independent=True, indices=order)
-        outcomes: list[GenerateOutcome] = [GenerateOutcome(status="skipped")] * len(requests)
-        for position, index in enumerate(order):
-            outcomes[index] = done[position]
-        return outcomes
+        return in_batch_order(requests, generate_key, lambda ordered, order: run_in_children(
+            self, ordered, lambda rest, report: run_generate_child(self, rest, report), GenerateOutcome,
+            independent=True, indices=order))
 
     def rank(self, requests: list[RankRequest]) -> list[RankOutcome]:
         """Recorded answers scored under a model (token-level views), in the order asked."""
         self.preload({r.model for r in requests})
-        order = sorted(range(len(requests)), key=lambda i: (requests[i].model, len(requests[i].prompt) + len(requests[i].answer)))
-        done = run_in_children(self, [requests[i] for i in order], lambda rest, report: run_rank_child(self, rest, report),
-                               RankOutcome, independent=True, indices=order)  # similar lengths share a batch: less padding
-        outcomes: list[RankOutcome] = [RankOutcome(status="skipped")] * len(requests)
-        for position, index in enumerate(order):
-            outcomes[index] = done[position]
-        return outcomes
+        return in_batch_order(requests, rank_key, lambda ordered, order: run_in_children(
+            self, ordered, lambda rest, report: run_rank_child(self, rest, report), RankOutcome,
+            independent=True, indices=order))

@@ -1,0 +1,59 @@
+"""worker/batches.py, the one place that batches: requests sorted so that those that may share a batch are together,
+grouped, and outcomes returned in the order asked (torch-free: no model, no fork)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llmexec.core.models import ModelSpec
+from llmexec.core.protocol import GenerateRequest, RankRequest
+from llmexec.core.request import Request
+from llmexec.worker.batches import generate_batches, generate_key, grouped, in_batch_order, rank_batches, rank_key
+
+
+@dataclass
+class Host:
+    """The zygote as batching sees it: the roles' specs and the batch size."""
+
+    batch_size: int = 2
+    specs: dict[str, ModelSpec] = field(default_factory=lambda: {
+        "base": ModelSpec("base", "preset", "base", "", "base"),
+        "instruct": ModelSpec("instruct", "preset", "instruct", "", "instruct")})
+
+
+def ask(model: str, prompt: str, max_new_tokens: int = 8, seed: int | None = None) -> GenerateRequest:
+    return GenerateRequest(model, Request(prompt, max_new_tokens=max_new_tokens, seed=seed), 60.0)
+
+
+def test_outcomes_come_back_in_the_order_asked_whatever_order_they_ran_in() -> None:
+    asked = [ask("instruct", "a"), ask("base", "b"), ask("instruct", "c", 16), ask("base", "d")]
+    ran: list[list[str]] = []
+
+    def run(ordered: list[GenerateRequest], order: list[int]) -> list[str]:
+        ran.append([r.request.prompt for r in ordered])
+        assert [asked[i] for i in order] == ordered  # each one's index as asked, for the streamed outcomes
+        return [f"reply to {r.request.prompt}" for r in ordered]
+
+    assert in_batch_order(asked, generate_key, run) == ["reply to a", "reply to b", "reply to c", "reply to d"]
+    assert ran == [["b", "d", "a", "c"]]  # base first, then instruct by length; page order within a key
+
+
+def test_generate_batches_join_same_key_up_to_the_batch_size_and_keep_a_seeded_draw_alone() -> None:
+    ordered = [ask("base", "a"), ask("base", "b"), ask("base", "c"), ask("base", "d", 16),
+               ask("base", "e", seed=1), ask("base", "f", seed=1)]
+    batches = generate_batches(Host(batch_size=2), ordered)
+    assert [[r.request.prompt for r in b] for b in batches] == [["a", "b"], ["c"], ["d"], ["e"], ["f"]]
+
+
+def test_rank_batches_sort_by_model_then_length_and_join_up_to_the_batch_size() -> None:
+    asked = [RankRequest("base", "long prompt", "answer", "", 3, 60.0), RankRequest("instruct", "p", "a", "", 3, 60.0),
+             RankRequest("base", "p", "a", "", 3, 60.0), RankRequest("base", "pp", "a", "", 3, 60.0)]
+    ordered = sorted(asked, key=rank_key)
+    assert [(r.model, r.prompt) for r in ordered] == [("base", "p"), ("base", "pp"), ("base", "long prompt"),
+                                                      ("instruct", "p")]
+    assert [len(b) for b in rank_batches(Host(batch_size=2), ordered)] == [2, 1, 1]
+
+
+def test_grouped_starts_a_batch_wherever_a_request_does_not_join() -> None:
+    assert grouped([1, 1, 2, 2, 2, 1], lambda last, x: last[0] == x and len(last) < 2) == [[1, 1], [2, 2], [2], [1]]
+    assert grouped([], lambda last, x: True) == []
