@@ -67,7 +67,7 @@ def optimize(model: Any, tokenizer: Any, pairs: list[Pair], recipe: PreferenceRe
     template = TEMPLATES[recipe.template]
     examples = [pair_rows(tokenizer, template, pair, recipe.max_tokens) for pair in pairs]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    rng, order = random.Random(recipe.seed), []
+    rng, order = random.Random(recipe.seed), list[int]()
     while len(order) < recipe.steps * recipe.batch_size:  # epochs, each in the seed's order
         order += rng.sample(range(len(examples)), len(examples))
     batches = [order[i * recipe.batch_size:(i + 1) * recipe.batch_size] for i in range(recipe.steps)]
