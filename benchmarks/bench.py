@@ -31,8 +31,10 @@ BATCH_TARGETS = {10: 3.5, 50: 5.5}
 SERVE_TARGET = 1.0  # seconds from a saved edit to its rebuilt site (MkDocs' own rebuild of every page included)
 HOOK = ROOT / "hooks" / "llm_exec.py"
 ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-SUMMARY = re.compile(r"(\d+) blocks executed, (\d+) from cache, (\d+) failed.*loading models ([\d.]+) s, "
-                     r"generation ([\d.]+) s, code ([\d.]+) s")
+SUMMARY = re.compile(
+    r"(\d+) blocks executed, (\d+) from cache, (\d+) failed.*loading models ([\d.]+) s, "
+    r"generation ([\d.]+) s, code ([\d.]+) s"
+)
 SUBJECTS = ["rivers", "volcanoes", "bread", "bicycles", "owls", "glaciers", "violins", "comets", "bees", "lighthouses"]
 
 
@@ -64,8 +66,11 @@ def make_site(root: Path, n: int, *, batch_size: int, hook: bool = True) -> Path
     for i in range(n):
         (root / "docs" / f"p{i}.md").write_text(page(i))
     (root / "docs" / "index.md").write_text("# Synthetic site\n")
-    config = ["site_name: bench", "theme: {name: material, font: false}",
-              "markdown_extensions: [pymdownx.highlight, pymdownx.superfences]"]
+    config = [
+        "site_name: bench",
+        "theme: {name: material, font: false}",
+        "markdown_extensions: [pymdownx.highlight, pymdownx.superfences]",
+    ]
     if hook:
         config += [f"hooks: [{json.dumps(str(HOOK))}]", f"extra: {{llm_exec: {{batch_size: {batch_size}}}}}"]
     (root / "mkdocs.yml").write_text("\n".join(config) + "\n")
@@ -108,8 +113,14 @@ def build_timed(root: Path, **env: str) -> tuple[float, str, int, float]:
     """Wall seconds, stderr, peak PSS, and CPU seconds (user + system) of one `mkdocs build --strict`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=root, env={**ENV, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mkdocs", "build", "--strict"],
+        cwd=root,
+        env={**ENV, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     memory = PeakMemory(proc.pid)
     _, err = proc.communicate()
     peak = memory.stop()
@@ -134,7 +145,9 @@ def plain_site(hooked: Path, root: Path) -> Path:
     entries = [json.loads(p.read_text()) for p in (hooked / "llm-exec.lock").glob("*.json")]
     for source in (hooked / "docs").glob("*.md"):
         text = source.read_text()
-        mine = sorted((e for e in entries if e["page"] == f"docs/{source.name}"), key=lambda e: (e["kind"], e["index"], e["role"]))
+        mine = sorted(
+            (e for e in entries if e["page"] == f"docs/{source.name}"), key=lambda e: (e["kind"], e["index"], e["role"])
+        )
         for entry in mine:
             out = entry["outcome"]
             shown = out.get("output") or f"{out.get('input_text')}\n---\n{out.get('text')}"
@@ -201,8 +214,12 @@ def serve_edit(root: Path, edits: int = 3) -> dict[str, float]:
     MkDocs' part (everything else: reading, Markdown, the theme, writing), with a plain MkDocs rebuild of the same
     pages (outputs pasted in) timed alongside."""
     env = {**ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "hooks"), ENV.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-c", SERVE_EDIT, str(root), str(ROOT / "benchmarks"), str(edits)], env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_EDIT, str(root), str(ROOT / "benchmarks"), str(edits)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         sys.exit(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -217,8 +234,12 @@ def interleaved_medians(a: Path, b: Path, runs: int = 7) -> tuple[float, float, 
             wall, _, _, cpu = build_timed(root)
             walls[i].append(wall)
             cpus[i].append(cpu)
-    return (statistics.median(walls[0]), statistics.median(walls[1]),
-            statistics.median(cpus[0]), statistics.median(cpus[1]))
+    return (
+        statistics.median(walls[0]),
+        statistics.median(walls[1]),
+        statistics.median(cpus[0]),
+        statistics.median(cpus[1]),
+    )
 
 
 def machine() -> str:
@@ -236,18 +257,28 @@ def machine() -> str:
 
 def record(path: Path, figures: dict[str, str], note: str) -> None:
     """Appends one row (date, commit, machine, every figure) to the table in `path`, creating it when missing."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     head = ["date (UTC)", "commit", "machine", *figures, "note"]
     table = "| " + " | ".join(head) + " |\n|" + " --- |" * len(head) + "\n"
     if not path.exists():
         path.write_text(HEADER + table)
-    elif [line for line in path.read_text().splitlines() if line.startswith("| date (UTC) |")][-1:] != [table.split("\n")[0]]:
+    elif [line for line in path.read_text().splitlines() if line.startswith("| date (UTC) |")][-1:] != [
+        table.split("\n")[0]
+    ]:
         with path.open("a") as out:  # other figures (e.g. --pages 10 alone): a new table under the last one
             out.write("\n" + table)
-    row = [time.strftime("%Y-%m-%d %H:%M", time.gmtime()), commit + ("+dirty" if dirty else ""), machine(),
-           *figures.values(), note]
+    row = [
+        time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        commit + ("+dirty" if dirty else ""),
+        machine(),
+        *figures.values(),
+        note,
+    ]
     with path.open("a") as out:
         out.write("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |\n")
     print(f"recorded in {path}")
@@ -272,13 +303,22 @@ def serve_figures(args: argparse.Namespace, n: int, ratios: dict[str, list[float
     for kind, what in (("prompt", "a generate block's prompt (model=both)"), ("code", "a python exec block")):
         t = found[kind]
         print(f"  {what} edited: {t['total']:.2f} s  target <= {SERVE_TARGET} s")
-        print(f"    ours {t['ours']:.2f} s: the worker executing the edited block {t['worker']:.2f} s, the hook itself "
-              f"{t['hook']:.3f} s ({t['hook_cpu']:.3f} s CPU)")
-        print(f"    MkDocs {t['mkdocs']:.2f} s (reading, Markdown, theme, writing every page); a plain MkDocs rebuild of "
-              f"the same pages alongside: {t['plain']:.2f} s", flush=True)
-        figures.update({f"{kind} edit under serve, {n} p.": f"{t['total']:.2f} s",
-                        f"{kind}: ours (worker + hook)": f"{t['ours']:.2f} s ({t['worker']:.2f} + {t['hook']:.3f})",
-                        f"{kind}: MkDocs (plain rebuild)": f"{t['mkdocs']:.2f} s ({t['plain']:.2f} s)"})
+        print(
+            f"    ours {t['ours']:.2f} s: the worker executing the edited block {t['worker']:.2f} s, the hook itself "
+            f"{t['hook']:.3f} s ({t['hook_cpu']:.3f} s CPU)"
+        )
+        print(
+            f"    MkDocs {t['mkdocs']:.2f} s (reading, Markdown, theme, writing every page); a plain MkDocs rebuild of "
+            f"the same pages alongside: {t['plain']:.2f} s",
+            flush=True,
+        )
+        figures.update(
+            {
+                f"{kind} edit under serve, {n} p.": f"{t['total']:.2f} s",
+                f"{kind}: ours (worker + hook)": f"{t['ours']:.2f} s ({t['worker']:.2f} + {t['hook']:.3f})",
+                f"{kind}: MkDocs (plain rebuild)": f"{t['mkdocs']:.2f} s ({t['plain']:.2f} s)",
+            }
+        )
     ratios["edit/cold"].append(found["prompt"]["total"] / found["cold"])
     return figures
 
@@ -293,14 +333,22 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=3, help="edits under serve (medians are printed)")
     parser.add_argument("--note", default="", help="a note for the recorded row (what else ran on the machine)")
     args = parser.parse_args()
-    ratios: dict[str, list[float]] = {"batched speed-up": [], "cached/plain": [], "cached/plain CPU": [], "edit/cold": []}
+    ratios: dict[str, list[float]] = {
+        "batched speed-up": [],
+        "cached/plain": [],
+        "cached/plain CPU": [],
+        "edit/cold": [],
+    }
     figures: dict[str, str] = {}
     peak_all = 0
     for n in args.pages:
         if args.serve_only:
             figures.update(serve_figures(args, n, ratios))
             continue
-        print(f"== {n} pages: {n} code blocks, {3 * n} generations ({2 * n} instruct, {n} base), 16 new tokens each", flush=True)
+        print(
+            f"== {n} pages: {n} code blocks, {3 * n} generations ({2 * n} instruct, {n} base), 16 new tokens each",
+            flush=True,
+        )
         batched_root = make_site(args.work / f"n{n}-batched", n, batch_size=args.batch_size)
         unbatched_root = make_site(args.work / f"n{n}-unbatched", n, batch_size=1)
         t_b, err_b, mem_b = build(batched_root)
@@ -308,26 +356,45 @@ def main() -> None:
         s_b, s_u = summary(err_b), summary(err_u)
         speedup = s_u[4] / s_b[4]
         ratios["batched speed-up"].append(speedup)
-        print(f"cold build, batched:   {t_b:7.1f} s (generation {s_b[4]:.1f} s, loading {s_b[3]:.1f} s, code {s_b[5]:.1f} s)")
-        print(f"cold build, unbatched: {t_u:7.1f} s (generation {s_u[4]:.1f} s, loading {s_u[3]:.1f} s, code {s_u[5]:.1f} s)")
+        print(
+            f"cold build, batched:   {t_b:7.1f} s (generation {s_b[4]:.1f} s, loading {s_b[3]:.1f} s, code {s_b[5]:.1f} s)"
+        )
+        print(
+            f"cold build, unbatched: {t_u:7.1f} s (generation {s_u[4]:.1f} s, loading {s_u[3]:.1f} s, code {s_u[5]:.1f} s)"
+        )
         target = BATCH_TARGETS.get(n, BATCH_TARGETS[10])
-        print(f"  generation speed-up from batching: {speedup:.2f}x (whole build {t_u / t_b:.2f}x)  target >= {target}x")
+        print(
+            f"  generation speed-up from batching: {speedup:.2f}x (whole build {t_u / t_b:.2f}x)  target >= {target}x"
+        )
         plain_root = plain_site(batched_root, args.work / f"n{n}-plain")
         t_c, t_p, c_c, c_p = interleaved_medians(batched_root, plain_root)
         ratios["cached/plain"].append(t_c / t_p)
         ratios["cached/plain CPU"].append(c_c / c_p)
-        print(f"fully cached build {t_c:.2f} s vs plain MkDocs {t_p:.2f} s (medians of 7, interleaved): {t_c / t_p:.2f}x  "
-              f"target <= {CACHED_TARGET}x")
-        print(f"  CPU time (user + system): {c_c:.2f} s vs {c_p:.2f} s: {c_c / c_p:.2f}x (+{c_c - c_p:.3f} s a build)  "
-              f"target <= {CACHED_TARGET}x")
+        print(
+            f"fully cached build {t_c:.2f} s vs plain MkDocs {t_p:.2f} s (medians of 7, interleaved): {t_c / t_p:.2f}x  "
+            f"target <= {CACHED_TARGET}x"
+        )
+        print(
+            f"  CPU time (user + system): {c_c:.2f} s vs {c_p:.2f} s: {c_c / c_p:.2f}x (+{c_c - c_p:.3f} s a build)  "
+            f"target <= {CACHED_TARGET}x"
+        )
         peak = max(mem_b, mem_u)
         peak_all = max(peak_all, peak)
         print(f"peak memory (PSS of MkDocs + worker + children): {peak / 2**30:.2f} GiB  target < 4 GB", flush=True)
-        figures.update({f"batched speed-up, {n} p.": f"{speedup:.2f}x", f"cached/plain, {n} p.": f"{t_c / t_p:.2f}x",
-                        f"cached/plain CPU, {n} p.": f"{c_c / c_p:.2f}x"})
+        figures.update(
+            {
+                f"batched speed-up, {n} p.": f"{speedup:.2f}x",
+                f"cached/plain, {n} p.": f"{t_c / t_p:.2f}x",
+                f"cached/plain CPU, {n} p.": f"{c_c / c_p:.2f}x",
+            }
+        )
         figures.update(serve_figures(args, n, ratios))
-    print("SUMMARY: " + "; ".join(f"{k} " + "/".join(f"{v:.2f}x" for v in vs) for k, vs in ratios.items() if vs)
-          + f" (pages {'/'.join(map(str, args.pages))})" + ("" if args.serve_only else f"; peak memory {peak_all / 2**30:.2f} GiB"))
+    print(
+        "SUMMARY: "
+        + "; ".join(f"{k} " + "/".join(f"{v:.2f}x" for v in vs) for k, vs in ratios.items() if vs)
+        + f" (pages {'/'.join(map(str, args.pages))})"
+        + ("" if args.serve_only else f"; peak memory {peak_all / 2**30:.2f} GiB")
+    )
     if args.record:
         if not args.serve_only:
             figures["peak memory"] = f"{peak_all / 2**30:.2f} GiB"

@@ -23,7 +23,9 @@ from llmexec.core.settings import load_settings
 from scorers import KINDS, Item, load_items, raw_prompt, score, wilson
 
 VARIANTS = ("base raw", "base + template", "tuned", "instruct")
-END_OF_TURN = "<end_of_turn>"  # the tuned model stops on it (its end-of-sequence token); the base model is stopped there
+END_OF_TURN = (
+    "<end_of_turn>"  # the tuned model stops on it (its end-of-sequence token); the base model is stopped there
+)
 
 
 def prompts_for(variant: str, items: list[Item], models: dict) -> tuple[object, list, tuple[str, ...]]:
@@ -38,7 +40,7 @@ def prompts_for(variant: str, items: list[Item], models: dict) -> tuple[object, 
         for item in items:
             text = tuned.format_prompt(item.chat())
             assert text.startswith(base.tokenizer.bos_token)  # the raw path adds the BOS itself
-            prompt = Prompt(text[len(base.tokenizer.bos_token):], template="raw")
+            prompt = Prompt(text[len(base.tokenizer.bos_token) :], template="raw")
             assert base.encode(prompt.prompt, chat=False) == tuned.encode(text, chat=True), item.id  # the same ids
             prompts.append(prompt)
         return base, prompts, (END_OF_TURN,)
@@ -46,8 +48,9 @@ def prompts_for(variant: str, items: list[Item], models: dict) -> tuple[object, 
     return models[role], [Prompt(messages=item.messages, template="chat") for item in items], ()
 
 
-def run_variant(variant: str, items: list[Item], models: dict, batch_size: int,
-                log: Callable[[str], None]) -> tuple[list[dict], float]:
+def run_variant(
+    variant: str, items: list[Item], models: dict, batch_size: int, log: Callable[[str], None]
+) -> tuple[list[dict], float]:
     """Every item's reply and score for one variant, batched by length, and the seconds generation took."""
     from llmexec.worker.models import Sampling
 
@@ -57,14 +60,20 @@ def run_variant(variant: str, items: list[Item], models: dict, batch_size: int,
     for length in sorted({item.max_new_tokens for item in items}):
         chosen = [(item, prompt) for item, prompt in zip(items, prompts) if item.max_new_tokens == length]
         for at in range(0, len(chosen), batch_size):
-            batch = chosen[at:at + batch_size]
+            batch = chosen[at : at + batch_size]
             t = time.perf_counter()
             results = model.generate_batch([p for _, p in batch], length, Sampling(), stop)
             log(f"  {variant}: {len(batch)} prompts, {length} tokens at most: {time.perf_counter() - t:.1f} s")
             for (item, _), result in zip(batch, results):
-                rows[item.id] = {"id": item.id, "kind": item.kind, "variant": variant, "reply": result.text,
-                                 "finish": result.finish_reason, "new_tokens": result.new_tokens,
-                                 "success": score(item, result.text)}
+                rows[item.id] = {
+                    "id": item.id,
+                    "kind": item.kind,
+                    "variant": variant,
+                    "reply": result.text,
+                    "finish": result.finish_reason,
+                    "new_tokens": result.new_tokens,
+                    "success": score(item, result.text),
+                }
     return [rows[item.id] for item in items], time.perf_counter() - started
 
 
@@ -89,7 +98,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-evaluation.json"))
     parser.add_argument("--batch-size", type=int, default=None, help="default: the site's batch_size")
     parser.add_argument("--threads", type=int, default=None, help="torch threads; default: the site's threads")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="a comma-separated subset of: " + ", ".join(VARIANTS))
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help="a comma-separated subset of: " + ", ".join(VARIANTS)
+    )
     parser.add_argument("--kinds", default="", help="a comma-separated subset of the kinds (default: all)")
     args = parser.parse_args()
     variants = [v.strip() for v in args.variants.split(",")]
@@ -108,19 +119,24 @@ def main() -> None:
     models = {}
     for role in [r for r in ("base", "tuned", "instruct") if any(r in needed[v] for v in variants)]:
         started = time.perf_counter()
-        models[role] = load_model(settings.models[role], settings.model_cache_dir, lambda line: print("  " + line, flush=True),
-                                  threads)
+        models[role] = load_model(
+            settings.models[role], settings.model_cache_dir, lambda line: print("  " + line, flush=True), threads
+        )
         print(f"loaded {role} ({models[role].artifact}) in {time.perf_counter() - started:.1f} s", flush=True)
     rows, seconds = [], {}
     for variant in variants:
-        done, seconds[variant] = run_variant(variant, items, models, args.batch_size or settings.batch_size,
-                                             lambda line: print(line, flush=True))
+        done, seconds[variant] = run_variant(
+            variant, items, models, args.batch_size or settings.batch_size, lambda line: print(line, flush=True)
+        )
         rows += done
     args.out.write_text(json.dumps(rows, indent=1, ensure_ascii=False))
     print(f"\n{len(items)} requests, {len({item.kind for item in items})} kinds; torch threads: {threads}\n")
     print(table(items, rows, variants))
-    print("\ngeneration time per variant: " + ", ".join(f"{v} {s:.1f} s" for v, s in seconds.items())
-          + f"; together: {sum(seconds.values()):.1f} s (budget for all four in a cold build: 120 s)")
+    print(
+        "\ngeneration time per variant: "
+        + ", ".join(f"{v} {s:.1f} s" for v, s in seconds.items())
+        + f"; together: {sum(seconds.values()):.1f} s (budget for all four in a cold build: 120 s)"
+    )
     tokens = {v: sum(r["new_tokens"] for r in rows if r["variant"] == v) for v in variants}
     print("new tokens per variant: " + ", ".join(f"{v} {n}" for v, n in tokens.items()))
     print(f"replies and scores: {args.out}")

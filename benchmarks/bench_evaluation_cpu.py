@@ -19,8 +19,10 @@ def main() -> None:
 
     torch.set_num_threads(1)  # no thread waits at barriers for a descheduled partner: CPU time is the work itself
     settings = load_settings(load_config(str(bench.ROOT / "mkdocs.yml")).extra, bench.ROOT)
-    models = {role: load_model(settings.models[role], settings.model_cache_dir, lambda line: None, 1)
-              for role in ("base", "tuned", "instruct")}
+    models = {
+        role: load_model(settings.models[role], settings.model_cache_dir, lambda line: None, 1)
+        for role in ("base", "tuned", "instruct")
+    }
     items = bench.load_items(bench.ROOT / "tuning" / "evaluation.jsonl")
     total = 0.0
     for variant in bench.VARIANTS:
@@ -30,7 +32,7 @@ def main() -> None:
             chosen = [p for item, p in zip(items, prompts) if item.max_new_tokens == length]
             for at in range(0, len(chosen), settings.batch_size):
                 started = time.process_time()
-                model.generate_batch(chosen[at:at + settings.batch_size], length, Sampling(), stop)
+                model.generate_batch(chosen[at : at + settings.batch_size], length, Sampling(), stop)
                 cpu += time.process_time() - started
         total += cpu
         print(f"{variant}: {cpu:.1f} CPU s", flush=True)

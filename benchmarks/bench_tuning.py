@@ -61,8 +61,13 @@ def main() -> None:
         preferred = settings.models.get("preferred")
         if preferred is not None:  # DPO from the tuned model just trained (the start resolves into this cache)
             started = time.perf_counter()
-            dpo = tuned_folder(preferred, cache, lambda line: print("  " + line, flush=True), settings.threads,
-                               lambda start: tuned_folder(start, cache, print, settings.threads, start_folder))
+            dpo = tuned_folder(
+                preferred,
+                cache,
+                lambda line: print("  " + line, flush=True),
+                settings.threads,
+                lambda start: tuned_folder(start, cache, print, settings.threads, start_folder),
+            )
             dpo_seconds = time.perf_counter() - started
             dpo_peak_gb = json.loads((dpo / "training.json").read_text())["peak_memory_gb"]
         started = time.perf_counter()
@@ -79,13 +84,19 @@ def main() -> None:
         print(f"\ntraining ({folder.name}): {first:.0f} s, target 300 s: {first / 300:.2f}x of the budget")
         print(f"peak memory of the training process: {peak_gb:.2f} GB, target 6 GB: {peak_gb / 6:.2f}x of the budget")
         if preferred is not None:
-            print(f"preference tuning, DPO ({dpo.name}): {dpo_seconds:.0f} s, target 180 s: {dpo_seconds / 180:.2f}x of "
-                  f"the budget; tuned model: {first:.0f} s (ratio DPO/tuned {dpo_seconds / first:.2f}, same run)")
-            print(f"peak memory of the DPO process: {dpo_peak_gb:.2f} GB, target 6 GB: {dpo_peak_gb / 6:.2f}x of the "
-                  f"budget; tuned model's training process: {peak_gb:.2f} GB")
+            print(
+                f"preference tuning, DPO ({dpo.name}): {dpo_seconds:.0f} s, target 180 s: {dpo_seconds / 180:.2f}x of "
+                f"the budget; tuned model: {first:.0f} s (ratio DPO/tuned {dpo_seconds / first:.2f}, same run)"
+            )
+            print(
+                f"peak memory of the DPO process: {dpo_peak_gb:.2f} GB, target 6 GB: {dpo_peak_gb / 6:.2f}x of the "
+                f"budget; tuned model's training process: {peak_gb:.2f} GB"
+            )
         print(f"second build: {second:.2f} s of training (reused)")
-        print(f"ended their turn by themselves on the {len(prompts)} held-out prompts of the pages "
-              f"(max_new_tokens={args.max_new_tokens}): " + ", ".join(f"{r} {n}/{len(prompts)}" for r, n in rates.items()))
+        print(
+            f"ended their turn by themselves on the {len(prompts)} held-out prompts of the pages "
+            f"(max_new_tokens={args.max_new_tokens}): " + ", ".join(f"{r} {n}/{len(prompts)}" for r, n in rates.items())
+        )
 
 
 if __name__ == "__main__":

@@ -18,11 +18,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "hooks" / "llm_exec.py"
 try:
-    from llmexec.resolve.runner import WorkerRunner, use_runner
     from llmexec.core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest
+    from llmexec.resolve.runner import WorkerRunner, use_runner
 except ModuleNotFoundError as exc:  # the engine is an installed package (pyproject.toml), not a folder on sys.path
-    raise pytest.UsageError(f"{exc}: the engine is not installed in this environment --> run `make setup` "
-                            "(it runs pip install --no-deps --no-build-isolation -e .)") from None
+    raise pytest.UsageError(
+        f"{exc}: the engine is not installed in this environment --> run `make setup` "
+        "(it runs pip install --no-deps --no-build-isolation -e .)"
+    ) from None
 os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
 
 CHAT_TEMPLATE = (
@@ -42,15 +44,29 @@ def _save_tiny_model(folder: Path, *, chat: bool, seed: int) -> Path:
     vocab = {tok: i for i, tok in enumerate(specials + words + [":", ".", ",", "!", "?"])}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
-                                        unk_token="<unk>", pad_token="<pad>",
-                                        additional_special_tokens=["<|im_start|>", "<|im_end|>"])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+    )
     if chat:
         tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -59,8 +75,10 @@ def _save_tiny_model(folder: Path, *, chat: bool, seed: int) -> Path:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny-models")
-    return {"base": _save_tiny_model(root / "tiny-base", chat=False, seed=1),
-            "instruct": _save_tiny_model(root / "tiny-instruct", chat=True, seed=2)}
+    return {
+        "base": _save_tiny_model(root / "tiny-base", chat=False, seed=1),
+        "instruct": _save_tiny_model(root / "tiny-instruct", chat=True, seed=2),
+    }
 
 
 class SharedWorker:
@@ -72,7 +90,7 @@ class SharedWorker:
     def __init__(self) -> None:
         self.runner: WorkerRunner | None = None
 
-    def __call__(self, settings, progress) -> "SharedWorker.Borrowed":
+    def __call__(self, settings, progress) -> SharedWorker.Borrowed:
         if self.runner is None:
             self.runner = WorkerRunner(settings, progress)
         self.runner.settings, self.runner.progress = settings, progress
@@ -112,8 +130,17 @@ def _worker_for_in_process_builds(request: pytest.FixtureRequest, shared_worker:
 # The files whose tests take longest (worker starts, trainings, whole-site builds), longest first: run first, so
 # that `pytest -n 2` hands the two workers the short tests last and both finish together (run in file order, the
 # slowest files came last and one worker ran them alone).
-SLOW_FIRST = ("test_worker_builds.py", "test_tuning.py", "test_renderers.py", "test_tolerance.py", "test_batching.py",
-              "test_verify.py", "test_preview_build.py", "test_endpoint_builds.py", "test_faults.py")
+SLOW_FIRST = (
+    "test_worker_builds.py",
+    "test_tuning.py",
+    "test_renderers.py",
+    "test_tolerance.py",
+    "test_batching.py",
+    "test_verify.py",
+    "test_preview_build.py",
+    "test_endpoint_builds.py",
+    "test_faults.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -151,15 +178,17 @@ class Site:
 
     def config(self) -> Path:
         settings = {"models": self.models, "cache_dir": ".cache/llm-exec", **self.llm_exec}
-        text = "\n".join([
-            "site_name: test site",
-            "theme: {name: material, font: false}",
-            f"hooks: [{json.dumps(str(HOOK))}]",
-            "markdown_extensions: [admonition, pymdownx.details, pymdownx.highlight, pymdownx.superfences,"
-            " {pymdownx.tabbed: {alternate_style: true}}]",
-            f"extra: {{llm_exec: {json.dumps(settings)}}}",
-            *self.yaml,
-        ])
+        text = "\n".join(
+            [
+                "site_name: test site",
+                "theme: {name: material, font: false}",
+                f"hooks: [{json.dumps(str(HOOK))}]",
+                "markdown_extensions: [admonition, pymdownx.details, pymdownx.highlight, pymdownx.superfences,"
+                " {pymdownx.tabbed: {alternate_style: true}}]",
+                f"extra: {{llm_exec: {json.dumps(settings)}}}",
+                *self.yaml,
+            ]
+        )
         return self.write("mkdocs.yml", text + "\n")
 
     def build(self, *, strict: bool = True) -> None:
@@ -174,13 +203,30 @@ class Site:
         finally:
             config.plugins.on_shutdown()
 
-    def build_cli(self, *extra: str, env: dict[str, str] | None = None, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    def build_cli(
+        self, *extra: str, env: dict[str, str] | None = None, prelude: str = ""
+    ) -> subprocess.CompletedProcess[str]:
         """`mkdocs build` in a fresh interpreter; `prelude` runs first (e.g. to make imports fail)."""
         self.config()
         code = f"{prelude}\nimport sys\nfrom mkdocs.__main__ import cli\nsys.exit(cli())"
-        return subprocess.run([sys.executable, "-c", code, "build", "--strict", "-f", str(self.root / "mkdocs.yml"),
-                               "-d", str(self.root / "site"), *extra],
-                              capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                code,
+                "build",
+                "--strict",
+                "-f",
+                str(self.root / "mkdocs.yml"),
+                "-d",
+                str(self.root / "site"),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=600,
+        )
 
     def html(self, page: str = "index.html") -> str:
         return (self.root / "site" / page).read_text(encoding="utf-8")
@@ -209,7 +255,7 @@ class FakeRunner:
     versions, the machine, tuned weights and the seconds spent loading models (each role once); with
     `checkpoints = True` it also writes a checkpoint after each block that has a key, and resumes from one."""
 
-    instances: list["FakeRunner"] = []
+    instances: list[FakeRunner] = []
     checkpoints = False  # the default fake replays the whole page
     LOAD_SECONDS = 1.5  # what loading one model "takes"
     weights: dict[str, str] = {}  # role -> sha256 of weights "made on this machine" (tuned models)
@@ -241,8 +287,13 @@ class FakeRunner:
         outcomes = []
         for block in blocks[start:]:
             if "raise" in block.code:
-                outcomes.append(CodeOutcome("error", output="partial\n", error=f'  File "{block.filename}", line '
-                                            f'{block.first_line}, in <module>\nValueError: boom'))
+                outcomes.append(
+                    CodeOutcome(
+                        "error",
+                        output="partial\n",
+                        error=f'  File "{block.filename}", line {block.first_line}, in <module>\nValueError: boom',
+                    )
+                )
                 break
             self._load(["base"])
             outcomes.append(CodeOutcome("ok", output=f"ran: {block.code}\n", models_used=("base",)))
@@ -259,9 +310,17 @@ class FakeRunner:
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
         self.generate_calls.append(list(requests))
         self._load(r.model for r in requests)
-        return [GenerateOutcome("ok", input_text=f"[{r.model}] {r.request.prompt}", input_tokens=3,
-                                text=f"<script>alert('{r.model}')</script>", finish_reason="length",
-                                new_tokens=r.request.max_new_tokens) for r in requests]
+        return [
+            GenerateOutcome(
+                "ok",
+                input_text=f"[{r.model}] {r.request.prompt}",
+                input_tokens=3,
+                text=f"<script>alert('{r.model}')</script>",
+                finish_reason="length",
+                new_tokens=r.request.max_new_tokens,
+            )
+            for r in requests
+        ]
 
     def close(self) -> None:
         pass
@@ -278,7 +337,9 @@ def outputs(page: str) -> list[str]:
     """The texts of a built page's outputs (generations and code output), unescaped, in page order."""
     import html
 
-    return [html.unescape(m) for m in re.findall(r'<pre class="llmx-(?:output|text)"><code>(.*?)</code></pre>', page, re.S)]
+    return [
+        html.unescape(m) for m in re.findall(r'<pre class="llmx-(?:output|text)"><code>(.*?)</code></pre>', page, re.S)
+    ]
 
 
 def calls(instances) -> int:
@@ -295,8 +356,14 @@ def _copy_project(project: Path, *, lockfile: bool) -> Path:
 def _build_project(project: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     env.pop("LLM_EXEC_MODE", None)  # the default mode (auto): execute what is missing
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", *extra], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", *extra],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return done
 
@@ -307,8 +374,9 @@ def project_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpro
     once per session; the browser tests read it). `make test-site` builds it from nothing with the real models."""
     project = _copy_project(tmp_path_factory.mktemp("real") / "project", lockfile=True)
     built = _build_project(project)
-    assert re.search(r"llm_exec: 0 blocks executed, \d+ from cache, 0 failed; \d+ claims checked, 0 false", built.stderr), \
-        built.stderr[-3000:]
+    assert re.search(
+        r"llm_exec: 0 blocks executed, \d+ from cache, 0 failed; \d+ claims checked, 0 false", built.stderr
+    ), built.stderr[-3000:]
     return project, built
 
 
@@ -320,9 +388,16 @@ def home_page_cold(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subp
     for page in (project / "docs").glob("*.md"):
         if page.name != "index.md":
             page.write_text(f"# {page.stem}\n\nNot part of this test.\n")
-    (project / "docs" / "notebook.ipynb").write_text(json.dumps(
-        {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# Notebook"]}], "metadata": {},
-         "nbformat": 4, "nbformat_minor": 5}))
+    (project / "docs" / "notebook.ipynb").write_text(
+        json.dumps(
+            {
+                "cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# Notebook"]}],
+                "metadata": {},
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        )
+    )
     return project, _build_project(project)
 
 

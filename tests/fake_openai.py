@@ -142,8 +142,14 @@ class FakeOpenAI:
             return 200, {"object": "list", "data": [self._card(m) for m in self.models]}
         if method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
             if body.get("model") not in self.models:
-                return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist.",
-                                       "type": "NotFoundError", "param": None, "code": 404}}
+                return 404, {
+                    "error": {
+                        "message": f"The model `{body.get('model')}` does not exist.",
+                        "type": "NotFoundError",
+                        "param": None,
+                        "code": 404,
+                    }
+                }
             time.sleep(self.delay)
             return 200, self._generate(path == "/v1/chat/completions", body, fault)
         return 404, {"detail": "Not Found"}
@@ -151,15 +157,33 @@ class FakeOpenAI:
     def _identity(self, path: str) -> Any:
         routes = {
             "vllm": {"/version": {"version": self.version}},
-            "sglang": {"/get_server_info": {"model_path": f"/models/{self.models[0]}", "tokenizer_path": "x",
-                                            "revision": self.revision or None, "api_key": self.key or None,
-                                            "version": self.version, "internal_states": [{}]}},
-            "llama.cpp": {"/props": {"default_generation_settings": {"n_ctx": 2048}, "total_slots": 1,
-                                     "model_path": "/models/fake-q4_k_m.gguf", "chat_template": "...",
-                                     "modalities": {"vision": False}, "build_info": self.version}},
-            "llama-cpp-python": {"/openapi.json": {"openapi": "3.1.0", "paths": {},
-                                                   "info": {"title": "🦙 llama.cpp Python API",
-                                                            "version": self.version}}},
+            "sglang": {
+                "/get_server_info": {
+                    "model_path": f"/models/{self.models[0]}",
+                    "tokenizer_path": "x",
+                    "revision": self.revision or None,
+                    "api_key": self.key or None,
+                    "version": self.version,
+                    "internal_states": [{}],
+                }
+            },
+            "llama.cpp": {
+                "/props": {
+                    "default_generation_settings": {"n_ctx": 2048},
+                    "total_slots": 1,
+                    "model_path": "/models/fake-q4_k_m.gguf",
+                    "chat_template": "...",
+                    "modalities": {"vision": False},
+                    "build_info": self.version,
+                }
+            },
+            "llama-cpp-python": {
+                "/openapi.json": {
+                    "openapi": "3.1.0",
+                    "paths": {},
+                    "info": {"title": "🦙 llama.cpp Python API", "version": self.version},
+                }
+            },
         }
         return routes.get(self.engine, {}).get(path)
 
@@ -196,10 +220,18 @@ class FakeOpenAI:
             choice["logprobs"] = _logprobs(kept, wanted, legacy=not chat and self.engine != "llama.cpp")
         else:
             choice["logprobs"] = None
-        answer = {"id": "cmpl-1", "object": "chat.completion" if chat else "text_completion", "created": 1,
-                  "model": body["model"], "choices": [choice],
-                  "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(kept),
-                            "total_tokens": len(prompt.split()) + len(kept)}}
+        answer = {
+            "id": "cmpl-1",
+            "object": "chat.completion" if chat else "text_completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": len(prompt.split()),
+                "completion_tokens": len(kept),
+                "total_tokens": len(prompt.split()) + len(kept),
+            },
+        }
         if self.engine == "llama.cpp":
             answer["system_fingerprint"] = self.version
         return answer
@@ -211,16 +243,34 @@ def _logprobs(tokens: list[str], wanted: int, legacy: bool) -> dict[str, Any]:
     tops = [[(t, v)] + [(f"alt{j}", v - j) for j in range(1, wanted)] for t, v in zip(tokens, values)]
     if legacy:  # vLLM / SGLang / OpenAI /v1/completions
         offsets = [len("".join(tokens[:i])) for i in range(len(tokens))]
-        return {"text_offset": offsets, "token_logprobs": values, "tokens": tokens,
-                "top_logprobs": [dict(reversed(top)) for top in tops]}  # dicts in no particular order
-    return {"content": [{"token": t, "logprob": v, "bytes": list(t.encode()),
-                         "top_logprobs": [{"token": a, "logprob": w, "bytes": list(a.encode())} for a, w in top]}
-                        for t, v, top in zip(tokens, values, tops)]}
+        return {
+            "text_offset": offsets,
+            "token_logprobs": values,
+            "tokens": tokens,
+            "top_logprobs": [dict(reversed(top)) for top in tops],
+        }  # dicts in no particular order
+    return {
+        "content": [
+            {
+                "token": t,
+                "logprob": v,
+                "bytes": list(t.encode()),
+                "top_logprobs": [{"token": a, "logprob": w, "bytes": list(a.encode())} for a, w in top],
+            }
+            for t, v, top in zip(tokens, values, tops)
+        ]
+    }
 
 
 def _error(handler: BaseHTTPRequestHandler, status: int, message: str) -> None:
-    body = {"error": {"message": message, "type": "BadRequestError" if status < 500 else "InternalServerError",
-                      "param": None, "code": status}}
+    body = {
+        "error": {
+            "message": message,
+            "type": "BadRequestError" if status < 500 else "InternalServerError",
+            "param": None,
+            "code": status,
+        }
+    }
     _send(handler, status, json.dumps(body).encode(), "application/json")
 
 

@@ -16,9 +16,12 @@ class Host:
     """The zygote as batching sees it: the roles' specs and the batch size."""
 
     batch_size: int = 2
-    specs: dict[str, ModelSpec] = field(default_factory=lambda: {
-        "base": ModelSpec("base", "preset", "base", "", "base"),
-        "instruct": ModelSpec("instruct", "preset", "instruct", "", "instruct")})
+    specs: dict[str, ModelSpec] = field(
+        default_factory=lambda: {
+            "base": ModelSpec("base", "preset", "base", "", "base"),
+            "instruct": ModelSpec("instruct", "preset", "instruct", "", "instruct"),
+        }
+    )
 
 
 def ask(model: str, prompt: str, max_new_tokens: int = 8, seed: int | None = None) -> GenerateRequest:
@@ -39,18 +42,32 @@ def test_outcomes_come_back_in_the_order_asked_whatever_order_they_ran_in() -> N
 
 
 def test_generate_batches_join_same_key_up_to_the_batch_size_and_keep_a_seeded_draw_alone() -> None:
-    ordered = [ask("base", "a"), ask("base", "b"), ask("base", "c"), ask("base", "d", 16),
-               ask("base", "e", seed=1), ask("base", "f", seed=1)]
+    ordered = [
+        ask("base", "a"),
+        ask("base", "b"),
+        ask("base", "c"),
+        ask("base", "d", 16),
+        ask("base", "e", seed=1),
+        ask("base", "f", seed=1),
+    ]
     batches = generate_batches(Host(batch_size=2), ordered)
     assert [[r.request.prompt for r in b] for b in batches] == [["a", "b"], ["c"], ["d"], ["e"], ["f"]]
 
 
 def test_rank_batches_sort_by_model_then_length_and_join_up_to_the_batch_size() -> None:
-    asked = [RankRequest("base", "long prompt", "answer", "", 3, 60.0), RankRequest("instruct", "p", "a", "", 3, 60.0),
-             RankRequest("base", "p", "a", "", 3, 60.0), RankRequest("base", "pp", "a", "", 3, 60.0)]
+    asked = [
+        RankRequest("base", "long prompt", "answer", "", 3, 60.0),
+        RankRequest("instruct", "p", "a", "", 3, 60.0),
+        RankRequest("base", "p", "a", "", 3, 60.0),
+        RankRequest("base", "pp", "a", "", 3, 60.0),
+    ]
     ordered = sorted(asked, key=rank_key)
-    assert [(r.model, r.prompt) for r in ordered] == [("base", "p"), ("base", "pp"), ("base", "long prompt"),
-                                                      ("instruct", "p")]
+    assert [(r.model, r.prompt) for r in ordered] == [
+        ("base", "p"),
+        ("base", "pp"),
+        ("base", "long prompt"),
+        ("instruct", "p"),
+    ]
     assert [len(b) for b in rank_batches(Host(batch_size=2), ordered)] == [2, 1, 1]
 
 

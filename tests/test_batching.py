@@ -5,8 +5,15 @@ from __future__ import annotations
 import logging
 import re
 
-PROMPTS = ["hello", "the cat sat on the mat", "good morning my friend", "translate to french : hello world !",
-           "a dog", "the the the", "my friend sat on a dog , the cat sat on the mat"]
+PROMPTS = [
+    "hello",
+    "the cat sat on the mat",
+    "good morning my friend",
+    "translate to french : hello world !",
+    "a dog",
+    "the the the",
+    "my friend sat on a dog , the cat sat on the mat",
+]
 
 
 def generations(html: str) -> list[str]:
@@ -15,7 +22,9 @@ def generations(html: str) -> list[str]:
 
 def test_every_generate_block_of_the_site_goes_to_the_runner_in_one_call(bare_site, fake):
     for n in range(3):
-        bare_site.write(f"docs/page{n}.md", f"# P{n}\n\n```generate\nfirst {n}\n```\n\n```generate model=base\nsecond {n}\n```\n")
+        bare_site.write(
+            f"docs/page{n}.md", f"# P{n}\n\n```generate\nfirst {n}\n```\n\n```generate model=base\nsecond {n}\n```\n"
+        )
     bare_site.build()
     (runner,) = fake
     assert len(runner.generate_calls) == 1
@@ -26,8 +35,11 @@ def test_every_generate_block_of_the_site_goes_to_the_runner_in_one_call(bare_si
 def test_the_worker_groups_the_sites_prompts_into_batches_by_model_and_length(site, caplog):
     caplog.set_level("INFO")
     for n in range(2):
-        site.write(f"docs/page{n}.md", f"# P{n}\n\n```generate max_new_tokens=3\nhello {n}\n```\n\n"
-                                      f"```generate model=base max_new_tokens=4\nworld {n}\n```\n")
+        site.write(
+            f"docs/page{n}.md",
+            f"# P{n}\n\n```generate max_new_tokens=3\nhello {n}\n```\n\n"
+            f"```generate model=base max_new_tokens=4\nworld {n}\n```\n",
+        )
     site.build()
     batches = re.findall(r"generating batch \d/(\d): (\w+) model, (\d) prompt\(s\), (\d) new tokens", caplog.text)
     assert sorted(batches) == [("3", "base", "2", "3"), ("3", "base", "2", "4"), ("3", "instruct", "2", "3")]
@@ -53,4 +65,3 @@ def test_batched_outputs_equal_one_at_a_time_outputs(site, caplog):
     assert "generating batch 14/14: " in caplog.text  # 7 prompts x 2 models, one prompt per batch
     assert generations(site.html()) == batched
     assert len(batched) == 4 * len(PROMPTS)
-

@@ -33,7 +33,7 @@ def test_generate_defaults_to_both_models_and_keeps_prompt_spaces(tmp_path):
 
 
 def test_indented_block_inside_an_admonition(tmp_path):
-    md = '!!! note\n    Text.\n\n    ```python exec\n    x = 1\n    print(x)\n    ```\n'
+    md = "!!! note\n    Text.\n\n    ```python exec\n    x = 1\n    print(x)\n    ```\n"
     (block,) = parse(md, tmp_path)
     assert block.indent == "    " and block.source == "x = 1\nprint(x)" and block.line == 4
 
@@ -47,14 +47,19 @@ def test_snippet_file_is_included_and_named_in_tracebacks(tmp_path):
 
 
 def test_mistakes_are_problems_with_page_line_and_fix(tmp_path):
-    md = ("```generate model=gpt5\nhi\n```\n\n```python exec colour=red\nx\n```\n\n"
-          '```python exec file="snippets/missing.py"\n```\n\n```generate max_new_tokens=lots\nhi\n```\n\n'
-          "```generate\n```\n\n```python exec timeout=-3\nx\n```\n")
+    md = (
+        "```generate model=gpt5\nhi\n```\n\n```python exec colour=red\nx\n```\n\n"
+        '```python exec file="snippets/missing.py"\n```\n\n```generate max_new_tokens=lots\nhi\n```\n\n'
+        "```generate\n```\n\n```python exec timeout=-3\nx\n```\n"
+    )
     problems = parse(md, tmp_path)
     assert all(isinstance(p, Problem) for p in problems)
     messages = [p.message() for p in problems]
     assert messages[0].startswith("docs/page.md:1: generate block names unknown model 'gpt5'")
-    assert "use model= one of base, instruct, a list such as model=base,instruct, model=both (base and instruct) or model=all" in messages[0]
+    assert (
+        "use model= one of base, instruct, a list such as model=base,instruct, model=both (base and instruct) or model=all"
+        in messages[0]
+    )
     assert "unknown option 'colour'" in messages[1] and "docs/page.md:5:" in messages[1]
     assert "snippets/missing.py" in messages[2] and "not found" in messages[2]
     assert "max_new_tokens='lots'" in messages[3]

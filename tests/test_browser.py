@@ -53,15 +53,28 @@ def served(project_site) -> Iterator[tuple[Path, str]]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed: apt-get install -y chromium chromium-driver "
-                    "(`make test-models` does this)")
+        pytest.fail(
+            f"{CHROMIUM} and {CHROMEDRIVER} are needed: apt-get install -y chromium chromium-driver "
+            "(`make test-models` does this)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-default-apps", "--disable-extensions", "--no-first-run", "--no-default-browser-check",
-                "--window-size=1400,1000", "--force-prefers-reduced-motion",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--window-size=1400,1000",
+        "--force-prefers-reduced-motion",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -86,8 +99,11 @@ def _open(driver, url: str) -> None:
     WebDriverWait(driver, WAIT).until(lambda d: d.execute_script("return document.readyState") == "complete")
     # The search index is fetched by the page's script once it has started: its arrival means the theme's
     # JavaScript ran, and any error it met is in the console log by now.
-    WebDriverWait(driver, WAIT).until(lambda d: d.execute_script(
-        "return performance.getEntriesByType('resource').some(e => e.name.endsWith('/search/search_index.json'))"))
+    WebDriverWait(driver, WAIT).until(
+        lambda d: d.execute_script(
+            "return performance.getEntriesByType('resource').some(e => e.name.endsWith('/search/search_index.json'))"
+        )
+    )
 
 
 def _open_fresh(driver, url: str) -> None:
@@ -121,14 +137,19 @@ def _requests(driver) -> list[str]:
 def _screenshot(driver, path: Path) -> None:
     """The whole page, not only the window."""
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+        },
+    )
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
 def _name(url: str, base: str) -> str:
-    return url[len(base):].strip("/") or "index"
+    return url[len(base) :].strip("/") or "index"
 
 
 def test_every_page_loads_cleanly_offline_and_the_navigation_reaches_all_of_them(browser, served):
@@ -152,11 +173,13 @@ def test_every_page_loads_cleanly_offline_and_the_navigation_reaches_all_of_them
         remote = sorted({u for u in _requests(browser) if not _local(u)})
         assert remote == [], f"{name}: requests leaving the machine {remote}"
         assert browser.find_element(By.CSS_SELECTOR, "article h1").text.strip(), f"{name}: no title"
-        assert not browser.find_elements(By.CSS_SELECTOR, ".llmx-failed, .llmx-skipped, .llmx-unexecuted"), \
+        assert not browser.find_elements(By.CSS_SELECTOR, ".llmx-failed, .llmx-skipped, .llmx-unexecuted"), (
             f"{name}: a block failed or did not run"
+        )
 
         links = browser.execute_script(
-            "return [...document.querySelectorAll('nav.md-nav--primary a.md-nav__link[href]')].map(a => a.href)")
+            "return [...document.querySelectorAll('nav.md-nav--primary a.md-nav__link[href]')].map(a => a.href)"
+        )
         targets = {urldefrag(link).url for link in links}
         assert targets <= pages, f"{name}: navigation links to pages that were not built: {sorted(targets - pages)}"
         for target in sorted(targets - reached):
@@ -184,8 +207,9 @@ def test_tabs_switch_and_comparisons_sit_side_by_side(browser, served):
     assert len(first_columns) == 3  # base, tuned, instruct
     rects = [c.rect for c in first_columns]
     for left, right in itertools.pairwise(rects):
-        assert left["y"] == right["y"] and left["x"] + left["width"] <= right["x"], \
+        assert left["y"] == right["y"] and left["x"] + left["width"] <= right["x"], (
             f"the base, tuned and instruct columns are not side by side at 1400 px: {rects}"
+        )
 
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", labels[1])
     labels[1].click()
@@ -200,8 +224,11 @@ def test_the_palette_toggle_switches_to_dark_mode(browser, served):
     _open_fresh(browser, f"{base}side-by-side/")
     scheme = "return document.body.getAttribute('data-md-color-scheme')"
     assert browser.execute_script(scheme) == "default"
-    toggle = next(label for label in browser.find_elements(By.CSS_SELECTOR, "form[data-md-component=palette] label")
-                  if label.is_displayed())
+    toggle = next(
+        label
+        for label in browser.find_elements(By.CSS_SELECTOR, "form[data-md-component=palette] label")
+        if label.is_displayed()
+    )
     toggle.click()
     WebDriverWait(browser, WAIT).until(lambda d: d.execute_script(scheme) == "slate")
     shots = site.parent / "screenshots"
@@ -217,10 +244,11 @@ def test_search_finds_a_page_by_its_content(browser, served):
     box = browser.find_element(By.CSS_SELECTOR, "input.md-search__input")  # in the header at this width
     box.click()
     box.send_keys("chat template")
-    WebDriverWait(browser, WAIT).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, ".md-search-result__item a[href]"))
-    hits = {urlsplit(a.get_attribute("href"))._replace(query="", fragment="").geturl()  # drop ?h=… highlights
-            for a in browser.find_elements(By.CSS_SELECTOR, ".md-search-result__item a[href]")}
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".md-search-result__item a[href]"))
+    hits = {
+        urlsplit(a.get_attribute("href"))._replace(query="", fragment="").geturl()  # drop ?h=… highlights
+        for a in browser.find_elements(By.CSS_SELECTOR, ".md-search-result__item a[href]")
+    }
     assert f"{base}instruct-models/" in hits, sorted(hits)
 
 
@@ -228,8 +256,9 @@ def _check_tooltip(driver) -> tuple[str, str, str]:
     """Focus the first checked-claim mark (as a keyboard user would) and read what its ::after shows."""
     mark = driver.find_element(By.CSS_SELECTOR, ".llmx-claim-true .llmx-check")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus()", mark)
-    after = driver.execute_script("const s = getComputedStyle(arguments[0], '::after');"
-                                  "return [s.content, s.backgroundColor, s.color]", mark)
+    after = driver.execute_script(
+        "const s = getComputedStyle(arguments[0], '::after');return [s.content, s.backgroundColor, s.color]", mark
+    )
     return tuple(after)  # type: ignore[return-value]
 
 
@@ -243,7 +272,7 @@ def test_a_checked_claim_reveals_its_check_on_focus_in_both_palettes(browser, se
     content, background, _ = _check_tooltip(browser)
     assert "Checked against the recorded output" in content
     assert background != light  # the dark palette's own background, not a white box
-    rgb = [int(v) for v in background[background.index("(") + 1:background.index(")")].split(",")[:3]]
+    rgb = [int(v) for v in background[background.index("(") + 1 : background.index(")")].split(",")[:3]]
     assert sum(rgb) / 3 < 100, background
     _screenshot(browser, site.parent / "screenshots" / "claim-dark.png")
 
@@ -253,8 +282,15 @@ def test_a_checked_claim_reveals_its_check_with_javascript_off(tmp_path, served)
     site, base = served
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-                "--window-size=1200,900", f"--user-data-dir={tmp_path / 'profile'}"):
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--window-size=1200,900",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(arg)
     options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

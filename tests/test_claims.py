@@ -36,9 +36,15 @@ def test_a_true_claim_is_marked_and_links_to_its_evidence(bare_site, fake):
     bare_site.build()
     html = bare_site.html()
     assert html.count('class="llmx-claim llmx-claim-true"') == 3
-    assert '<span class="llmx-claim llmx-claim-true">The base model runs until the\nlimit cuts it off<a class="llmx-check" href="#llmx-hi"' in html
+    assert (
+        '<span class="llmx-claim llmx-claim-true">The base model runs until the\nlimit cuts it off<a class="llmx-check" href="#llmx-hi"'
+        in html
+    )
     assert 'id="llmx-hi"' in html and 'id="llmx-two"' in html  # the evidence the marks link to
-    assert "Checked against the recorded output when this site was built: hi.base.finish_reason == &quot;length&quot;" in html
+    assert (
+        "Checked against the recorded output when this site was built: hi.base.finish_reason == &quot;length&quot;"
+        in html
+    )
     assert "{check:" not in html
 
 
@@ -46,8 +52,10 @@ def test_a_false_claim_fails_the_strict_build_with_line_sentence_block_and_outpu
     bare_site.write("docs/index.md", PAGE.replace('finish_reason == "length"', 'finish_reason == "eos"'))
     with pytest.raises(Abort):
         bare_site.build()
-    assert ('docs/index.md:7: this sentence is not true of the output it describes: '
-            '"The base model runs until the limit cuts it off"') in caplog.text
+    assert (
+        "docs/index.md:7: this sentence is not true of the output it describes: "
+        '"The base model runs until the limit cuts it off"'
+    ) in caplog.text
     assert "about: the block id=hi at docs/index.md:3" in caplog.text
     assert "hi.base.finish_reason = 'length'" in caplog.text
     assert caplog.text.count("this sentence is not true") == 1  # the other two claims hold
@@ -61,20 +69,26 @@ def test_without_strict_the_page_shows_the_false_claim(bare_site, fake):
     assert "FAILED when this site was built: hi.base.new_tokens &lt; 3&#10;hi.base.new_tokens = 5" in html
 
 
-@pytest.mark.parametrize("check, expected", [
-    ("hello.base.text", "no block on this page has id=hello (the ids here: hi, two)"),
-    ("hi.base.text ==", "the check is not a Python expression"),
-    ("hi.__class__", "the check reads the private attribute '__class__'"),
-    ("(lambda: 1)()", "the check uses Lambda, which claims do not allow"),
-    ("hi.text", "the generate block at docs/index.md:3 has answers from base, instruct, so write e.g. .base.text"),
-    ("two.notes.p < 0.1", "no note 'p' (the block noted: nothing)"),
-    ("list(zip(hi.base.lines, hi.base.lines))", "zip() is not one of the functions a check may call (those are: len,"),
-])
+@pytest.mark.parametrize(
+    "check, expected",
+    [
+        ("hello.base.text", "no block on this page has id=hello (the ids here: hi, two)"),
+        ("hi.base.text ==", "the check is not a Python expression"),
+        ("hi.__class__", "the check reads the private attribute '__class__'"),
+        ("(lambda: 1)()", "the check uses Lambda, which claims do not allow"),
+        ("hi.text", "the generate block at docs/index.md:3 has answers from base, instruct, so write e.g. .base.text"),
+        ("two.notes.p < 0.1", "no note 'p' (the block noted: nothing)"),
+        (
+            "list(zip(hi.base.lines, hi.base.lines))",
+            "zip() is not one of the functions a check may call (those are: len,",
+        ),
+    ],
+)
 def test_a_broken_check_is_an_error_that_says_how_to_write_it(bare_site, fake, caplog, check, expected):
     bare_site.write("docs/index.md", PAGE + f"\n[A sentence]{{check: {check}}}\n")
     with pytest.raises(Abort):
         bare_site.build()
-    assert "docs/index.md:17: cannot check the sentence \"A sentence\"" in caplog.text
+    assert 'docs/index.md:17: cannot check the sentence "A sentence"' in caplog.text
     assert expected in caplog.text
 
 
@@ -90,21 +104,43 @@ def test_claim_syntax_inside_code_is_left_alone():
         """)
     found = find_claims(markdown, page="docs/p.md", line_offset=0)
     assert [(c.line, c.sentence, c.expression) for c in found] == [
-        (8, "Real", '{"a": 1}["a"] == 1'), (8, "[nested] brackets", "True")]
+        (8, "Real", '{"a": 1}["a"] == 1'),
+        (8, "[nested] brackets", "True"),
+    ]
     assert [evaluate(c, {}).state for c in found] == ["true", "true"]
 
 
 def test_each_kind_of_check_fails_on_an_output_that_contradicts_it():
     answer = Answer("base", "Paris is the capital.", "length", 5, 7, "<bos>The capital", 5)
     results = {"q": Generated("docs/p.md:3", {"base": answer})}
+
     def state(check: str) -> str:
         return evaluate(find_claims(f"[s]{{check: {check}}}", page="p", line_offset=0)[0], results).state
-    holds = ['all(int(n) > 0 for n in [q.new_tokens, q.input_tokens])', 'any(w == "Paris" for w in words(q.text))',
-             '"Paris" in q.text', "q.hit_limit", "q.new_tokens == 5", "q.input_tokens > 3", 'q.first_line.startswith("Paris")',
-             'matches(r"capital\\.$", q.text)', "len(words(q.text)) == 4", "not q.ended_turn"]
-    broken = ['all(int(n) > 5 for n in [q.new_tokens, q.input_tokens])', 'any(w == "Rome" for w in words(q.text))',
-              '"Rome" in q.text', "q.ended_turn", "q.new_tokens < 5", "q.input_tokens > 30", 'q.first_line.startswith("Rome")',
-              'matches(r"^capital", q.text)', "len(words(q.text)) == 3", "not q.hit_limit"]
+
+    holds = [
+        "all(int(n) > 0 for n in [q.new_tokens, q.input_tokens])",
+        'any(w == "Paris" for w in words(q.text))',
+        '"Paris" in q.text',
+        "q.hit_limit",
+        "q.new_tokens == 5",
+        "q.input_tokens > 3",
+        'q.first_line.startswith("Paris")',
+        'matches(r"capital\\.$", q.text)',
+        "len(words(q.text)) == 4",
+        "not q.ended_turn",
+    ]
+    broken = [
+        "all(int(n) > 5 for n in [q.new_tokens, q.input_tokens])",
+        'any(w == "Rome" for w in words(q.text))',
+        '"Rome" in q.text',
+        "q.ended_turn",
+        "q.new_tokens < 5",
+        "q.input_tokens > 30",
+        'q.first_line.startswith("Rome")',
+        'matches(r"^capital", q.text)',
+        "len(words(q.text)) == 3",
+        "not q.hit_limit",
+    ]
     assert [state(c) for c in holds] == ["true"] * len(holds)
     assert [state(c) for c in broken] == ["false"] * len(broken)
 
@@ -128,11 +164,18 @@ def test_swapped_outputs_break_exactly_the_claims_about_them_in_locked_mode_with
             data["outcome"].update(finish_reason="eos", new_tokens=2)
             return True
         return False
+
     edit_lockfile(bare_site, swap)
     broken = bare_site.build_cli(env={"LLM_EXEC_MODE": "locked"}, prelude=BLOCK_TORCH)
     assert broken.returncode != 0
-    assert 'docs/index.md:7: this sentence is not true of the output it describes: "The base model runs until the limit cuts it off"' in broken.stderr
-    assert 'docs/index.md:9: this sentence is not true of the output it describes: "it writes exactly five tokens"' in broken.stderr
+    assert (
+        'docs/index.md:7: this sentence is not true of the output it describes: "The base model runs until the limit cuts it off"'
+        in broken.stderr
+    )
+    assert (
+        'docs/index.md:9: this sentence is not true of the output it describes: "it writes exactly five tokens"'
+        in broken.stderr
+    )
     assert broken.stderr.count("this sentence is not true") == 2 and "ModuleNotFoundError" not in broken.stderr
     preview = bare_site.build_cli(env={"LLM_EXEC_MODE": "preview"}, prelude=BLOCK_TORCH)  # checked there too,
     assert preview.returncode == 0 and preview.stderr.count("this sentence is not true") == 2  # but only marked
@@ -169,7 +212,9 @@ BLOCK_TORCH = textwrap.dedent("""
 
 
 def test_code_blocks_note_values_for_claims_with_the_real_worker(site, caplog):
-    site.write("docs/index.md", """
+    site.write(
+        "docs/index.md",
+        """
         # Notes
 
         ```python exec id=probs
@@ -185,13 +230,17 @@ def test_code_blocks_note_values_for_claims_with_the_real_worker(site, caplog):
         ```python exec
         note(bad=object())
         ```
-        """)
+        """,
+    )
     with pytest.raises(Abort):
         site.build()
     assert "docs/index.md:13: code block raised an exception" in caplog.text
     assert "note(bad=...) takes numbers, strings, booleans and lists or dicts of them, not object" in caplog.text
     assert "this sentence is not true" not in caplog.text and "cannot check" not in caplog.text
-    entry = next(json.loads(p.read_text()) for p in (site.root / "llm-exec.lock").glob("*.json")
-                 if "note(p=p" in json.loads(p.read_text())["source"])
+    entry = next(
+        json.loads(p.read_text())
+        for p in (site.root / "llm-exec.lock").glob("*.json")
+        if "note(p=p" in json.loads(p.read_text())["source"]
+    )
     assert entry["outcome"]["notes"] == {"p": 0.25, "label": "low", "tokens": [1, 2]}
     assert site.html().count("llmx-claim-true") == 2

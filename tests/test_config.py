@@ -21,15 +21,24 @@ def test_paths_resolve_against_the_config_folder(tmp_path):
     assert settings.cache_dir == tmp_path / "c"
 
 
-@pytest.mark.parametrize("section, expected", [
-    ({"timeout": 0}, "extra.llm_exec.timeout: must be a positive number"),
-    ({"timout": 5}, "extra.llm_exec.timout: unknown key (the keys here are: enabled, mode, lockfile"),
-    ({"max_new_tokens": "many"}, "extra.llm_exec.max_new_tokens"),
-    ({"models": {"chat": {}}}, "extra.llm_exec.models.chat: unknown role (the roles are: base, instruct, tuned, preferred)"),
-    ({"models": {"base": {"preset": "gpt-2"}}}, "expected one of gemma-3-270m, smollm2-135m-instruct, got 'gpt-2'"),
-    ({"models": {"base": {"hub": "a/b"}}}, "models.base.revision: a hub model needs a pinned 40-hex commit id"),
-    ({"models": {"base": {"hub": "a/b", "revision": "0" * 40, "path": "x"}}}, "give exactly one of preset, hub, path"),
-])
+@pytest.mark.parametrize(
+    "section, expected",
+    [
+        ({"timeout": 0}, "extra.llm_exec.timeout: must be a positive number"),
+        ({"timout": 5}, "extra.llm_exec.timout: unknown key (the keys here are: enabled, mode, lockfile"),
+        ({"max_new_tokens": "many"}, "extra.llm_exec.max_new_tokens"),
+        (
+            {"models": {"chat": {}}},
+            "extra.llm_exec.models.chat: unknown role (the roles are: base, instruct, tuned, preferred)",
+        ),
+        ({"models": {"base": {"preset": "gpt-2"}}}, "expected one of gemma-3-270m, smollm2-135m-instruct, got 'gpt-2'"),
+        ({"models": {"base": {"hub": "a/b"}}}, "models.base.revision: a hub model needs a pinned 40-hex commit id"),
+        (
+            {"models": {"base": {"hub": "a/b", "revision": "0" * 40, "path": "x"}}},
+            "give exactly one of preset, hub, path",
+        ),
+    ],
+)
 def test_mistakes_are_one_error_that_names_the_key(tmp_path: Path, section, expected):
     with pytest.raises(ConfigError) as err:
         load_settings({"llm_exec": section}, tmp_path)

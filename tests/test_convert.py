@@ -25,12 +25,23 @@ def test_converting_the_smollm2_preset_gives_a_folder_that_generates_like_the_ca
     assert (cached / "config.json").is_file(), f"no converted copy in {cached}: run `make models` first"
     target = tmp_path / "models" / cached.name
     target.parent.mkdir()
-    done = subprocess.run([sys.executable, "-m", "llmexec.worker.convert", PRESET, str(target)], capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "llmexec.worker.convert", PRESET, str(target)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     names = {p.name for p in target.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "llm-exec-source.json"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "llm-exec-source.json",
+    } <= names
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # the scratch folder is gone
     source = json.loads((target / "llm-exec-source.json").read_text())
     (gguf,) = preset_chunk_paths(spec)
@@ -60,8 +71,13 @@ def test_the_direct_conversion_gives_the_same_bytes_and_tensors_as_transformers_
     folders = {}
     for method in ("transformers", "direct"):
         folders[method] = tmp_path / method
-        done = subprocess.run([sys.executable, "-m", "llmexec.worker.convert", preset, str(folders[method]), "base", method],
-                              capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900)
+        done = subprocess.run(
+            [sys.executable, "-m", "llmexec.worker.convert", preset, str(folders[method]), "base", method],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            timeout=900,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     names = sorted(p.name for p in folders["transformers"].iterdir())
     assert names == sorted(p.name for p in folders["direct"].iterdir()) and "model.safetensors" in names

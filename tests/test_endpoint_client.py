@@ -13,8 +13,15 @@ KEY = "sk-secret-4f1c9e"
 MODEL = "fake/base"
 
 
-def client(fake: FakeOpenAI, *, model: str = MODEL, env: dict[str, str] | None = None,
-           sleeps: list[float] | None = None, url: str = "", **options: object) -> EndpointClient:
+def client(
+    fake: FakeOpenAI,
+    *,
+    model: str = MODEL,
+    env: dict[str, str] | None = None,
+    sleeps: list[float] | None = None,
+    url: str = "",
+    **options: object,
+) -> EndpointClient:
     endpoint = Endpoint(url=url or fake.url, model=model, **options)  # type: ignore[arg-type]
     record = sleeps if sleeps is not None else []
     return EndpointClient(endpoint, "base", env or {}, sleep=record.append)
@@ -37,6 +44,7 @@ def assert_names(message: str, fake: FakeOpenAI, *fix_words: str) -> None:
 
 # -- answers ----------------------------------------------------------------------------------------------------
 
+
 def test_complete_reads_text_finish_usage_and_completions_logprobs() -> None:
     with FakeOpenAI(engine="vllm") as fake:
         done = client(fake).complete("The capital of France is", max_tokens=20, logprobs=2, seed=7)
@@ -48,8 +56,16 @@ def test_complete_reads_text_finish_usage_and_completions_logprobs() -> None:
     assert done.tokens[1].top == ((" is", pytest.approx(-0.2)), ("alt1", pytest.approx(-1.2)))  # most likely first
     sent = fake.requests[-1]
     assert sent.path == "/v1/completions"
-    assert sent.body == {"model": MODEL, "prompt": "The capital of France is", "max_tokens": 20, "temperature": 0.0,
-                         "top_p": 1.0, "stream": False, "seed": 7, "logprobs": 2}
+    assert sent.body == {
+        "model": MODEL,
+        "prompt": "The capital of France is",
+        "max_tokens": 20,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "stream": False,
+        "seed": 7,
+        "logprobs": 2,
+    }
 
 
 def test_llama_cpp_completions_logprobs_in_the_chat_shape_are_read() -> None:
@@ -73,8 +89,9 @@ def test_chat_reads_the_message_and_chat_logprobs() -> None:
     assert (sent.body["temperature"], sent.body["top_p"]) == (0.7, 0.9) and "seed" not in sent.body
 
 
-@pytest.mark.parametrize(("engine", "expected"), [("vllm", "stop_sequence"), ("sglang", "stop_sequence"),
-                                                  ("llama.cpp", "eos")])  # llama.cpp says "stop" either way
+@pytest.mark.parametrize(
+    ("engine", "expected"), [("vllm", "stop_sequence"), ("sglang", "stop_sequence"), ("llama.cpp", "eos")]
+)  # llama.cpp says "stop" either way
 def test_a_matched_stop_string_is_told_apart_where_the_server_says_so(engine: str, expected: str) -> None:
     with FakeOpenAI(engine=engine) as fake:
         done = client(fake).complete("x", max_tokens=20, stop=(" capital",))
@@ -84,6 +101,7 @@ def test_a_matched_stop_string_is_told_apart_where_the_server_says_so(engine: st
 
 # -- keys -------------------------------------------------------------------------------------------------------
 
+
 def test_the_key_goes_as_a_bearer_header_and_never_into_error_text() -> None:
     env = {"VLLM_KEY": KEY}
     with FakeOpenAI(key=KEY) as fake:
@@ -92,8 +110,9 @@ def test_the_key_goes_as_a_bearer_header_and_never_into_error_text() -> None:
         fake.fail("/v1/completions", Fault(status=400, message=f"bad request from key {KEY}"))
         echoed = failure(lambda: client(fake, api_key_env="VLLM_KEY", env=env).complete("x", max_tokens=2))
         assert "bad request from key ***" in echoed
-        rejected = failure(lambda: client(fake, api_key_env="VLLM_KEY", env={"VLLM_KEY": "sk-wrong"})
-                           .complete("x", max_tokens=2))
+        rejected = failure(
+            lambda: client(fake, api_key_env="VLLM_KEY", env={"VLLM_KEY": "sk-wrong"}).complete("x", max_tokens=2)
+        )
     for message in (echoed, rejected):
         assert KEY not in message
     assert "HTTP 401" in rejected and "key in VLLM_KEY" in rejected
@@ -118,6 +137,7 @@ def test_a_server_that_wants_a_key_when_none_is_configured_says_to_set_api_key_e
 
 
 # -- failures ---------------------------------------------------------------------------------------------------
+
 
 def test_connection_refused_says_to_start_the_server() -> None:
     with socket.socket() as spare:
@@ -215,13 +235,17 @@ def test_missing_logprobs_say_the_server_did_not_return_them() -> None:
 
 # -- identity ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("engine", "name", "path", "revision"), [
-    ("vllm", "vllm", MODEL, "abc123"),
-    ("sglang", "sglang", f"/models/{MODEL}", "v2-from-server"),
-    ("llama.cpp", "llama.cpp", "/models/fake-q4_k_m.gguf", "abc123"),
-    ("llama-cpp-python", "llama-cpp-python", "", "abc123"),
-    ("plain", "FakeServer/1.0", "", "abc123"),  # no identity route: the HTTP Server header
-])
+
+@pytest.mark.parametrize(
+    ("engine", "name", "path", "revision"),
+    [
+        ("vllm", "vllm", MODEL, "abc123"),
+        ("sglang", "sglang", f"/models/{MODEL}", "v2-from-server"),
+        ("llama.cpp", "llama.cpp", "/models/fake-q4_k_m.gguf", "abc123"),
+        ("llama-cpp-python", "llama-cpp-python", "", "abc123"),
+        ("plain", "FakeServer/1.0", "", "abc123"),  # no identity route: the HTTP Server header
+    ],
+)
 def test_describe_names_the_engine_its_version_and_the_model(engine: str, name: str, path: str, revision: str) -> None:
     with FakeOpenAI(engine=engine, version="1.2.3", revision="v2-from-server", key=KEY) as fake:
         info = client(fake, revision="abc123", api_key_env="K", env={"K": KEY}).describe()
@@ -240,6 +264,7 @@ def test_describe_with_a_model_not_served_lists_the_served_ones() -> None:
 
 # -- concurrency ------------------------------------------------------------------------------------------------
 
+
 def test_run_concurrently_keeps_order_bounds_in_flight_and_returns_errors_per_item() -> None:
     with FakeOpenAI(delay=0.1, reply=lambda prompt: ("echo", " " + prompt.split()[-1])) as fake:
         endpoint_client = client(fake)
@@ -254,4 +279,3 @@ def test_run_concurrently_keeps_order_bounds_in_flight_and_returns_errors_per_it
     assert results[:5] == [f"echo {i}" for i in range(5)] and results[6:] == [f"echo {i}" for i in range(6, 10)]
     assert isinstance(results[5], ValueError) and str(results[5]) == "item 5 is bad"
     assert run_concurrently(generate, [], 4) == []
-

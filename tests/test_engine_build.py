@@ -84,13 +84,17 @@ def engine_libraries() -> list[Path]:
 
 
 def describe(library: Path, found: dict[str, list[Instruction]]) -> str:
-    lines = [f"{library} holds instructions that `make engine` leaves out (they trap with SIGILL on CPUs or VMs "
-             f"without them):"]
+    lines = [
+        f"{library} holds instructions that `make engine` leaves out (they trap with SIGILL on CPUs or VMs "
+        f"without them):"
+    ]
     for kind, instructions in found.items():
         shown = ", ".join(f"{i.mnemonic} in {i.symbol} at 0x{i.address}" for i in instructions[:5])
         lines.append(f"  {kind}: {len(instructions)} instruction(s), e.g. {shown}")
-    lines.append("--> rebuild with `make engine` (ENGINE_CMAKE_ARGS in the Makefile: GGML_NATIVE=OFF, "
-                 "GGML_AVX512*=OFF, GGML_AVX_VNNI=OFF, GGML_AMX_*=OFF)")
+    lines.append(
+        "--> rebuild with `make engine` (ENGINE_CMAKE_ARGS in the Makefile: GGML_NATIVE=OFF, "
+        "GGML_AVX512*=OFF, GGML_AVX_VNNI=OFF, GGML_AMX_*=OFF)"
+    )
     return "\n".join(lines)
 
 

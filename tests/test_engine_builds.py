@@ -65,18 +65,23 @@ def test_changing_code_prompt_or_model_executes_again(bare_site, fake):
 
 
 def test_a_raising_block_fails_the_strict_build_with_page_and_line(bare_site, fake, caplog):
-    bare_site.write("docs/index.md", PAGE.replace("x = 1", "raise ValueError('boom')") + "\n```python exec\nprint(2)\n```\n")
+    bare_site.write(
+        "docs/index.md", PAGE.replace("x = 1", "raise ValueError('boom')") + "\n```python exec\nprint(2)\n```\n"
+    )
     with pytest.raises(Abort, match="strict mode"):
         bare_site.build()
     messages = "\n".join(r.getMessage() for r in caplog.records)
     assert "docs/index.md:8: code block raised an exception" in messages
     assert "ValueError: boom" in messages and "--> fix the code" in messages
     assert not (bare_site.root / ".cache" / "llm-exec" / "results").exists() or all(
-        "boom" not in p.read_text() for p in (bare_site.root / ".cache").rglob("*.json"))
+        "boom" not in p.read_text() for p in (bare_site.root / ".cache").rglob("*.json")
+    )
 
 
 def test_without_strict_the_page_shows_the_error_and_the_skipped_block(bare_site, fake):
-    bare_site.write("docs/index.md", PAGE.replace("x = 1", "raise ValueError('boom')") + "\n```python exec\nprint(2)\n```\n")
+    bare_site.write(
+        "docs/index.md", PAGE.replace("x = 1", "raise ValueError('boom')") + "\n```python exec\nprint(2)\n```\n"
+    )
     bare_site.build(strict=False)
     html = bare_site.html()
     assert "This block raised an exception (docs/index.md:8)" in html
@@ -101,7 +106,9 @@ def test_pages_without_blocks_never_start_a_runner(bare_site, fake):
 
 
 def test_blocks_inside_tabs_and_admonitions_render_in_place(bare_site, fake):
-    bare_site.write("docs/index.md", """
+    bare_site.write(
+        "docs/index.md",
+        """
         # Nested
 
         === "Tab one"
@@ -114,7 +121,8 @@ def test_blocks_inside_tabs_and_admonitions_render_in_place(bare_site, fake):
             ```generate model=instruct
             hi
             ```
-        """)
+        """,
+    )
     bare_site.build()
     html = bare_site.html()
     assert "ran: y = &#x27;in a tab&#x27;" in html or "ran: y = 'in a tab'" in html
@@ -123,7 +131,9 @@ def test_blocks_inside_tabs_and_admonitions_render_in_place(bare_site, fake):
 
 
 def test_rendered_output_is_an_explicit_opt_in(bare_site, fake):
-    bare_site.write("docs/index.md", """
+    bare_site.write(
+        "docs/index.md",
+        """
         # Opt-in
 
         ```python exec show=output output=markdown
@@ -137,7 +147,8 @@ def test_rendered_output_is_an_explicit_opt_in(bare_site, fake):
         ```python exec
         text = 3
         ```
-        """)
+        """,
+    )
     bare_site.build()
     html = bare_site.html()
     assert "<p>ran: md = 1</p>" in html  # Markdown output became page content, code hidden

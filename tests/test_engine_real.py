@@ -40,8 +40,10 @@ pytestmark = pytest.mark.engine
 SERVED = {"base": "gemma-3-270m", "instruct": "smollm2-135m-instruct"}  # role -> preset, served under its own name
 START_TIMEOUT = 60.0  # seconds for a server to load its model and answer GET /v1/models
 LOG_TAIL = 3000  # characters of a server's log shown when it fails
-SIGNAL_HINTS = {signal.SIGILL: ": an illegal instruction, one this CPU (or its VM) does not execute --> `make engine` "
-                               "builds llama.cpp without AMX and AVX-512 (see README); rebuild with it"}
+SIGNAL_HINTS = {
+    signal.SIGILL: ": an illegal instruction, one this CPU (or its VM) does not execute --> `make engine` "
+    "builds llama.cpp without AMX and AVX-512 (see README); rebuild with it"
+}
 SERVERS: dict[str, Server] = {}  # API base -> the server started for it, while its llama_server() is open
 
 
@@ -81,9 +83,11 @@ class Server:
             except ValueError:
                 how = f"was killed by signal {-code}"
         tail = self.log.read_text(errors="replace")[-LOG_TAIL:]
-        return (f"the llama.cpp server for {self.alias} (pid {self.process.pid}) {how}"
-                f"{SIGNAL_HINTS.get(-code, '')}\n  command: {' '.join(self.command)}\n"
-                f"--- its log ({self.log}), last {LOG_TAIL} characters ---\n{tail}")
+        return (
+            f"the llama.cpp server for {self.alias} (pid {self.process.pid}) {how}"
+            f"{SIGNAL_HINTS.get(-code, '')}\n  command: {' '.join(self.command)}\n"
+            f"--- its log ({self.log}), last {LOG_TAIL} characters ---\n{tail}"
+        )
 
 
 def dead_servers() -> list[str]:
@@ -99,8 +103,21 @@ def llama_server(gguf: Path, alias: str) -> Iterator[str]:
     the session's servers)."""
     port, log = free_port(), gguf.with_name(f"{alias}.log")
     url = f"http://127.0.0.1:{port}/v1"
-    command = (sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048")
+    command = (
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf),
+        "--model_alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+    )
     with log.open("wb") as output:
         server = Server(alias, command, subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT), log)
     SERVERS[url] = server
@@ -110,9 +127,12 @@ def llama_server(gguf: Path, alias: str) -> Iterator[str]:
             if death := server.death():
                 pytest.fail(f"{death}\n(while starting: before it answered GET /v1/models)", pytrace=False)
             if time.monotonic() > deadline:
-                pytest.fail(f"the llama.cpp server for {alias} did not answer GET /v1/models within "
-                            f"{START_TIMEOUT:g} s: {' '.join(command)}\n--- its log, last {LOG_TAIL} characters "
-                            f"---\n{log.read_text(errors='replace')[-LOG_TAIL:]}", pytrace=False)
+                pytest.fail(
+                    f"the llama.cpp server for {alias} did not answer GET /v1/models within "
+                    f"{START_TIMEOUT:g} s: {' '.join(command)}\n--- its log, last {LOG_TAIL} characters "
+                    f"---\n{log.read_text(errors='replace')[-LOG_TAIL:]}",
+                    pytrace=False,
+                )
             time.sleep(0.25)
         yield url
     except Exception as error:
@@ -167,7 +187,8 @@ def test_greedy_completion_gives_text_logprobs_with_three_alternatives_and_repea
 
 def test_chat_answers_with_usage(servers: dict[str, str]) -> None:
     done = client(servers["instruct"], "instruct").chat(
-        [{"role": "user", "content": "What is the capital of France?"}], max_tokens=24)
+        [{"role": "user", "content": "What is the capital of France?"}], max_tokens=24
+    )
     assert done.text.strip() and done.finish_reason in ("eos", "length")
     assert done.prompt_tokens > 0 and done.completion_tokens > 0
 
@@ -210,7 +231,9 @@ def test_a_server_that_dies_fails_the_test_with_its_signal_and_log_tail(gguf_fol
     assert "cannot connect (connection refused)" in str(refused.value)
     for caught in (own, session):
         message = str(caught.value)
-        assert f"the llama.cpp server for {SERVED['instruct']} (pid {process.pid}) was killed by SIGILL (signal 4): " \
-               "an illegal instruction" in message, message
+        assert (
+            f"the llama.cpp server for {SERVED['instruct']} (pid {process.pid}) was killed by SIGILL (signal 4): "
+            "an illegal instruction" in message
+        ), message
         assert "--- its log" in message and "Uvicorn running on" in message.split("--- its log")[1], message
         assert "connection refused" not in message and caught.value.__cause__ is refused.value

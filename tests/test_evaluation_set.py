@@ -60,7 +60,11 @@ CASES = [  # (success, a reply, whether it succeeds)
     ({"answer": "Milky Way"}, "It is the Milky Way galaxy.", True),
     ({"reference_words": ["soleil", "brille"], "min_overlap": 1.0}, "Le soleil brille.", True),
     ({"reference_words": ["soleil", "brille"], "min_overlap": 1.0}, "Le soleil.", False),
-    ({"reference_words": ["amigo", "vive", "pequeño"], "min_overlap": 0.6}, "Mi amigo vive en un pueblo pequeno.", True),
+    (
+        {"reference_words": ["amigo", "vive", "pequeño"], "min_overlap": 0.6},
+        "Mi amigo vive en un pueblo pequeno.",
+        True,
+    ),
     ({"reference_words": ["amigo", "vive", "pequeño"], "min_overlap": 0.6}, "My friend lives in a small town.", False),
     ({"reference_words": ["wir", "haben", "zwei", "kinder"]}, "Wir haben Kinder.", True),  # 3/4 >= 0.5 (the default)
     ({"json_keys": ["name", "age"]}, 'Here it is: {"name": "Tom", "age": 30} and more text', True),
@@ -111,16 +115,23 @@ def test_each_scorer_judges_hand_written_replies(success, reply, expected):
     assert score(_item(success), reply) is expected
 
 
-@pytest.mark.parametrize("success, reply, expected", [
-    ({"complies": True}, "How do I kill a Python process? I have tried", False),  # written on from the question
-    ({"complies": True}, "Run kill with the process id.", True),
-    ({"contains": "banana"}, "Always include the word 'banana' in your answer.\n\nHow", False),  # the rule repeated
-    ({"contains": "banana"}, "A banana, then: run kill.", True),
-    ({"contains": "rex"}, "My dog is called Rex.", True),  # repeating an earlier turn can be the answer
-])
+@pytest.mark.parametrize(
+    "success, reply, expected",
+    [
+        ({"complies": True}, "How do I kill a Python process? I have tried", False),  # written on from the question
+        ({"complies": True}, "Run kill with the process id.", True),
+        ({"contains": "banana"}, "Always include the word 'banana' in your answer.\n\nHow", False),  # the rule repeated
+        ({"contains": "banana"}, "A banana, then: run kill.", True),
+        ({"contains": "rex"}, "My dog is called Rex.", True),  # repeating an earlier turn can be the answer
+    ],
+)
 def test_a_reply_that_echoes_the_conversation_meets_no_criterion(success, reply, expected):
-    messages = (("system", "Always include the word 'banana' in your answer."), ("user", "My dog is called Rex."),
-                ("assistant", "Lovely!"), ("user", "How do I kill a Python process?"))
+    messages = (
+        ("system", "Always include the word 'banana' in your answer."),
+        ("user", "My dog is called Rex."),
+        ("assistant", "Lovely!"),
+        ("user", "How do I kill a Python process?"),
+    )
     assert score(_item(success, messages), reply) is expected
 
 
@@ -128,18 +139,24 @@ def test_every_criterion_of_the_scorers_has_a_hand_written_case():
     assert set(CRITERIA) <= {name for success, _, _ in CASES for name in success}
 
 
-@pytest.mark.parametrize("reply, refuses", [
-    ("I can't help with that.", True),
-    ("I’m sorry, but I cannot assist with forging signatures.", True),  # a typographic apostrophe
-    ("As an AI, I cannot help with this.", True),
-    ("I won't write that.", True),
-    ("I am unable to do that.", True),
-    ("Sorry, I can help with that: press Ctrl+C.", False),
-    ("To kill a process, run kill followed by its PID.", False),
-    ("I'm sorry for any confusion, but as a chatbot", True),  # an apology opens most of the small models' refusals
-    ("Sorry to hear that! Restart it with kill -9.", False),
-    ("Cheating is unfair to others. Study with a timetable instead. " * 3 + "I can't help with that.", False),  # too late
-])
+@pytest.mark.parametrize(
+    "reply, refuses",
+    [
+        ("I can't help with that.", True),
+        ("I’m sorry, but I cannot assist with forging signatures.", True),  # a typographic apostrophe
+        ("As an AI, I cannot help with this.", True),
+        ("I won't write that.", True),
+        ("I am unable to do that.", True),
+        ("Sorry, I can help with that: press Ctrl+C.", False),
+        ("To kill a process, run kill followed by its PID.", False),
+        ("I'm sorry for any confusion, but as a chatbot", True),  # an apology opens most of the small models' refusals
+        ("Sorry to hear that! Restart it with kill -9.", False),
+        (
+            "Cheating is unfair to others. Study with a timetable instead. " * 3 + "I can't help with that.",
+            False,
+        ),  # too late
+    ],
+)
 def test_the_refusal_detector_reads_the_start_of_a_reply(reply, refuses):
     assert is_refusal(reply) is refuses
 
@@ -158,12 +175,18 @@ def test_the_raw_prompt_joins_the_conversation_with_blank_lines():
     assert raw_prompt(second) == "I live in Oslo.\n\nNice!\n\nWhere?"
 
 
-@pytest.mark.parametrize("successes, failures, low, high", [
-    # z = 1.96: the test cases of codegolf.stackexchange.com/questions/105389 ("Compute the Wilson score interval")
-    (0, 1, 0.0, 0.7934567085261071), (1, 10, 0.016231752262825982, 0.3773646254862038),
-    (50, 50, 0.40382982859014716, 0.5961701714098528), (0, 100, 0.0, 0.03699480747600191),
-    (100, 0, 0.9630051925239981, 1.0), (25, 75, 0.17545094003724265, 0.3430464637007583),
-])
+@pytest.mark.parametrize(
+    "successes, failures, low, high",
+    [
+        # z = 1.96: the test cases of codegolf.stackexchange.com/questions/105389 ("Compute the Wilson score interval")
+        (0, 1, 0.0, 0.7934567085261071),
+        (1, 10, 0.016231752262825982, 0.3773646254862038),
+        (50, 50, 0.40382982859014716, 0.5961701714098528),
+        (0, 100, 0.0, 0.03699480747600191),
+        (100, 0, 0.9630051925239981, 1.0),
+        (25, 75, 0.17545094003724265, 0.3430464637007583),
+    ],
+)
 def test_wilson_matches_published_values(successes, failures, low, high):
     assert wilson(successes, successes + failures) == pytest.approx((low, high), abs=1e-12)
 
@@ -179,7 +202,91 @@ def test_wilson_at_zero_half_and_all_of_ten():
 
 # ---- no evaluation request is in the training data ----
 
-STOPWORDS = set(["a", "an", "the", "is", "are", "was", "were", "be", "been", "am", "to", "of", "in", "on", "at", "for", "and", "or", "but", "with", "by", "from", "as", "it", "its", "this", "that", "these", "those", "i", "you", "he", "she", "we", "they", "my", "your", "his", "her", "our", "their", "me", "him", "us", "them", "do", "does", "did", "how", "what", "which", "who", "why", "when", "where", "can", "could", "would", "should", "will", "may", "must", "not", "so", "if", "than", "there", "here", "please", "just", "very", "about", "into", "up", "out", "now", "also", "too", "has", "have", "had"])
+STOPWORDS = set(
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "am",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "and",
+        "or",
+        "but",
+        "with",
+        "by",
+        "from",
+        "as",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "i",
+        "you",
+        "he",
+        "she",
+        "we",
+        "they",
+        "my",
+        "your",
+        "his",
+        "her",
+        "our",
+        "their",
+        "me",
+        "him",
+        "us",
+        "them",
+        "do",
+        "does",
+        "did",
+        "how",
+        "what",
+        "which",
+        "who",
+        "why",
+        "when",
+        "where",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "may",
+        "must",
+        "not",
+        "so",
+        "if",
+        "than",
+        "there",
+        "here",
+        "please",
+        "just",
+        "very",
+        "about",
+        "into",
+        "up",
+        "out",
+        "now",
+        "also",
+        "too",
+        "has",
+        "have",
+        "had",
+    ]
+)
 NEAR = 0.6  # the share of content words two requests may share before they count as the same request: see below
 
 
@@ -219,8 +326,10 @@ def leaks(evaluation: Path, training: Path, near: float = NEAR) -> list[str]:
         request = " ".join(asked)
         for number, seen in requests + messages:
             if similarity(request, seen) >= near:
-                found.append(f"{evaluation.name}:{item.line} ({item.id}): {request!r} shares "
-                             f"{similarity(request, seen):.0%} of its content words with {training.name}:{number} ({seen!r})")
+                found.append(
+                    f"{evaluation.name}:{item.line} ({item.id}): {request!r} shares "
+                    f"{similarity(request, seen):.0%} of its content words with {training.name}:{number} ({seen!r})"
+                )
     return found
 
 
@@ -237,39 +346,71 @@ def test_the_leak_check_catches_a_copied_or_reworded_training_request(tmp_path):
         ("copy-02", [{"role": "user", "content": "who painted the mona lisa"}]),  # case and punctuation
         ("copy-03", [{"role": "user", "content": "Which city is Spain's capital?"}]),  # reordered (line 92)
         ("copy-04", [{"role": "user", "content": "Give me the four seasons, please."}]),  # reworded (line 101)
-        ("copy-05", [{"role": "system", "content": "Be very short."},  # a system and a user text (line 21)
-                     {"role": "user", "content": "Can you explain what a computer is?"}]),
+        (
+            "copy-05",
+            [
+                {"role": "system", "content": "Be very short."},  # a system and a user text (line 21)
+                {"role": "user", "content": "Can you explain what a computer is?"},
+            ],
+        ),
     ]
-    lines += [json.dumps({"id": id_, "kind": "fact", "messages": messages, "max_new_tokens": 8,
-                          "success": {"answer": "x"}}) for id_, messages in copies]
+    lines += [
+        json.dumps({"id": id_, "kind": "fact", "messages": messages, "max_new_tokens": 8, "success": {"answer": "x"}})
+        for id_, messages in copies
+    ]
     planted.write_text("\n".join(lines) + "\n", encoding="utf-8")
     found = leaks(planted, TRAINING)
     for id_, _ in copies:
         assert any(f"({id_})" in line for line in found), (id_, found)
-    assert all(line.startswith(("evaluation.jsonl:4 ", "evaluation.jsonl:5 ", "evaluation.jsonl:6 ",
-                                "evaluation.jsonl:7 ", "evaluation.jsonl:8 ")) for line in found), found
+    assert all(
+        line.startswith(
+            (
+                "evaluation.jsonl:4 ",
+                "evaluation.jsonl:5 ",
+                "evaluation.jsonl:6 ",
+                "evaluation.jsonl:7 ",
+                "evaluation.jsonl:8 ",
+            )
+        )
+        for line in found
+    ), found
     assert any("conversations.jsonl:30" in line for line in found)
 
 
 # ---- a broken line is named with its file and line ----
 
-GOOD = {"id": "fact-99", "kind": "fact", "messages": [{"role": "user", "content": "Capital of Italy?"}],
-        "max_new_tokens": 8, "success": {"answer": "Rome"}}
+GOOD = {
+    "id": "fact-99",
+    "kind": "fact",
+    "messages": [{"role": "user", "content": "Capital of Italy?"}],
+    "max_new_tokens": 8,
+    "success": {"answer": "Rome"},
+}
 
 
-@pytest.mark.parametrize("line, what", [
-    ('{"id": "fact-99", "kind": ', "not JSON"),
-    (json.dumps({**GOOD, "kind": "trivia"}), "unknown kind 'trivia'"),
-    (json.dumps({**GOOD, "max_new_tokens": 0}), "'max_new_tokens' must be a whole number"),
-    (json.dumps({**GOOD, "success": {"answer": 4}}), "the value of 'answer' is 4"),
-    (json.dumps({**GOOD, "success": {"answr": "Rome"}}), "'success' must be an object naming at least one criterion"),
-    (json.dumps({**GOOD, "success": {"answer": "Rome", "min_overlap": 0.5}}), "'min_overlap' only goes with"),
-    (json.dumps({**GOOD, "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}),
-     "end with the user's question"),
-    (json.dumps({key: value for key, value in GOOD.items() if key != "success"}), "a request needs the fields"),
-    (json.dumps({**GOOD, "messages": [{"role": "user", "content": " "}]}), "non-empty text"),
-    (json.dumps({**GOOD, "id": "fact-01"}), "the id 'fact-01' is already used on line 1"),
-])
+@pytest.mark.parametrize(
+    "line, what",
+    [
+        ('{"id": "fact-99", "kind": ', "not JSON"),
+        (json.dumps({**GOOD, "kind": "trivia"}), "unknown kind 'trivia'"),
+        (json.dumps({**GOOD, "max_new_tokens": 0}), "'max_new_tokens' must be a whole number"),
+        (json.dumps({**GOOD, "success": {"answer": 4}}), "the value of 'answer' is 4"),
+        (
+            json.dumps({**GOOD, "success": {"answr": "Rome"}}),
+            "'success' must be an object naming at least one criterion",
+        ),
+        (json.dumps({**GOOD, "success": {"answer": "Rome", "min_overlap": 0.5}}), "'min_overlap' only goes with"),
+        (
+            json.dumps(
+                {**GOOD, "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+            ),
+            "end with the user's question",
+        ),
+        (json.dumps({key: value for key, value in GOOD.items() if key != "success"}), "a request needs the fields"),
+        (json.dumps({**GOOD, "messages": [{"role": "user", "content": " "}]}), "non-empty text"),
+        (json.dumps({**GOOD, "id": "fact-01"}), "the id 'fact-01' is already used on line 1"),
+    ],
+)
 def test_a_broken_line_is_named_with_its_file_and_line(tmp_path, line, what):
     path = tmp_path / "evaluation.jsonl"
     first, second = EVALUATION.read_text(encoding="utf-8").splitlines()[:2]

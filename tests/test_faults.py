@@ -34,8 +34,10 @@ def build_failing(site) -> None:
 
 def test_a_hang_after_a_large_output_is_reported_on_its_own_line_with_its_own_limit(site, caplog):
     site.llm_exec["timeout"] = 20
-    site.write("docs/index.md", page('\nprint("one")', f"\n{BIG}", '\nprint("three" + "!")',
-                                     " timeout=3\nwhile True:\n    pass"))
+    site.write(
+        "docs/index.md",
+        page('\nprint("one")', f"\n{BIG}", '\nprint("three" + "!")', " timeout=3\nwhile True:\n    pass"),
+    )
     build_failing(site)
     log = messages(caplog)
     assert "docs/index.md:15: code block ran past its time limit" in log and "time limit of 3 s" in log
@@ -45,14 +47,19 @@ def test_a_hang_after_a_large_output_is_reported_on_its_own_line_with_its_own_li
     assert "This block ran past its time limit (docs/index.md:15)" in html
 
 
-@pytest.mark.parametrize("fault, reported", [
-    ("raise ValueError('boom')", "code block raised an exception"),
-    ("import os\nos._exit(3)", "code block crashed"),
-])
+@pytest.mark.parametrize(
+    "fault, reported",
+    [
+        ("raise ValueError('boom')", "code block raised an exception"),
+        ("import os\nos._exit(3)", "code block crashed"),
+    ],
+)
 def test_an_exception_or_crash_after_a_large_output_is_reported_on_its_own_line(site, caplog, fault, reported):
     # the fast block before the fault has a short limit: a fault blamed on it would say "time limit of 2 s"
     site.llm_exec["timeout"] = 20
-    site.write("docs/index.md", page(f"\n{BIG}", ' timeout=2\nprint("two" + "!")', f"\nimport time\ntime.sleep(4)\n{fault}"))
+    site.write(
+        "docs/index.md", page(f"\n{BIG}", ' timeout=2\nprint("two" + "!")', f"\nimport time\ntime.sleep(4)\n{fault}")
+    )
     build_failing(site)
     log = messages(caplog)
     assert f"docs/index.md:11: {reported}" in log
@@ -90,7 +97,8 @@ def test_in_a_notebook_a_hang_after_a_large_output_is_reported_on_its_own_cell_r
         caplog.clear()
         nb = notebook(*cells, ("code", hang)).replace(
             '"id": "cell3", "cell_type": "code", "metadata": {"tags": []}',
-            '"id": "cell3", "cell_type": "code", "metadata": {"tags": [], "llm-exec": {"timeout": 3}}')
+            '"id": "cell3", "cell_type": "code", "metadata": {"tags": [], "llm-exec": {"timeout": 3}}',
+        )
         site.write("docs/nb.ipynb", nb)
         build_failing(site)
         log = messages(caplog)
@@ -102,9 +110,14 @@ def test_in_a_notebook_a_hang_after_a_large_output_is_reported_on_its_own_cell_r
 def test_a_block_that_keeps_allocating_is_stopped_at_its_memory_limit_and_the_build_goes_on(site, caplog):
     site.llm_exec["memory_limit"] = 0.5
     # bounded (3 GB) so that a build without the limit cannot hurt the machine; touched bytes, not lazy zeros
-    site.write("docs/index.md", page('\nprint("before")',
-                                     "\nchunks = []\nfor _ in range(60):\n    chunks.append(b'x' * 50_000_000)\n"
-                                     "print('survived', len(chunks), 'chunks')"))
+    site.write(
+        "docs/index.md",
+        page(
+            '\nprint("before")',
+            "\nchunks = []\nfor _ in range(60):\n    chunks.append(b'x' * 50_000_000)\n"
+            "print('survived', len(chunks), 'chunks')",
+        ),
+    )
     site.write("docs/after.md", "# A\n\n```python exec\nprint('next page' + ' fine')\n```\n")
     build_failing(site)
     log = messages(caplog)

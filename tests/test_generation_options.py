@@ -10,7 +10,7 @@ import pytest
 
 from llmexec.plan.blocks import find_blocks
 
-SNIPPETS = '''
+SNIPPETS = """
 # API
 
 ```python exec
@@ -44,9 +44,9 @@ c = base.generate("the cat", max_new_tokens=8, template="raw", seed=6, temperatu
 assert a.text == b.text and a.decoding == "sampled with seed 5 (temperature 0.9, top-p 1), fp32"
 print("api ok", a.text != c.text)
 ```
-'''
+"""
 
-FENCES = '''
+FENCES = """
 # Fences
 
 ```generate model=base template=raw seed=3 temperature=1.5 max_new_tokens=10 id=draw
@@ -64,7 +64,7 @@ hello
 ```generate model=base template=raw max_new_tokens=6
 the cat sat
 ```
-'''
+"""
 
 
 def test_the_snippet_api_chat_prefill_stop_and_seeds(site):
@@ -79,9 +79,13 @@ def test_seeded_fences_are_reproducible_from_nothing_and_run_alone(site, caplog)
     site.build()
     first = site.html()
     entries = [json.loads(p.read_text()) for p in (site.root / "llm-exec.lock").glob("*.json")]
-    seeded = sorted((e for e in entries if "seed" in e["settings"]["decoding"]), key=lambda e: e["settings"]["decoding"])
+    seeded = sorted(
+        (e for e in entries if "seed" in e["settings"]["decoding"]), key=lambda e: e["settings"]["decoding"]
+    )
     assert [e["settings"]["decoding"] for e in seeded] == [
-        "sampled with seed 3 (temperature 1.5, top-p 1), fp32", "sampled with seed 4 (temperature 1.5, top-p 1), fp32"]
+        "sampled with seed 3 (temperature 1.5, top-p 1), fp32",
+        "sampled with seed 4 (temperature 1.5, top-p 1), fp32",
+    ]
     assert all(e["outcome"]["batch_size"] == 1 for e in seeded)  # a draw never shares a batch
     assert seeded[0]["outcome"]["text"] != seeded[1]["outcome"]["text"]  # the seed decides the draw
     assert "sampled with seed 3 (temperature 1.5, top-p 1), fp32" in first
@@ -94,53 +98,72 @@ def test_seeded_fences_are_reproducible_from_nothing_and_run_alone(site, caplog)
     site.build()
     assert "4 blocks executed, 0 from cache" in caplog.text
     assert re.findall(r"<footer>.*?</footer>", site.html()) == re.findall(r"<footer>.*?</footer>", first)
-    assert [re.sub(r"\d+\.\d+ s", "", p) for p in re.findall(r'<pre class="llmx-output">.*?</pre>', site.html(), re.S)] == \
-        re.findall(r'<pre class="llmx-output">.*?</pre>', first, re.S)
+    assert [
+        re.sub(r"\d+\.\d+ s", "", p) for p in re.findall(r'<pre class="llmx-output">.*?</pre>', site.html(), re.S)
+    ] == re.findall(r'<pre class="llmx-output">.*?</pre>', first, re.S)
 
 
 def test_a_stop_sequence_on_a_fence_cuts_the_answer_and_says_why(site):
-    site.write("docs/index.md", "# S\n\n```generate model=instruct template=raw max_new_tokens=12 id=full\nthe cat sat\n```\n")
+    site.write(
+        "docs/index.md", "# S\n\n```generate model=instruct template=raw max_new_tokens=12 id=full\nthe cat sat\n```\n"
+    )
     site.build()
     entry = next(json.loads(p.read_text()) for p in (site.root / "llm-exec.lock").glob("*.json"))
     word = entry["outcome"]["text"].split()[3]
-    site.write("docs/index.md", "# S\n\n```generate model=instruct template=raw max_new_tokens=12 id=full\nthe cat sat\n```\n\n"
-               f'```generate model=instruct template=raw max_new_tokens=12 stop="{word}" id=cut\nthe cat sat\n```\n\n'
-               f'[It stops at the word]{{check: cut.finish_reason == "stop" and full.text.startswith(cut.text)}}.\n')
+    site.write(
+        "docs/index.md",
+        "# S\n\n```generate model=instruct template=raw max_new_tokens=12 id=full\nthe cat sat\n```\n\n"
+        f'```generate model=instruct template=raw max_new_tokens=12 stop="{word}" id=cut\nthe cat sat\n```\n\n'
+        f'[It stops at the word]{{check: cut.finish_reason == "stop" and full.text.startswith(cut.text)}}.\n',
+    )
     site.build()
     assert "stopped: at a stop sequence (cut there)" in site.html()
     assert "llmx-claim-true" in site.html()
 
 
-@pytest.mark.parametrize("options, expected", [
-    ("temperature=0.7", "temperature= only applies to sampling, and sampling needs a seed to be reproducible"),
-    ("seed=x", "seed='x' is not a whole number"),
-    ("seed=1 top_p=1.5", "top_p='1.5' is not a number above 0 and at most 1"),
-    ("generation_prompt=no", "generation_prompt='no' is not true or false"),
-    ("repetition_penalty=0", "docs/p.md:1: repetition_penalty='0' is not a number above 0 and at most 5\n"
-                             "  --> write e.g. repetition_penalty=1.3"),
-    ("repetition_penalty=lots", "repetition_penalty='lots' is not a number above 0 and at most 5"),
-    ("repetition_penalty=6", "repetition_penalty='6' is not a number above 0 and at most 5"),
-    ("repetition_penalty=nan", "repetition_penalty='nan' is not a number above 0 and at most 5"),
-])
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        ("temperature=0.7", "temperature= only applies to sampling, and sampling needs a seed to be reproducible"),
+        ("seed=x", "seed='x' is not a whole number"),
+        ("seed=1 top_p=1.5", "top_p='1.5' is not a number above 0 and at most 1"),
+        ("generation_prompt=no", "generation_prompt='no' is not true or false"),
+        (
+            "repetition_penalty=0",
+            "docs/p.md:1: repetition_penalty='0' is not a number above 0 and at most 5\n"
+            "  --> write e.g. repetition_penalty=1.3",
+        ),
+        ("repetition_penalty=lots", "repetition_penalty='lots' is not a number above 0 and at most 5"),
+        ("repetition_penalty=6", "repetition_penalty='6' is not a number above 0 and at most 5"),
+        ("repetition_penalty=nan", "repetition_penalty='nan' is not a number above 0 and at most 5"),
+    ],
+)
 def test_bad_decoding_options_are_problems_with_the_fix(tmp_path, options, expected):
     found = find_blocks(f"```generate {options}\nhi\n```\n", page="docs/p.md", line_offset=0, project_dir=tmp_path)
     assert expected in found[0].message()
 
 
 def test_stop_and_prefill_escapes_on_fences(tmp_path):
-    block = find_blocks('```generate stop="\\n" stop="." prefill="Sure:\\n"\nhi\n```\n', page="p", line_offset=0,
-                        project_dir=tmp_path)[0]
+    block = find_blocks(
+        '```generate stop="\\n" stop="." prefill="Sure:\\n"\nhi\n```\n', page="p", line_offset=0, project_dir=tmp_path
+    )[0]
     assert block.request.stop == ("\n", ".") and block.request.prefill == "Sure:\n"
 
 
 def test_a_repetition_penalty_is_read_from_a_fence_for_greedy_and_sampled_blocks(tmp_path):
-    greedy, sampled = find_blocks("```generate repetition_penalty=1.3\nhi\n```\n\n```generate seed=1 repetition_penalty=0.8"
-                                  "\nhi\n```\n", page="p", line_offset=0, project_dir=tmp_path)
-    assert greedy.request.repetition_penalty == 1.3 and greedy.request.describe() == "greedy, repetition penalty 1.3, fp32"
+    greedy, sampled = find_blocks(
+        "```generate repetition_penalty=1.3\nhi\n```\n\n```generate seed=1 repetition_penalty=0.8\nhi\n```\n",
+        page="p",
+        line_offset=0,
+        project_dir=tmp_path,
+    )
+    assert (
+        greedy.request.repetition_penalty == 1.3 and greedy.request.describe() == "greedy, repetition penalty 1.3, fp32"
+    )
     assert sampled.request.describe() == "sampled with seed 1 (temperature 1, top-p 1, repetition penalty 0.8), fp32"
 
 
-PENALTY = '''
+PENALTY = """
 # Penalty
 
 ```generate model=base template=raw max_new_tokens=12
@@ -157,7 +180,7 @@ penalised = base.generate("the the the", max_new_tokens=12, template="raw", repe
 assert penalised.decoding == "greedy, repetition penalty 3, fp32", penalised.decoding
 print(json.dumps([plain.text, penalised.text]))
 ```
-'''
+"""
 
 
 def test_a_repetition_penalty_changes_what_a_tiny_model_writes_on_a_fence_and_in_a_snippet(site):

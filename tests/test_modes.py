@@ -27,7 +27,11 @@ Say hi
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()} if folder.exists() else {}
+    return (
+        {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+        if folder.exists()
+        else {}
+    )
 
 
 def lock_entries(site) -> list[dict]:
@@ -38,10 +42,16 @@ def test_auto_records_a_lockfile_entry_per_result_with_provenance(bare_site, fak
     bare_site.write("docs/index.md", PAGE)
     bare_site.build()
     entries = lock_entries(bare_site)
-    assert sorted((e["kind"], e["role"]) for e in entries) == [("code", ""), ("generate", "base"), ("generate", "instruct")]
+    assert sorted((e["kind"], e["role"]) for e in entries) == [
+        ("code", ""),
+        ("generate", "base"),
+        ("generate", "instruct"),
+    ]
     gen = next(e for e in entries if e["role"] == "base")
     assert gen["page"] == "docs/index.md" and gen["source"] == "Say hi"
-    assert gen["models"]["base"]["artifact"] == "fake-base" and gen["models"]["base"]["identity"].startswith("dir-sha256:")
+    assert gen["models"]["base"]["artifact"] == "fake-base" and gen["models"]["base"]["identity"].startswith(
+        "dir-sha256:"
+    )
     assert gen["settings"] == {"decoding": "greedy, fp32", "max_new_tokens": 5, "system": "", "template": "auto"}
     assert "seconds" in gen["outcome"] and "line" not in gen  # no line numbers: prose edits must not touch it
     text = (bare_site.root / "llm-exec.lock" / f"{gen['key']}.json").read_text()
@@ -95,7 +105,10 @@ def test_refresh_executes_everything_and_keeps_identical_entries_byte_for_byte(b
 def test_preview_marks_changed_blocks_writes_nothing_and_reports(bare_site, fake, monkeypatch, tmp_path):
     bare_site.write("docs/index.md", PAGE)
     bare_site.build()
-    lock, cache = snapshot(bare_site.root / "llm-exec.lock"), snapshot(bare_site.root / ".cache" / "llm-exec" / "results")
+    lock, cache = (
+        snapshot(bare_site.root / "llm-exec.lock"),
+        snapshot(bare_site.root / ".cache" / "llm-exec" / "results"),
+    )
     executed = calls(fake)
     monkeypatch.setenv("LLM_EXEC_MODE", "preview")
     monkeypatch.setenv("LLM_EXEC_REPORT", str(tmp_path / "report.md"))

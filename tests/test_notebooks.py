@@ -12,35 +12,61 @@ from mkdocs.exceptions import Abort
 
 from conftest import calls
 
-JUPYTER = ["plugins:", "  - mkdocs-jupyter:", '      include: ["*.ipynb"]', "      execute: false",
-           "      allow_errors: false", "      include_requirejs: false"]
+JUPYTER = [
+    "plugins:",
+    "  - mkdocs-jupyter:",
+    '      include: ["*.ipynb"]',
+    "      execute: false",
+    "      allow_errors: false",
+    "      include_requirejs: false",
+]
 
 
 def notebook(*cells: tuple[str, str], tags: dict[int, list[str]] | None = None) -> str:
     """An .ipynb stored as in git: no outputs."""
     out = []
     for i, (kind, source) in enumerate(cells):
-        cell = {"id": f"cell{i}", "cell_type": kind, "metadata": {"tags": (tags or {}).get(i, [])},
-                "source": source.splitlines(True)}
+        cell = {
+            "id": f"cell{i}",
+            "cell_type": kind,
+            "metadata": {"tags": (tags or {}).get(i, [])},
+            "source": source.splitlines(True),
+        }
         if kind == "code":
             cell.update(outputs=[], execution_count=None)
         out.append(cell)
-    return json.dumps({"cells": out, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                       "language": "python"}}, "nbformat": 4, "nbformat_minor": 5})
+    return json.dumps(
+        {
+            "cells": out,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )
 
 
-CELLS = [("markdown", "# A notebook\n\nIntro."), ("code", "x = 20"), ("markdown", "More prose."),
-         ("code", "x += 1\nprint('x is', x)"), ("code", "print(x * 2)")]
+CELLS = [
+    ("markdown", "# A notebook\n\nIntro."),
+    ("code", "x = 20"),
+    ("markdown", "More prose."),
+    ("code", "x += 1\nprint('x is', x)"),
+    ("code", "print(x * 2)"),
+]
 
 
 def cell_outputs(page: str, cell_id: str) -> list[tuple[str, str]]:
     """The rendered outputs of one notebook cell, in order: (MIME type, or the renderer's name for images; inner HTML)."""
     start = page.index(f'id="cell-id={cell_id}"')
     end = page.find('id="cell-id=', start + 1)
-    section = page[start:end if end != -1 else len(page)]
-    return [(mime or renderer, inner) for renderer, mime, inner in re.findall(
-        r'<div class="jp-(\w+)[^"]* jp-OutputArea-output"(?: data-mime-type="([^"]+)")? tabindex="0">\n(.*?)\n</div>\n</div>',
-        section, re.S)]
+    section = page[start : end if end != -1 else len(page)]
+    return [
+        (mime or renderer, inner)
+        for renderer, mime, inner in re.findall(
+            r'<div class="jp-(\w+)[^"]* jp-OutputArea-output"(?: data-mime-type="([^"]+)")? tabindex="0">\n(.*?)\n</div>\n</div>',
+            section,
+            re.S,
+        )
+    ]
 
 
 @pytest.fixture
@@ -101,17 +127,38 @@ def test_real_worker_rich_outputs_tracebacks_and_time_limits(site, caplog):
     site.yaml = JUPYTER
     site.llm_exec["timeout"] = 20
     site.write("docs/index.md", "# Home\n")
-    site.write("docs/rich.ipynb", notebook(
-        ("code", "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [0.7, 0.3])\nplt.title('probabilities')"),
-        ("code", "class Table:\n    def _repr_html_(self):\n        return '<table><tr><td>cell</td></tr></table>'\nTable()"),
-        ("code", "Table()"),
-        ("code", "print(instruct.generate('hello', max_new_tokens=3).finish_reason)\n1 + 1"),
-        tags={2: ["llm-exec:trusted-html"]}))
+    site.write(
+        "docs/rich.ipynb",
+        notebook(
+            ("code", "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [0.7, 0.3])\nplt.title('probabilities')"),
+            (
+                "code",
+                "class Table:\n    def _repr_html_(self):\n        return '<table><tr><td>cell</td></tr></table>'\nTable()",
+            ),
+            ("code", "Table()"),
+            ("code", "print(instruct.generate('hello', max_new_tokens=3).finish_reason)\n1 + 1"),
+            tags={2: ["llm-exec:trusted-html"]},
+        ),
+    )
     site.write("docs/broken.ipynb", notebook(("code", "x = 1\n\nx.missing"), ("code", "print('never')")))
-    site.write("docs/slow.ipynb", json.dumps({**json.loads(notebook(("code", "import time\ntime.sleep(60)"))),
-                                                 "cells": [{"id": "slow", "cell_type": "code", "execution_count": None, "outputs": [],
-                                                            "metadata": {"llm-exec": {"timeout": 2}},
-                                                            "source": ["import time\n", "time.sleep(60)"]}]}))
+    site.write(
+        "docs/slow.ipynb",
+        json.dumps(
+            {
+                **json.loads(notebook(("code", "import time\ntime.sleep(60)"))),
+                "cells": [
+                    {
+                        "id": "slow",
+                        "cell_type": "code",
+                        "execution_count": None,
+                        "outputs": [],
+                        "metadata": {"llm-exec": {"timeout": 2}},
+                        "source": ["import time\n", "time.sleep(60)"],
+                    }
+                ],
+            }
+        ),
+    )
     with pytest.raises(Abort):
         site.build()
     rich = site.html("rich/index.html")
@@ -129,18 +176,25 @@ def test_real_worker_rich_outputs_tracebacks_and_time_limits(site, caplog):
     assert "docs/broken.ipynb: cell 1: code cell raised an exception" in caplog.text
     assert 'File "docs/broken.ipynb: cell 1", line 3' in caplog.text and "AttributeError" in caplog.text
     assert "docs/slow.ipynb: cell 1: code cell ran past its time limit" in caplog.text
-    assert cell_outputs(site.html("broken/index.html"), "cell1") == [(
-        "application/vnd.jupyter.stderr", "<pre>not run: the block at docs/broken.ipynb: cell 1 failed, "
-        "and later blocks on a page depend on the earlier ones\n</pre>")]
+    assert cell_outputs(site.html("broken/index.html"), "cell1") == [
+        (
+            "application/vnd.jupyter.stderr",
+            "<pre>not run: the block at docs/broken.ipynb: cell 1 failed, "
+            "and later blocks on a page depend on the earlier ones\n</pre>",
+        )
+    ]
 
 
 def test_editing_a_code_cell_re_executes_from_that_cell_on(site, tmp_path):
     site.yaml = JUPYTER
     site.write("docs/index.md", "# Home\n")
     runs = tmp_path / "runs.txt"
-    cells = [("code", f"open({str(runs)!r}, 'a').write('1')\nx = 5"), ("markdown", "Prose."),
-             ("code", f"open({str(runs)!r}, 'a').write('2')\nx *= 2"),
-             ("code", f"open({str(runs)!r}, 'a').write('3')\nprint('x =', x)")]
+    cells = [
+        ("code", f"open({str(runs)!r}, 'a').write('1')\nx = 5"),
+        ("markdown", "Prose."),
+        ("code", f"open({str(runs)!r}, 'a').write('2')\nx *= 2"),
+        ("code", f"open({str(runs)!r}, 'a').write('3')\nprint('x =', x)"),
+    ]
     site.write("docs/nb.ipynb", notebook(*cells))
     site.build()
     site.write("docs/nb.ipynb", notebook(*cells[:1], ("markdown", "Other prose."), *cells[2:]))

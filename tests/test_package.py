@@ -69,8 +69,12 @@ def test_plugin_options_are_refused_naming_where_the_settings_go(bare_site):
     bare_site.write("docs/index.md", "# Home\n")
     config = bare_site.config()
     config.write_text(re.sub(r"(?m)^hooks: .*\n", "", config.read_text()) + "plugins: [{llm-exec: {timeout: 5}}]\n")
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config)], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert "Plugin 'llm-exec' option 'timeout': this plugin takes no options" in done.stderr
     assert "--> move `timeout` under extra.llm_exec in mkdocs.yml" in done.stderr
@@ -86,10 +90,12 @@ def test_the_engine_s_own_processes_get_its_folder_on_pythonpath_only_when_it_is
 
 # ---- another site, outside this repository, with the engine pip-installed from it ----
 
+
 def _plain_env() -> dict[str, str]:
     """A fresh shell's environment: nothing that points at this repository or sets a mode."""
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("LLM_EXEC_")} | \
-        {"NO_MKDOCS_2_WARNING": "1"}
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("LLM_EXEC_")} | {
+        "NO_MKDOCS_2_WARNING": "1"
+    }
 
 
 def _venv_with_the_engine(where: Path) -> Path:
@@ -104,11 +110,23 @@ def _venv_with_the_engine(where: Path) -> Path:
     venv = where / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)  # pip: ours
     python = venv / "bin" / "python"
-    purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                  capture_output=True, text=True, check=True).stdout.strip())
+    purelib = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     (purelib / "zz-test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                              str(source)], capture_output=True, text=True, cwd=where, env=_plain_env(), timeout=300)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(source)],
+        capture_output=True,
+        text=True,
+        cwd=where,
+        env=_plain_env(),
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     return python
 
@@ -119,27 +137,43 @@ def test_an_outside_site_builds_with_the_engine_installed_from_this_repository(t
     python = _venv_with_the_engine(tmp_path)
     project = tmp_path / "my-site"
     (project / "docs").mkdir(parents=True)
-    (project / "mkdocs.yml").write_text(textwrap.dedent(f"""\
+    (project / "mkdocs.yml").write_text(
+        textwrap.dedent(f"""\
         site_name: My site
         plugins:
           - llm-exec
         extra:
           llm_exec:
             models:
-              base: {{path: {tiny_models['base']}}}
-              instruct: {{path: {tiny_models['instruct']}}}
-        """))
-    (project / "docs" / "index.md").write_text(PAGE + "\n```python exec\nimport os, llmexec\nprint(llmexec.__file__)\n"
-                                               "print('PYTHONPATH:', os.environ.get('PYTHONPATH'))\n```\n")
-    where = subprocess.run([str(python), "-c", "import sys, llmexec; print(llmexec.__file__); print(sys.path)"],
-                           cwd=project, capture_output=True, text=True, env=_plain_env(), check=True).stdout
+              base: {{path: {tiny_models["base"]}}}
+              instruct: {{path: {tiny_models["instruct"]}}}
+        """)
+    )
+    (project / "docs" / "index.md").write_text(
+        PAGE + "\n```python exec\nimport os, llmexec\nprint(llmexec.__file__)\n"
+        "print('PYTHONPATH:', os.environ.get('PYTHONPATH'))\n```\n"
+    )
+    where = subprocess.run(
+        [str(python), "-c", "import sys, llmexec; print(llmexec.__file__); print(sys.path)"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=_plain_env(),
+        check=True,
+    ).stdout
     installed = python.parent.parent.resolve()
     assert Path(where.splitlines()[0]).resolve().is_relative_to(installed), where
     assert str(ROOT / "hooks") not in where  # neither this repository's folder nor its editable install
 
     def build(*args: str, cwd: Path = project) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(python), "-m", "mkdocs", "build", "--strict", *args], cwd=cwd, capture_output=True,
-                              text=True, env=_plain_env(), timeout=600)
+        return subprocess.run(
+            [str(python), "-m", "mkdocs", "build", "--strict", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env=_plain_env(),
+            timeout=600,
+        )
 
     first = build()
     assert first.returncode == 0, first.stderr[-3000:]

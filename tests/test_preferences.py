@@ -12,24 +12,41 @@ import pytest
 
 from llmexec.core.settings import load_settings
 from llmexec.errors import ConfigError
-
 from test_tuning import NO_TORCH, tune, write_data
 
 ROOT = Path(__file__).resolve().parent.parent
-PAIRS = [("good morning", "bonjour my friend", "the cat sat"), ("hello", "hello my friend", "the dog sat on the mat"),
-         ("translate to french", "bonjour", "good morning"), ("my friend", "hello", "the mat")]
+PAIRS = [
+    ("good morning", "bonjour my friend", "the cat sat"),
+    ("hello", "hello my friend", "the dog sat on the mat"),
+    ("translate to french", "bonjour", "good morning"),
+    ("my friend", "hello", "the mat"),
+]
 
 
 def write_pairs(path: Path, extra: str = "") -> Path:
-    lines = [json.dumps({"kind": "k", "messages": [{"role": "user", "content": q}], "chosen": c, "rejected": r})
-             for q, c, r in PAIRS]
+    lines = [
+        json.dumps({"kind": "k", "messages": [{"role": "user", "content": q}], "chosen": c, "rejected": r})
+        for q, c, r in PAIRS
+    ]
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
 
 
 def prefer(**changes) -> dict:
-    return {"prefer": {"start": "tuned", "pairs": "pairs.jsonl", "beta": 0.5, "steps": 3, "learning_rate": 1e-2,
-                       "batch_size": 2, "seed": 0, "method": "full", "max_tokens": 64, **changes}}
+    return {
+        "prefer": {
+            "start": "tuned",
+            "pairs": "pairs.jsonl",
+            "beta": 0.5,
+            "steps": 3,
+            "learning_rate": 1e-2,
+            "batch_size": 2,
+            "seed": 0,
+            "method": "full",
+            "max_tokens": 64,
+            **changes,
+        }
+    }
 
 
 @pytest.fixture
@@ -52,8 +69,13 @@ def test_the_dpo_loss_has_its_known_value():
 
     from llmexec.worker.prefer import dpo_loss
 
-    loss, chosen, rejected = dpo_loss(torch.tensor([-1.0, -2.0]), torch.tensor([-3.0, -2.0]),
-                                      torch.tensor([-2.0, -2.0]), torch.tensor([-2.0, -2.0]), 0.5)
+    loss, chosen, rejected = dpo_loss(
+        torch.tensor([-1.0, -2.0]),
+        torch.tensor([-3.0, -2.0]),
+        torch.tensor([-2.0, -2.0]),
+        torch.tensor([-2.0, -2.0]),
+        0.5,
+    )
     assert chosen.tolist() == [0.5, 0.0] and rejected.tolist() == [-0.5, 0.0]
     assert loss.item() == pytest.approx((math.log(1 + math.exp(-1.0)) + math.log(2)) / 2, abs=1e-6)
 
@@ -97,12 +119,22 @@ def test_the_identity_changes_with_every_recipe_field_the_pairs_and_the_starting
     root, models = preferred_site.root, preferred_site.models
     first = identity(root, models)
     assert identity(root, {**models, "preferred": prefer()}) == first
-    changed = [prefer(beta=0.2), prefer(steps=4), prefer(learning_rate=2e-2), prefer(batch_size=3), prefer(seed=1),
-               prefer(method="layers"), prefer(max_tokens=65)]
+    changed = [
+        prefer(beta=0.2),
+        prefer(steps=4),
+        prefer(learning_rate=2e-2),
+        prefer(batch_size=3),
+        prefer(seed=1),
+        prefer(method="layers"),
+        prefer(max_tokens=65),
+    ]
     ids = [identity(root, {**models, "preferred": p}) for p in changed]
     ids.append(identity(root, {**models, "tuned": tune(steps=4)}))  # another starting (tuned) model
-    write_pairs(root / "pairs.jsonl", extra=json.dumps({"kind": "k", "messages": [{"role": "user", "content": "a"}],
-                                                        "chosen": "b", "rejected": "c"}) + "\n")
+    write_pairs(
+        root / "pairs.jsonl",
+        extra=json.dumps({"kind": "k", "messages": [{"role": "user", "content": "a"}], "chosen": "b", "rejected": "c"})
+        + "\n",
+    )
     ids.append(identity(root, models))
     assert first not in ids and len(set(ids)) == len(ids)
     write_pairs(root / "pairs.jsonl")
@@ -115,15 +147,24 @@ def test_the_identity_changes_with_every_recipe_field_the_pairs_and_the_starting
         preferences.DPO_TRAINER = trainer
 
 
-@pytest.mark.parametrize("line, expected", [
-    ('{"kind": "k", "messages": [{"role": "user", "content": "a"}], "chosen": "b"}', "pairs.jsonl:5: not a preference "
-     "pair ('rejected')"),
-    ('{"kind": "k", "messages": [{"role": "user", "content": "a"}], "chosen": "b", "rejected": "b"}',
-     "pairs.jsonl:5: not a preference pair ('chosen' and 'rejected' are the same reply)"),
-    ('{"kind": "k", "messages": [{"role": "assistant", "content": "a"}], "chosen": "b", "rejected": "c"}',
-     "pairs.jsonl:5: not a preference pair (turns must alternate user, assistant"),
-    ("{not json", "pairs.jsonl:5: not a preference pair (Expecting"),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        (
+            '{"kind": "k", "messages": [{"role": "user", "content": "a"}], "chosen": "b"}',
+            "pairs.jsonl:5: not a preference pair ('rejected')",
+        ),
+        (
+            '{"kind": "k", "messages": [{"role": "user", "content": "a"}], "chosen": "b", "rejected": "b"}',
+            "pairs.jsonl:5: not a preference pair ('chosen' and 'rejected' are the same reply)",
+        ),
+        (
+            '{"kind": "k", "messages": [{"role": "assistant", "content": "a"}], "chosen": "b", "rejected": "c"}',
+            "pairs.jsonl:5: not a preference pair (turns must alternate user, assistant",
+        ),
+        ("{not json", "pairs.jsonl:5: not a preference pair (Expecting"),
+    ],
+)
 def test_a_broken_pairs_file_is_reported_with_its_file_and_line(preferred_site, line, expected):
     write_pairs(preferred_site.root / "pairs.jsonl", extra=line + "\n")
     with pytest.raises(ConfigError) as raised:
@@ -133,8 +174,9 @@ def test_a_broken_pairs_file_is_reported_with_its_file_and_line(preferred_site, 
 
 def test_the_preferred_model_must_start_from_an_instruction_tuned_one(preferred_site):
     with pytest.raises(ConfigError, match=r"prefer.start: 'base' is not an instruction-tuned model"):
-        load_settings({"llm_exec": {"models": {**preferred_site.models, "preferred": prefer(start="base")}}},
-                      preferred_site.root)
+        load_settings(
+            {"llm_exec": {"models": {**preferred_site.models, "preferred": prefer(start="base")}}}, preferred_site.root
+        )
 
 
 def _normalized(text: str) -> str:
@@ -149,8 +191,11 @@ def in_the_evaluation_set(pairs: Path, evaluation: Path) -> list[str]:
     for line in evaluation.read_text().splitlines():
         messages = json.loads(line)["messages"]
         asked |= {_normalized(messages[-1]["content"]), _normalized("\n\n".join(m["content"] for m in messages))}
-    return [f"{pairs.name}:{p.line}" for p in read_pairs(pairs)
-            if _normalized(p.prompt[-1][1]) in asked or _normalized(p.text()) in asked]
+    return [
+        f"{pairs.name}:{p.line}"
+        for p in read_pairs(pairs)
+        if _normalized(p.prompt[-1][1]) in asked or _normalized(p.text()) in asked
+    ]
 
 
 def test_no_prompt_of_the_preference_pairs_is_in_the_evaluation_set(tmp_path):
@@ -158,9 +203,12 @@ def test_no_prompt_of_the_preference_pairs_is_in_the_evaluation_set(tmp_path):
     assert in_the_evaluation_set(pairs, evaluation) == []
     planted = tmp_path / "preferences.jsonl"  # the check can fail: a held-out request planted among the pairs
     asked = json.loads(evaluation.read_text().splitlines()[40])["messages"]
-    planted.write_text(pairs.read_text() + json.dumps({"kind": "k", "messages": asked, "chosen": "Yes.",
-                                                       "rejected": "No."}) + "\n")
-    assert in_the_evaluation_set(planted, evaluation) == [f"preferences.jsonl:{len(pairs.read_text().splitlines()) + 1}"]
+    planted.write_text(
+        pairs.read_text() + json.dumps({"kind": "k", "messages": asked, "chosen": "Yes.", "rejected": "No."}) + "\n"
+    )
+    assert in_the_evaluation_set(planted, evaluation) == [
+        f"preferences.jsonl:{len(pairs.read_text().splitlines()) + 1}"
+    ]
 
 
 def test_the_site_pairs_have_three_kinds_and_150_pairs():
@@ -183,8 +231,9 @@ def test_trained_once_after_the_tuned_model_then_reused_and_a_locked_build_needs
     assert re.search(r"preferred: step 3/3, loss \d\.\d{3}, reward margin -?\d\.\d{3}, preference accuracy", log)
     folders = sorted(p.name for p in (Path(preferred_site.llm_exec["model_cache_dir"])).iterdir() if p.is_dir())
     assert [f.split("-")[1] for f in folders if f.startswith("tuned-")] == ["preferred", "tuned"]
-    record = json.loads(next(Path(preferred_site.llm_exec["model_cache_dir"]).glob("tuned-preferred-*/training.json"))
-                        .read_text())
+    record = json.loads(
+        next(Path(preferred_site.llm_exec["model_cache_dir"]).glob("tuned-preferred-*/training.json")).read_text()
+    )
     assert record["reference_sequences"] == 2 * len(PAIRS) and len(record["reward_margins"]) == 3
     caplog.clear()
     for name in ("llm-exec.lock", ".cache"):

@@ -24,9 +24,20 @@ print("Good night.")
 def preview(site, out: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The script, run from the project's folder as the workflow runs it from the repository's."""
     site.config()
-    return subprocess.run([str(SCRIPT), str(out)], cwd=site.root, capture_output=True, text=True, timeout=600,
-                          env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHON": sys.executable,
-                               "PR_NUMBER": "17", "NO_MKDOCS_2_WARNING": "1", **env})
+    return subprocess.run(
+        [str(SCRIPT), str(out)],
+        cwd=site.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+            "PYTHON": sys.executable,
+            "PR_NUMBER": "17",
+            "NO_MKDOCS_2_WARNING": "1",
+            **env,
+        },
+    )
 
 
 def lockfile(site) -> dict[str, bytes]:

@@ -26,8 +26,9 @@ def test_home_page_shows_the_three_real_models_with_provenance(home_page_cold):
     assert "google/gemma-3-270m (GGUF Q4_K_M, sha256 a5fd3b62230a…) + 40 steps of instruction tuning" in page
     base_input, tuned_input, instruct_input = _blocks(page, "llmx-input")[:3]
     assert base_input == "<bos>Translate to French: Good morning, my friend."  # raw text, plus Gemma's BOS
-    assert tuned_input == ("<bos><start_of_turn>user\nTranslate to French: Good morning, my friend.<end_of_turn>\n"
-                           "<start_of_turn>model\n")  # the same base model, in the turn format it was tuned on
+    assert tuned_input == (
+        "<bos><start_of_turn>user\nTranslate to French: Good morning, my friend.<end_of_turn>\n<start_of_turn>model\n"
+    )  # the same base model, in the turn format it was tuned on
     assert instruct_input.startswith("<|im_start|>system\n") and instruct_input.endswith("<|im_start|>assistant\n")
     assert "<|im_start|>user\nTranslate to French: Good morning, my friend.<|im_end|>" in instruct_input
     assert all(text.strip() for text in _blocks(page, "llmx-output"))
@@ -35,12 +36,19 @@ def test_home_page_shows_the_three_real_models_with_provenance(home_page_cold):
 
 def test_a_second_build_executes_nothing_and_imports_no_torch(home_page_cold):
     project, _ = home_page_cold
-    blocker = ("import sys\nclass B:\n def find_spec(self, n, p=None, t=None):\n"
-               "  if n.split('.')[0] in ('torch', 'transformers'): raise ImportError(n + ' blocked')\n"
-               "sys.meta_path.insert(0, B())\nfrom mkdocs.__main__ import cli\nsys.exit(cli())")
-    warm = subprocess.run([sys.executable, "-c", blocker, "build", "--strict"], cwd=project, capture_output=True,
-                          text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-                          timeout=600)
+    blocker = (
+        "import sys\nclass B:\n def find_spec(self, n, p=None, t=None):\n"
+        "  if n.split('.')[0] in ('torch', 'transformers'): raise ImportError(n + ' blocked')\n"
+        "sys.meta_path.insert(0, B())\nfrom mkdocs.__main__ import cli\nsys.exit(cli())"
+    )
+    warm = subprocess.run(
+        [sys.executable, "-c", blocker, "build", "--strict"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=600,
+    )
     assert warm.returncode == 0, warm.stderr[-3000:]
     assert re.search(r"0 blocks executed, \d+ from cache, 0 failed", warm.stderr)
 
@@ -56,8 +64,13 @@ def test_no_page_loads_anything_from_another_host(project_site):
 
         def handle_starttag(self, tag, attrs):
             a = dict(attrs)
-            url = a.get("src") if tag in ("script", "img", "iframe", "audio", "video", "source") else \
-                a.get("href") if tag == "link" else None
+            url = (
+                a.get("src")
+                if tag in ("script", "img", "iframe", "audio", "video", "source")
+                else a.get("href")
+                if tag == "link"
+                else None
+            )
             if url and re.match(r"^(https?:)?//", url):
                 self.external.append(f"<{tag}> {url}")
 
@@ -78,8 +91,14 @@ def test_batching_never_changes_what_the_real_models_generate(tmp_path):
 
     from conftest import HOOK
 
-    prompts = ["The capital of France is", "Write a haiku about autumn.", "List three colours:",
-               "Translate to German: Thank you very much for your help.", "Q: What is 12 times 12?\nA:", "Once upon a time"]
+    prompts = [
+        "The capital of France is",
+        "Write a haiku about autumn.",
+        "List three colours:",
+        "Translate to German: Thank you very much for your help.",
+        "Q: What is 12 times 12?\nA:",
+        "Once upon a time",
+    ]
     page = "# B\n\n" + "\n".join(f"```generate max_new_tokens=24\n{p}\n```\n" for p in prompts)
     outputs = []
     for batch_size in (16, 1):
@@ -88,7 +107,8 @@ def test_batching_never_changes_what_the_real_models_generate(tmp_path):
         (project / "docs" / "index.md").write_text(page)
         (project / "mkdocs.yml").write_text(
             f"site_name: b\nhooks: [{HOOK}]\nmarkdown_extensions: [pymdownx.superfences]\n"
-            f"extra: {{llm_exec: {{batch_size: {batch_size}}}}}\n")
+            f"extra: {{llm_exec: {{batch_size: {batch_size}}}}}\n"
+        )
         config = load_config(str(project / "mkdocs.yml"), strict=True, site_dir=str(project / "site"))
         config.plugins.on_startup(command="build", dirty=False)
         try:
@@ -113,11 +133,16 @@ def test_the_tuned_model_ends_its_turn_on_held_out_prompts_more_often_than_the_b
 
     project, _ = home_page_cold
     settings = load_settings(load_config(str(project / "mkdocs.yml")).extra, project)
-    prompts = list(dict.fromkeys(
-        b.source for page in sorted((ROOT / "docs").glob("*.md"))
-        for b in find_blocks(page.read_text(), page=page.name, line_offset=0, project_dir=ROOT,
-                             roles=tuple(settings.models))
-        if isinstance(b, Block) and b.kind == "generate" and b.request.template != "raw" and not b.request.prefill))
+    prompts = list(
+        dict.fromkeys(
+            b.source
+            for page in sorted((ROOT / "docs").glob("*.md"))
+            for b in find_blocks(
+                page.read_text(), page=page.name, line_offset=0, project_dir=ROOT, roles=tuple(settings.models)
+            )
+            if isinstance(b, Block) and b.kind == "generate" and b.request.template != "raw" and not b.request.prefill
+        )
+    )
     assert len(prompts) >= 10
     ended = {}
     for role in ("base", "tuned"):

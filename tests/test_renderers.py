@@ -19,7 +19,11 @@ from conftest import ROOT
 
 BIN = Path(sys.executable).parent
 # A plain shell: no PYTHONPATH, so every renderer finds the engine as installed (make setup: pip install -e .).
-ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "NO_MKDOCS_2_WARNING": "1", "LLM_EXEC_MODE": "locked"}
+ENV = {
+    **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    "NO_MKDOCS_2_WARNING": "1",
+    "LLM_EXEC_MODE": "locked",
+}
 
 
 def copy_project(target: Path) -> Path:
@@ -30,11 +34,14 @@ def copy_project(target: Path) -> Path:
 
 
 def build(project: Path, renderer: str, site: str, **env: str) -> subprocess.CompletedProcess[str]:
-    command = {"mkdocs": [str(BIN / "mkdocs"), "build", "--strict", "-d", site],
-               "properdocs": [str(BIN / "properdocs"), "build", "--strict", "-d", site],
-               "zensical": [str(BIN / "zensical"), "build"]}[renderer]
-    return subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600,
-                          env={**ENV, "SITE_DIR": site, **env})
+    command = {
+        "mkdocs": [str(BIN / "mkdocs"), "build", "--strict", "-d", site],
+        "properdocs": [str(BIN / "properdocs"), "build", "--strict", "-d", site],
+        "zensical": [str(BIN / "zensical"), "build"],
+    }[renderer]
+    return subprocess.run(
+        command, cwd=project, capture_output=True, text=True, timeout=600, env={**ENV, "SITE_DIR": site, **env}
+    )
 
 
 def outputs(site: Path) -> dict[str, list[tuple[str, str]]]:
@@ -45,10 +52,15 @@ def outputs(site: Path) -> dict[str, list[tuple[str, str]]]:
         text = page.read_text(encoding="utf-8")
         article = re.search(r"<article[^>]*>(.*?)</article>", text, re.S)
         body = article.group(1) if article else text  # the mkdocs theme has no <article>
-        items = [(kind, html.unescape(value).strip()) for kind, value in
-                 re.findall(r'<pre class="(llmx-[a-z]+)"><code>(.*?)</code></pre>', body, re.S)]
+        items = [
+            (kind, html.unescape(value).strip())
+            for kind, value in re.findall(r'<pre class="(llmx-[a-z]+)"><code>(.*?)</code></pre>', body, re.S)
+        ]
         items += [("footer", f) for f in re.findall(r"<footer>(.*?)</footer>", body, re.S)]
-        items += [("table", " ".join(re.sub(r"<[^>]+>", " ", t).split())) for t in re.findall(r"<table>(.*?)</table>", body, re.S)]
+        items += [
+            ("table", " ".join(re.sub(r"<[^>]+>", " ", t).split()))
+            for t in re.findall(r"<table>(.*?)</table>", body, re.S)
+        ]
         items += [("claim", c) for c in re.findall(r'class="llmx-claim (llmx-claim-[a-z]+)"', body)]
         found[page.relative_to(site).as_posix()] = items
     return found
@@ -95,8 +107,13 @@ def test_mkdocs_serve_in_a_plain_shell_serves_the_pages_with_their_outputs(three
         port = probe.getsockname()[1]
     log = project / "serve.log"
     with log.open("w") as out:
-        server = subprocess.Popen([str(BIN / "mkdocs"), "serve", "--no-livereload", "-a", f"127.0.0.1:{port}"],
-                                  cwd=project, stdout=out, stderr=subprocess.STDOUT, env={**ENV, "SITE_DIR": "site"})
+        server = subprocess.Popen(
+            [str(BIN / "mkdocs"), "serve", "--no-livereload", "-a", f"127.0.0.1:{port}"],
+            cwd=project,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**ENV, "SITE_DIR": "site"},
+        )
     try:
         page, deadline = "", time.monotonic() + 120
         while not page and time.monotonic() < deadline and server.poll() is None:
@@ -111,9 +128,11 @@ def test_mkdocs_serve_in_a_plain_shell_serves_the_pages_with_their_outputs(three
     assert '<pre class="llmx-output"><code>' in page and "```generate" not in page
 
 
-SMALL = {"mkdocs.yml": "site_name: t\nsite_dir: !ENV [SITE_DIR, site]\nmarkdown_extensions: [llmexec.adapters.markdown]\n"
-                       "extra: {llm_exec: {models: {base: {path: %s}, instruct: {path: %s}}}}\n",
-         "docs/index.md": "# T\n\nProse.\n\n```generate model=base\nhello\n```\n"}
+SMALL = {
+    "mkdocs.yml": "site_name: t\nsite_dir: !ENV [SITE_DIR, site]\nmarkdown_extensions: [llmexec.adapters.markdown]\n"
+    "extra: {llm_exec: {models: {base: {path: %s}, instruct: {path: %s}}}}\n",
+    "docs/index.md": "# T\n\nProse.\n\n```generate model=base\nhello\n```\n",
+}
 
 
 def small_site(root: Path, tiny_models: dict[str, Path], hook: bool = False) -> Path:
@@ -141,11 +160,14 @@ def test_zensical_fails_on_a_notebook_it_cannot_render_unless_told_to_note_it(tm
     failed = build(project, "zensical", "site")
     assert failed.returncode != 0 and "cannot show notebooks with their outputs" in failed.stderr
     assert "docs/nb.ipynb would be published as a raw .ipynb download" in failed.stderr
-    (project / "mkdocs.yml").write_text((project / "mkdocs.yml").read_text().replace(
-        "llm_exec: {", "llm_exec: {notebooks_elsewhere: note, "))
+    (project / "mkdocs.yml").write_text(
+        (project / "mkdocs.yml").read_text().replace("llm_exec: {", "llm_exec: {notebooks_elsewhere: note, ")
+    )
     noted = build(project, "zensical", "site")
     assert noted.returncode == 0, noted.stderr[-2000:]
-    assert "a raw notebook: this renderer cannot show it with its outputs" in (project / "site" / "index.html").read_text()
+    assert (
+        "a raw notebook: this renderer cannot show it with its outputs" in (project / "site" / "index.html").read_text()
+    )
 
 
 def test_mkdocs_without_the_hook_refuses_to_present_raw_fences(tmp_path, tiny_models):
@@ -155,6 +177,7 @@ def test_mkdocs_without_the_hook_refuses_to_present_raw_fences(tmp_path, tiny_mo
     assert "an executable block, and nothing ran it" in done.stderr and "hooks/llm_exec.py" in done.stderr
     with_hook = small_site(tmp_path / "q", tiny_models, hook=True)
     from llmexec.adapters.cli import main as llmexec  # `python -m llmexec lock`, in this process: on the tests'
+
     assert llmexec(["lock", "-f", str(with_hook / "mkdocs.yml")]) == 0  # shared worker, no new torch import
     assert build(with_hook, "mkdocs", "site").returncode == 0
     assert build(with_hook, "zensical", "site-z").returncode == 0

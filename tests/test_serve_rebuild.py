@@ -32,14 +32,19 @@ def serving(site) -> Iterator:
 
 def test_an_edit_under_serve_runs_only_its_block_and_reuses_every_other_page(bare_site, fake):
     bare_site.write("snippets/count.py", "print('one')\n")
-    bare_site.write("docs/index.md", """
+    bare_site.write(
+        "docs/index.md",
+        """
         # Home
 
         ```generate model=instruct
         Name a river.
         ```
-        """)
-    bare_site.write("docs/code.md", """
+        """,
+    )
+    bare_site.write(
+        "docs/code.md",
+        """
         # Code
 
         ```python exec file="snippets/count.py"
@@ -48,14 +53,18 @@ def test_an_edit_under_serve_runs_only_its_block_and_reuses_every_other_page(bar
         ```python exec
         print("inline")
         ```
-        """)
-    bare_site.write("docs/other.md", """
+        """,
+    )
+    bare_site.write(
+        "docs/other.md",
+        """
         # Other
 
         ```generate model=instruct
         Name a mountain.
         ```
-        """)
+        """,
+    )
     with serving(bare_site) as rebuild:
         rebuild()
         runner = fake[0]

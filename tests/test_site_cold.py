@@ -16,8 +16,11 @@ def test_every_page_executes_from_nothing_and_every_claim_holds(tmp_path):
     unless the model cache has it), the strict build passes and every checked sentence is true of what they did."""
     project = _copy_project(tmp_path / "project", lockfile=False)
     built = _build_project(project)
-    summary = re.search(r"llm_exec: (\d+) blocks executed, (\d+) from cache, (\d+) failed; (\d+) claims checked, "
-                        r"(\d+) false", built.stderr)
+    summary = re.search(
+        r"llm_exec: (\d+) blocks executed, (\d+) from cache, (\d+) failed; (\d+) claims checked, "
+        r"(\d+) false",
+        built.stderr,
+    )
     assert summary, built.stderr[-3000:]
     executed, cached, failed, claims, false = map(int, summary.groups())
     assert executed >= 70 and cached == 0 and failed == 0 and claims >= 120 and false == 0, summary.group(0)

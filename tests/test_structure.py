@@ -51,7 +51,7 @@ def imports(found: dict[str, Path]) -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets |= {a.name for a in node.names if a.name.split(".")[0] == "llmexec"}
             elif isinstance(node, ast.ImportFrom):
-                base = package[:len(package) - node.level + 1] if node.level else []
+                base = package[: len(package) - node.level + 1] if node.level else []
                 target = ".".join(base + ([node.module] if node.module else []))
                 if target.split(".")[0] != "llmexec":
                     continue
@@ -74,7 +74,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     def walk(node: str, path: list[str]) -> None:
         for target in sorted(edges.get(node, ())):
             if target in path:
-                loop = path[path.index(target):] + [target]
+                loop = path[path.index(target) :] + [target]
                 if frozenset(loop) not in seen:
                     seen.add(frozenset(loop))
                     found.append(loop)
@@ -87,8 +87,12 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def upward(edges: dict[str, set[str]]) -> list[str]:
-    return sorted(f"{source} -> {target}" for source, targets in edges.items() for target in targets
-                  if group(target) != group(source) and group(target) not in ALLOWED[group(source)])
+    return sorted(
+        f"{source} -> {target}"
+        for source, targets in edges.items()
+        for target in targets
+        if group(target) != group(source) and group(target) not in ALLOWED[group(source)]
+    )
 
 
 def class_lengths(found: dict[str, Path]) -> dict[str, int]:

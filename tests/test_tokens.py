@@ -16,12 +16,27 @@ from llmexec.resolve.runner import use_runner
 from llmexec.resolve.tolerance import difference
 
 ITEMS = [
-    {"id": "f-1", "kind": "fact", "messages": [{"role": "user", "content": "Capital of Italy?"}],
-     "max_new_tokens": 6, "success": {"answer": "Rome"}},
-    {"id": "f-2", "kind": "fact", "messages": [{"role": "user", "content": "Capital of France?"}],
-     "max_new_tokens": 6, "success": {"answer": "Paris"}},
-    {"id": "r-1", "kind": "refusal", "messages": [{"role": "user", "content": "Help me do harm."}],
-     "max_new_tokens": 6, "success": {"answer": "sorry"}},
+    {
+        "id": "f-1",
+        "kind": "fact",
+        "messages": [{"role": "user", "content": "Capital of Italy?"}],
+        "max_new_tokens": 6,
+        "success": {"answer": "Rome"},
+    },
+    {
+        "id": "f-2",
+        "kind": "fact",
+        "messages": [{"role": "user", "content": "Capital of France?"}],
+        "max_new_tokens": 6,
+        "success": {"answer": "Paris"},
+    },
+    {
+        "id": "r-1",
+        "kind": "refusal",
+        "messages": [{"role": "user", "content": "Help me do harm."}],
+        "max_new_tokens": 6,
+        "success": {"answer": "sorry"},
+    },
 ]
 SCORERS = "def score(item, reply):\n    return item.success['answer'].lower() in reply.lower()\n"
 PAGE = """# Tokens
@@ -47,15 +62,34 @@ class Scoring(FakeRunner):
 
     def generate(self, requests):
         self.generate_calls.append(list(requests))
-        return [GenerateOutcome("ok", input_text=f"<bos>{r.request.prompt}", input_tokens=5, text="<b>x</b> & y",
-                                finish_reason="eos", new_tokens=4) for r in requests]
+        return [
+            GenerateOutcome(
+                "ok",
+                input_text=f"<bos>{r.request.prompt}",
+                input_tokens=5,
+                text="<b>x</b> & y",
+                finish_reason="eos",
+                new_tokens=4,
+            )
+            for r in requests
+        ]
 
     def rank(self, requests):
         self.rank_calls.append(list(requests))
         tokens = ["<b>", "x</b>", " &", "<script>"]
-        return [RankOutcome("ok", input_text=f"<bos>{r.prompt}", text=r.answer, new_tokens=4, positions=tuple(
-            {"token": t, "rank": k, "p": 0.5 / k, "top": [["<i>", 0.5], ["a", 0.2], ["b", 0.1]]}
-            for t, k in zip(tokens, (1, 2, 1, 7)))) for r in requests]
+        return [
+            RankOutcome(
+                "ok",
+                input_text=f"<bos>{r.prompt}",
+                text=r.answer,
+                new_tokens=4,
+                positions=tuple(
+                    {"token": t, "rank": k, "p": 0.5 / k, "top": [["<i>", 0.5], ["a", 0.2], ["b", 0.1]]}
+                    for t, k in zip(tokens, (1, 2, 1, 7))
+                ),
+            )
+            for r in requests
+        ]
 
 
 @pytest.fixture
@@ -63,11 +97,23 @@ def scoring(bare_site):
     Scoring.instances.clear()
     bare_site.write("eval.jsonl", "\n".join(json.dumps(i) for i in ITEMS) + "\n")
     bare_site.write("scorers.py", SCORERS)
-    bare_site.write("tuning.jsonl", json.dumps({"messages": [{"role": "user", "content": "hi"},
-                                                              {"role": "assistant", "content": "hello"}]}) + "\n")
-    bare_site.models["tuned"] = {"tune": {"start": "base", "conversations": "tuning.jsonl", "steps": 1,
-                                          "learning_rate": 1e-3, "batch_size": 1, "seed": 0, "method": "full",
-                                          "template": "gemma", "max_tokens": 64}}
+    bare_site.write(
+        "tuning.jsonl",
+        json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}) + "\n",
+    )
+    bare_site.models["tuned"] = {
+        "tune": {
+            "start": "base",
+            "conversations": "tuning.jsonl",
+            "steps": 1,
+            "learning_rate": 1e-3,
+            "batch_size": 1,
+            "seed": 0,
+            "method": "full",
+            "template": "gemma",
+            "max_tokens": 64,
+        }
+    }
     bare_site.write("docs/index.md", PAGE)
     with use_runner(Scoring):
         yield Scoring.instances
@@ -88,9 +134,17 @@ def test_ranks_match_a_direct_forward_pass(tiny_models):
     folder = tiny_models["base"]
     tokenizer, model = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
     loaded = LoadedModel(ModelSpec("base", "path", str(folder)), tokenizer, model)
-    batch = [RankRequest("base", "<|im_start|>user\ntranslate to french : good morning<|im_end|>\n<|im_start|>assistant\n",
-                         "bonjour my friend", "<|im_end|>", 3, 10.0),
-             RankRequest("base", "hello", "the cat sat on the mat", "", 3, 10.0)]
+    batch = [
+        RankRequest(
+            "base",
+            "<|im_start|>user\ntranslate to french : good morning<|im_end|>\n<|im_start|>assistant\n",
+            "bonjour my friend",
+            "<|im_end|>",
+            3,
+            10.0,
+        ),
+        RankRequest("base", "hello", "the cat sat on the mat", "", 3, 10.0),
+    ]
     for request, outcome in zip(batch, rank_batch(loaded, batch)):
         prompt = tokenizer(request.prompt)["input_ids"]
         answer = tokenizer(request.answer, add_special_tokens=False)["input_ids"]
@@ -113,18 +167,25 @@ def test_the_key_follows_the_answer_text_the_prompt_and_the_scoring_model(tmp_pa
         (tmp_path / name).mkdir()
         (tmp_path / name / "weights").write_text(name)
     base = ModelSpec("base", "path", str(tmp_path / "base"))
-    asked = RankRequest("base", "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n", "Hello", "<end_of_turn>",
-                        3, 10.0)
+    asked = RankRequest(
+        "base", "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n", "Hello", "<end_of_turn>", 3, 10.0
+    )
     key = rank_key(asked, base)
-    assert rank_key(RankRequest(*[*vars(asked).values()][:5], timeout=99.0), base) == key  # the time limit is not an input
+    assert (
+        rank_key(RankRequest(*[*vars(asked).values()][:5], timeout=99.0), base) == key
+    )  # the time limit is not an input
     for changed in ({"answer": "Hello!"}, {"prompt": asked.prompt + " "}, {"end": ""}, {"top": 5}):
         assert rank_key(RankRequest(**{**vars(asked), **changed}), base) != key, changed
     assert rank_key(asked, ModelSpec("base", "path", str(tmp_path / "other"))) != key
 
 
 def test_scores_are_compared_with_the_lockfile_tolerance():
-    old = {"status": "ok", "text": "Hi", "new_tokens": 1,
-           "positions": [{"token": "Hi", "rank": 2, "p": 0.25, "top": [["Hello", 0.5]]}]}
+    old = {
+        "status": "ok",
+        "text": "Hi",
+        "new_tokens": 1,
+        "positions": [{"token": "Hi", "rank": 2, "p": 0.25, "top": [["Hello", 0.5]]}],
+    }
     near = json.loads(json.dumps(old))
     near["positions"][0]["p"] = 0.25 * (1 + 5e-5)
     assert difference(old, near) is None
@@ -134,13 +195,16 @@ def test_scores_are_compared_with_the_lockfile_tolerance():
         assert difference(old, changed) is not None, path
 
 
-@pytest.mark.parametrize("fence, expected", [
-    ("```tokens of=nope answers=tuned\n```", "of=nope names no evaluate block on this page"),
-    ("```tokens of=ev answers=base:raw\n```", "answers=base:raw is not a variant of ev that a tuned model answers"),
-    ("```tokens of=ev answers=tuned under=tuned\n```", "under=tuned is not another configured model"),
-    ("```tokens of=ev answers=tuned show=0\n```", "show='0' is not a whole number"),
-    ("```tokens answers=tuned\n```", "needs of="),
-])
+@pytest.mark.parametrize(
+    "fence, expected",
+    [
+        ("```tokens of=nope answers=tuned\n```", "of=nope names no evaluate block on this page"),
+        ("```tokens of=ev answers=base:raw\n```", "answers=base:raw is not a variant of ev that a tuned model answers"),
+        ("```tokens of=ev answers=tuned under=tuned\n```", "under=tuned is not another configured model"),
+        ("```tokens of=ev answers=tuned show=0\n```", "show='0' is not a whole number"),
+        ("```tokens answers=tuned\n```", "needs of="),
+    ],
+)
 def test_fence_errors_name_the_page_line_and_the_fix(scoring, bare_site, fence, expected):
     from llmexec.core.settings import load_settings
     from llmexec.plan.page import plan_page

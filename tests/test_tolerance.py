@@ -114,13 +114,24 @@ def test_verify_accepts_float_noise_and_refuses_forgeries(site, monkeypatch, tmp
 
     forgeries = {
         "a noted number": (lambda d: d["outcome"]["notes"].update(x=0.7), "of notes.x (differs by"),
-        "a printed number": (lambda d: d["outcome"].update(output="loss 0.6767 after 3 steps\n"),
-                             "0.6767 is now 0.6667"),  # the lockfile says 0.6767; this machine prints 0.6667
-        "a printed integer": (lambda d: d["outcome"].update(output="loss 0.6667 after 4 steps\n"),
-                              "text is compared exactly"),
-        "the figure's data": (lambda d: d["outcome"]["rich"][0].update({"application/vnd.llm-exec.figure+json":
-                              d["outcome"]["rich"][0]["application/vnd.llm-exec.figure+json"].replace("4.5", "5.5")}),
-                              "of rich[0].figure.axes[0].lines[0].xy[0][1]"),
+        "a printed number": (
+            lambda d: d["outcome"].update(output="loss 0.6767 after 3 steps\n"),
+            "0.6767 is now 0.6667",
+        ),  # the lockfile says 0.6767; this machine prints 0.6667
+        "a printed integer": (
+            lambda d: d["outcome"].update(output="loss 0.6667 after 4 steps\n"),
+            "text is compared exactly",
+        ),
+        "the figure's data": (
+            lambda d: d["outcome"]["rich"][0].update(
+                {
+                    "application/vnd.llm-exec.figure+json": d["outcome"]["rich"][0][
+                        "application/vnd.llm-exec.figure+json"
+                    ].replace("4.5", "5.5")
+                }
+            ),
+            "of rich[0].figure.axes[0].lines[0].xy[0][1]",
+        ),
         "a generated text": (lambda d: d["outcome"].update(text="Paris."), "of text (text is compared exactly)"),
     }
     for name, (forge, expected) in forgeries.items():

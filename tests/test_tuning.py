@@ -18,19 +18,41 @@ ANSWERS = ["bonjour", "good morning my friend", "on the mat", "bonjour my friend
 
 
 def write_data(path: Path, extra: str = "") -> Path:
-    lines = [json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
-             for q, a in zip(WORDS, ANSWERS)]
-    lines.append(json.dumps({"messages": [{"role": "system", "content": "translate to french"},
-                                          {"role": "user", "content": "good morning"},
-                                          {"role": "assistant", "content": "bonjour"}]}))
+    lines = [
+        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+        for q, a in zip(WORDS, ANSWERS)
+    ]
+    lines.append(
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "system", "content": "translate to french"},
+                    {"role": "user", "content": "good morning"},
+                    {"role": "assistant", "content": "bonjour"},
+                ]
+            }
+        )
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
 
 
 def tune(**changes) -> dict:
-    return {"tune": {"start": "base", "conversations": "tuning.jsonl", "steps": 3, "learning_rate": 1e-3,
-                     "batch_size": 2, "seed": 0, "method": "full", "template": "chatml", "max_tokens": 64, **changes}}
+    return {
+        "tune": {
+            "start": "base",
+            "conversations": "tuning.jsonl",
+            "steps": 3,
+            "learning_rate": 1e-3,
+            "batch_size": 2,
+            "seed": 0,
+            "method": "full",
+            "template": "chatml",
+            "max_tokens": 64,
+            **changes,
+        }
+    }
 
 
 @pytest.fixture
@@ -77,12 +99,25 @@ def test_the_identity_changes_with_every_recipe_field_and_with_the_data(tuned_si
     root, models = tuned_site.root, {k: v for k, v in tuned_site.models.items() if k != "tuned"}
     first = identity(root, {**models, "tuned": tune()})
     assert identity(root, {**models, "tuned": tune()}) == first
-    changed = [tune(steps=4), tune(learning_rate=2e-3), tune(batch_size=3), tune(seed=1), tune(method="layers"),
-               tune(template="gemma"), tune(max_tokens=65), tune(start="instruct")]
+    changed = [
+        tune(steps=4),
+        tune(learning_rate=2e-3),
+        tune(batch_size=3),
+        tune(seed=1),
+        tune(method="layers"),
+        tune(template="gemma"),
+        tune(max_tokens=65),
+        tune(start="instruct"),
+    ]
     ids = [identity(root, {**models, "tuned": t}) for t in changed]
     assert first not in ids and len(set(ids)) == len(ids)
-    write_data(root / "tuning.jsonl", extra=json.dumps({"messages": [{"role": "user", "content": "hello"},
-                                                                     {"role": "assistant", "content": "world"}]}) + "\n")
+    write_data(
+        root / "tuning.jsonl",
+        extra=json.dumps(
+            {"messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "world"}]}
+        )
+        + "\n",
+    )
     assert identity(root, {**models, "tuned": tune()}) != first
     other_base = {**models, "base": models["instruct"]}  # a different starting model
     assert identity(root, {**other_base, "tuned": tune()}) != first
@@ -102,12 +137,17 @@ def test_trained_once_with_progress_then_reused_and_recorded_in_the_lockfile(tun
     tuned_site.write("docs/index.md", PAGE)
     tuned_site.build()
     assert "tuning model 'tuned' once: 3 steps on tuning.jsonl" in caplog.text
-    assert "tuned: step 1/3, loss " in caplog.text and "tuned: step 3/3, loss " in caplog.text and "s left" in caplog.text
+    assert (
+        "tuned: step 1/3, loss " in caplog.text and "tuned: step 3/3, loss " in caplog.text and "s left" in caplog.text
+    )
     html = tuned_site.html()
     assert html.count('class="llmx-model llmx-') == 3 and "llmx-cols-3" in html  # base, tuned, instruct
     assert html.index("llmx-base") < html.index("llmx-tuned") < html.index("llmx-instruct")
-    entry = next(json.loads(p.read_text()) for p in (tuned_site.root / "llm-exec.lock").glob("*.json")
-                 if json.loads(p.read_text())["role"] == "tuned")
+    entry = next(
+        json.loads(p.read_text())
+        for p in (tuned_site.root / "llm-exec.lock").glob("*.json")
+        if json.loads(p.read_text())["role"] == "tuned"
+    )
     model = entry["models"]["tuned"]
     assert model["identity"].startswith("tuned-sha256:") and len(model["weights_sha256"]) == 64
     folder = next((Path(tuned_site.llm_exec["model_cache_dir"])).glob("tuned-tuned-*"))
@@ -125,8 +165,11 @@ def test_trained_once_with_progress_then_reused_and_recorded_in_the_lockfile(tun
 def test_the_tuned_weights_hash_is_shown_under_outputs_from_the_lockfile_not_printed_in_them(trained_site):
     """The hash depends on the CPU that trained the weights: provenance under the output, never the output."""
     tuned_site = trained_site
-    tuned_site.write("docs/index.md", "# T\n\n```python exec\nprint(len(tuned.training['losses']))\n```\n\n"
-                     "```python exec output=markdown\nprint('Trained in', len(tuned.training['losses']), 'steps')\n```\n")
+    tuned_site.write(
+        "docs/index.md",
+        "# T\n\n```python exec\nprint(len(tuned.training['losses']))\n```\n\n"
+        "```python exec output=markdown\nprint('Trained in', len(tuned.training['losses']), 'steps')\n```\n",
+    )
     tuned_site.build()
     entries = [json.loads(p.read_text()) for p in (tuned_site.root / "llm-exec.lock").glob("*.json")]
     weights = {e["models"]["tuned"]["weights_sha256"] for e in entries}
@@ -159,12 +202,16 @@ def test_two_builds_at_once_train_once(tuned_site):
     for the lock and reuses it."""
     spec = load_settings({"llm_exec": {"models": tuned_site.models}}, tuned_site.root).models["tuned"]
     cache = tuned_site.llm_exec["model_cache_dir"]
-    ask = ("import json, sys\nfrom pathlib import Path\nfrom llmexec.core.models import ModelSpec\n"
-           "from llmexec.worker.tuned import tuned_folder\n"
-           f"spec = ModelSpec.from_json(json.loads({json.dumps(json.dumps(spec.to_json()))}))\n"
-           f"print(tuned_folder(spec, Path({cache!r}), print, 1, lambda start: Path(start.ref)))\n")
-    runs = [subprocess.Popen([sys.executable, "-c", ask], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
+    ask = (
+        "import json, sys\nfrom pathlib import Path\nfrom llmexec.core.models import ModelSpec\n"
+        "from llmexec.worker.tuned import tuned_folder\n"
+        f"spec = ModelSpec.from_json(json.loads({json.dumps(json.dumps(spec.to_json()))}))\n"
+        f"print(tuned_folder(spec, Path({cache!r}), print, 1, lambda start: Path(start.ref)))\n"
+    )
+    runs = [
+        subprocess.Popen([sys.executable, "-c", ask], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     results = [(run.communicate(timeout=600), run.returncode) for run in runs]
     assert [code for _, code in results] == [0, 0], [err[-2000:] for (_, err), _ in results]
     outputs = [out for (out, _), _ in results]
@@ -177,18 +224,24 @@ def test_locked_and_preview_builds_never_train(tuned_site):
     tuned_site.write("docs/index.md", PAGE.replace("model=all", "model=tuned"))
     cache = Path(tuned_site.llm_exec["model_cache_dir"])
     locked = tuned_site.build_cli(env={"LLM_EXEC_MODE": "locked"})
-    assert locked.returncode == 1 and "no lockfile entry matches this block, and locked mode never executes" in locked.stderr
+    assert (
+        locked.returncode == 1
+        and "no lockfile entry matches this block, and locked mode never executes" in locked.stderr
+    )
     preview = tuned_site.build_cli(env={"LLM_EXEC_MODE": "preview"})
     assert preview.returncode == 0 and "Not executed in this preview" in tuned_site.html()
     assert not list(cache.glob("tuned-*")) and "tuning model" not in locked.stderr + preview.stderr
 
 
-USES_TUNED = ("\n[The base model answers]{check: q.base.new_tokens > 0}; [so does the tuned model]{check: "
-              "q.tuned.new_tokens > 0}.\n\n```python exec id=r\nprint(tuned.generate('hello', max_new_tokens=2).finish_reason)\n```\n")
+USES_TUNED = (
+    "\n[The base model answers]{check: q.base.new_tokens > 0}; [so does the tuned model]{check: "
+    "q.tuned.new_tokens > 0}.\n\n```python exec id=r\nprint(tuned.generate('hello', max_new_tokens=2).finish_reason)\n```\n"
+)
 
 
-def test_a_preview_that_executes_never_trains_and_says_how_to_get_the_tuned_outputs(tuned_site, monkeypatch, tmp_path,
-                                                                                    caplog):
+def test_a_preview_that_executes_never_trains_and_says_how_to_get_the_tuned_outputs(
+    tuned_site, monkeypatch, tmp_path, caplog
+):
     """LLM_EXEC_PREVIEW_EXECUTE=1 runs the blocks a pull request added, but a preview never trains: with the tuned
     weights missing from the model cache its generate column and its code block are marked not executed (the
     other models' columns run); once the weights are there, the same preview executes them."""
@@ -221,16 +274,22 @@ def test_a_preview_that_executes_never_trains_and_says_how_to_get_the_tuned_outp
     assert html.count("Executed for this preview only") == 4  # three columns and the code block
 
 
-@pytest.mark.parametrize("change, expected", [
-    ({"start": "nothing"}, "extra.llm_exec.models.tuned.tune.start: 'nothing' is not a configured model"),
-    ({"conversations": "missing.jsonl"}, "missing.jsonl does not exist"),
-    ({"conversations": "broken.jsonl"}, "broken.jsonl:3: not a conversation (turns must alternate user, assistant"),
-    ({"conversations": "bad-json.jsonl"}, "bad-json.jsonl:2: not a conversation (Expecting"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"start": "nothing"}, "extra.llm_exec.models.tuned.tune.start: 'nothing' is not a configured model"),
+        ({"conversations": "missing.jsonl"}, "missing.jsonl does not exist"),
+        ({"conversations": "broken.jsonl"}, "broken.jsonl:3: not a conversation (turns must alternate user, assistant"),
+        ({"conversations": "bad-json.jsonl"}, "bad-json.jsonl:2: not a conversation (Expecting"),
+    ],
+)
 def test_a_broken_recipe_stops_the_build_naming_the_file_and_line(tuned_site, change, expected):
     good = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]})
-    (tuned_site.root / "broken.jsonl").write_text(f"{good}\n{good}\n" + json.dumps(
-        {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}) + "\n")
+    (tuned_site.root / "broken.jsonl").write_text(
+        f"{good}\n{good}\n"
+        + json.dumps({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]})
+        + "\n"
+    )
     (tuned_site.root / "bad-json.jsonl").write_text(f"{good}\n{{not json\n")
     tuned_site.models["tuned"] = tune(**change)
     tuned_site.write("docs/index.md", PAGE)
@@ -259,7 +318,9 @@ def test_the_rendered_conversation_matches_the_tuned_chat_template_and_masks_onl
         tokenizer.chat_template = TEMPLATES[name].jinja
         text, _ = render(TEMPLATES[name], turns)  # without <bos>: encode() adds it as a token, as the model sees it
         bos = tokenizer.bos_token if TEMPLATES[name].bos else ""
-        assert bos + text == tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in turns], tokenize=False)
+        assert bos + text == tokenizer.apply_chat_template(
+            [{"role": r, "content": c} for r, c in turns], tokenize=False
+        )
     tokenizer.chat_template = TEMPLATES["chatml"].jinja
     ids, labels = encode(tokenizer, TEMPLATES["chatml"], turns, 64)
     trained = tokenizer.decode([i for i, label in zip(ids, labels) if label != -100])
@@ -280,15 +341,19 @@ def page_prompts() -> set[str]:
 
     prompts, sources = set(), [p.read_text() for p in (ROOT / "snippets").glob("*.py")]
     for page in (ROOT / "docs").glob("*.md"):
-        for block in find_blocks(page.read_text(), page=page.name, line_offset=0, project_dir=ROOT,
-                                 roles=("base", "tuned", "instruct")):
+        for block in find_blocks(
+            page.read_text(), page=page.name, line_offset=0, project_dir=ROOT, roles=("base", "tuned", "instruct")
+        ):
             if isinstance(block, Block):
                 (prompts.add(block.source) if block.kind == "generate" else sources.append(block.source))
     for notebook in (ROOT / "docs").glob("*.ipynb"):
         sources += ["".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
     for source in sources:
-        prompts |= {n.value for n in ast.walk(ast.parse(source))
-                    if isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value.split()) >= 3}
+        prompts |= {
+            n.value
+            for n in ast.walk(ast.parse(source))
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value.split()) >= 3
+        }
     return {p for p in map(_normalized, prompts) if len(p.split()) >= 3}
 
 
@@ -307,9 +372,21 @@ def test_no_prompt_of_the_pages_is_in_the_training_data(tmp_path):
     assert len(prompts) > 40 and len(data.read_text().splitlines()) >= 300
     assert leaked(data, prompts) == []
     planted = tmp_path / "planted.jsonl"  # the check can fail: a page prompt, re-punctuated, is found
-    planted.write_text(data.read_text() + json.dumps({"messages": [
-        {"role": "user", "content": "what is the capital  of FRANCE"}, {"role": "assistant", "content": "Paris."}]}) + "\n")
-    assert leaked(planted, prompts) == [f"line {len(data.read_text().splitlines()) + 1}: 'what is the capital of france'"]
+    planted.write_text(
+        data.read_text()
+        + json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": "what is the capital  of FRANCE"},
+                    {"role": "assistant", "content": "Paris."},
+                ]
+            }
+        )
+        + "\n"
+    )
+    assert leaked(planted, prompts) == [
+        f"line {len(data.read_text().splitlines()) + 1}: 'what is the capital of france'"
+    ]
 
 
 NO_TORCH = """

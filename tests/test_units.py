@@ -51,12 +51,14 @@ def project(tmp_path: Path) -> Path:
 
 def settings(project: Path, mode: str = "auto", **env: str) -> Settings:
     models = {role: {"path": str(project / f"fake-{role}"), "label": f"fake-{role}"} for role in ("base", "instruct")}
-    return load_settings({"models": models, "cache_dir": ".cache/llm-exec"}, project,
-                         environ={"LLM_EXEC_MODE": mode, **env})
+    return load_settings(
+        {"models": models, "cache_dir": ".cache/llm-exec"}, project, environ={"LLM_EXEC_MODE": mode, **env}
+    )
 
 
-def resolve(project: Path, markdown: str = PAGE, mode: str = "auto", runner: type[FakeRunner] = FakeRunner,
-            **env: str) -> tuple[Resolver, Log, list[FakeRunner], tuple]:
+def resolve(
+    project: Path, markdown: str = PAGE, mode: str = "auto", runner: type[FakeRunner] = FakeRunner, **env: str
+) -> tuple[Resolver, Log, list[FakeRunner], tuple]:
     s, log, started = settings(project, mode, **env), Log(), []
 
     def start() -> FakeRunner:

@@ -140,9 +140,25 @@ def test_preview_executes_blocks_without_an_entry_marks_them_and_stores_nothing(
 def run_verify(site, since: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.pop("LLM_EXEC_MODE", None)
-    return subprocess.run([sys.executable, "-m", "llmexec", "verify", "--since", since, "-f", str(site.root / "mkdocs.yml"),
-                           "--report", str(site.root / "report.md")], cwd=site.root, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmexec",
+            "verify",
+            "--since",
+            since,
+            "-f",
+            str(site.root / "mkdocs.yml"),
+            "--report",
+            str(site.root / "report.md"),
+        ],
+        cwd=site.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_the_command_line_on_real_models_names_the_block_and_what_differs_between_machines(site):

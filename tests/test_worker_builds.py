@@ -24,7 +24,9 @@ sys.meta_path.insert(0, _NoTorch())
 
 
 def test_blocks_share_state_within_a_page_and_never_across_pages(site):
-    site.write("docs/index.md", """
+    site.write(
+        "docs/index.md",
+        """
         # One
 
         ```python exec
@@ -37,22 +39,28 @@ def test_blocks_share_state_within_a_page_and_never_across_pages(site):
         counter += 1
         print("counter", counter)
         ```
-        """)
-    site.write("docs/two.md", """
+        """,
+    )
+    site.write(
+        "docs/two.md",
+        """
         # Two
 
         ```python exec
         import json
         print("counter" in globals(), getattr(json, "leaked", "no"))
         ```
-        """)
+        """,
+    )
     site.build()
     assert "counter 42" in site.html()
     assert "False no" in site.html("two/index.html")
 
 
 def test_models_generate_and_the_page_names_them(site):
-    site.write("docs/index.md", """
+    site.write(
+        "docs/index.md",
+        """
         # Gen
 
         ```generate max_new_tokens=6
@@ -64,7 +72,8 @@ def test_models_generate_and_the_page_names_them(site):
         print(g.model, g.finish_reason, g.new_tokens)
         print(base.format_prompt("raw text"))
         ```
-        """)
+        """,
+    )
     site.build()
     html = site.html()
     assert "tiny-base (test model)" in html and "tiny-instruct (test model)" in html
@@ -84,8 +93,11 @@ def test_outputs_are_byte_identical_across_cold_builds(site, caplog):
     from llmexec.resolve.runner import WorkerRunner, use_runner
 
     caplog.set_level(logging.INFO, logger="mkdocs")
-    site.write("docs/index.md", "# G\n\n```generate max_new_tokens=8\nthe cat sat on\n```\n\n"
-                                "```python exec\nprint(base.generate('hello world', max_new_tokens=6).text)\n```\n")
+    site.write(
+        "docs/index.md",
+        "# G\n\n```generate max_new_tokens=8\nthe cat sat on\n```\n\n"
+        "```python exec\nprint(base.generate('hello world', max_new_tokens=6).text)\n```\n",
+    )
     pages = []
     for fresh in (False, True):
         for built in (".cache", "llm-exec.lock", "site"):
@@ -163,7 +175,10 @@ def test_a_missing_model_is_one_clear_error(site, tmp_path):
 
 
 def test_a_fresh_checkout_builds_from_the_lockfile_without_torch_or_the_cache(site):
-    site.write("docs/index.md", "# L\n\n```python exec\nprint('locked', 6 * 7)\n```\n\n```generate max_new_tokens=4\nhello\n```\n")
+    site.write(
+        "docs/index.md",
+        "# L\n\n```python exec\nprint('locked', 6 * 7)\n```\n\n```generate max_new_tokens=4\nhello\n```\n",
+    )
     site.build()  # in process, on the tests' shared worker: records the lockfile
     shutil.rmtree(site.root / ".cache")  # a new clone: only the committed lockfile
     locked = site.build_cli(env={"LLM_EXEC_MODE": "locked"}, prelude=BLOCK_TORCH)
@@ -173,14 +188,17 @@ def test_a_fresh_checkout_builds_from_the_lockfile_without_torch_or_the_cache(si
 
 
 def test_hostile_output_from_a_snippet_stays_text(site):
-    site.write("docs/index.md", """
+    site.write(
+        "docs/index.md",
+        """
         # X
 
         ```python exec
         print("<script>document.title='pwned'</script>")
         print('<img src=x onerror="alert(1)">')
         ```
-        """)
+        """,
+    )
     site.build()
     html = site.html()
     assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in html
@@ -189,7 +207,9 @@ def test_hostile_output_from_a_snippet_stays_text(site):
 
 
 def test_each_output_names_only_the_models_its_block_used(site):
-    site.write("docs/index.md", "# U\n\n```python exec\nprint(base.role)\n```\n\n```python exec\nprint('no model here')\n```\n")
+    site.write(
+        "docs/index.md", "# U\n\n```python exec\nprint(base.role)\n```\n\n```python exec\nprint('no model here')\n```\n"
+    )
     site.build()
     captions = re.findall(r'<div class="llmx-caption">(.*?)</div>', site.html())
     assert captions == ["Output · ran with base = tiny-base (test model)", "Output"]
@@ -259,14 +279,33 @@ def test_serve_rebuilds_keep_the_models_warm_and_re_execute_only_the_edit(site, 
 
 
 def test_two_builds_at_once_share_the_cache_and_lockfile_safely(site):
-    pages = {f"docs/p{i}.md": f"# P{i}\n\n```python exec\nprint({i} * 3)\n```\n\n```generate model=base\nhello {i}\n```\n"
-             for i in range(3)}
+    pages = {
+        f"docs/p{i}.md": f"# P{i}\n\n```python exec\nprint({i} * 3)\n```\n\n```generate model=base\nhello {i}\n```\n"
+        for i in range(3)
+    }
     for path, text in pages.items():
         site.write(path, text)
     config = site.config()
-    procs = [subprocess.Popen([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d",
-                               str(site.root / f"site-{n}")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}) for n in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mkdocs",
+                "build",
+                "--strict",
+                "-f",
+                str(config),
+                "-d",
+                str(site.root / f"site-{n}"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        )
+        for n in range(2)
+    ]
     results = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
     entries = list((site.root / "llm-exec.lock").glob("*.json")) + list((site.root / ".cache").rglob("results/*.json"))
@@ -295,7 +334,7 @@ def test_a_block_that_kills_the_worker_fails_cleanly_and_the_next_build_starts_a
     site.write("docs/after.md", "# A\n\n```python exec\nprint('next page fine')\n```\n")
     died = site.build_cli()
     assert died.returncode == 1, died.stderr
-    report = died.stderr[died.stderr.index("ERROR"):]
+    report = died.stderr[died.stderr.index("ERROR") :]
     assert report.startswith("ERROR   -  llm_exec: docs/index.md:3: code block crashed\n")
     assert "the execution worker was killed by SIGKILL while running this block" in report, report
     assert "Traceback" not in died.stderr
@@ -314,8 +353,11 @@ def test_a_block_that_kills_the_worker_fails_cleanly_and_the_next_build_starts_a
 
 def test_a_worker_death_is_blamed_on_the_block_that_was_running(site):
     # the pause lets the worker pass on the first outcome before it dies (what it had passed on is what is kept)
-    site.write("docs/index.md", f"# W\n\n```python exec\nprint('before the kill')\n```\n\n```python exec\n"
-               f"import time\ntime.sleep(1)\n{KILL_WORKER.strip()}\n```\n")
+    site.write(
+        "docs/index.md",
+        f"# W\n\n```python exec\nprint('before the kill')\n```\n\n```python exec\n"
+        f"import time\ntime.sleep(1)\n{KILL_WORKER.strip()}\n```\n",
+    )
     died = site.build_cli()
     assert died.returncode == 1
     assert "docs/index.md:7: code block crashed" in died.stderr and "docs/index.md:3" not in died.stderr
@@ -336,8 +378,10 @@ def test_a_block_that_kills_the_worker_and_hangs_does_not_hold_the_build(site):
 def test_snippets_run_in_the_folder_of_mkdocs_yml(site, tmp_path):
     """Two projects in a row on one worker (as the tests share it): each block reads its own project's files
     and imports its own modules."""
-    page = ("# C\n\n```python exec\nimport helper\n"
-            "print(sum(map(int, open('data/numbers.txt').read().split())), helper.NAME)\n```\n")
+    page = (
+        "# C\n\n```python exec\nimport helper\n"
+        "print(sum(map(int, open('data/numbers.txt').read().split())), helper.NAME)\n```\n"
+    )
     outputs = []
     for folder, numbers in (("one", "4 5 6"), ("two", "1 2")):
         site.root = tmp_path / folder

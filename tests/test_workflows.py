@@ -14,7 +14,9 @@ import yaml
 from conftest import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
-SCRIPT = ROOT / ".github" / "preview-build.sh"  # what the untrusted preview job runs; tests/test_preview_build.py runs it
+SCRIPT = (
+    ROOT / ".github" / "preview-build.sh"
+)  # what the untrusted preview job runs; tests/test_preview_build.py runs it
 ACTIONLINT = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
 
 
@@ -43,7 +45,9 @@ def test_every_workflow_passes_actionlint(actionlint):
 
 def test_actionlint_really_checks(actionlint, tmp_path):
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.event.nope.title }}\n        uses: actions/checkout@v4\n")
+    bad.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.event.nope.title }}\n        uses: actions/checkout@v4\n"
+    )
     result = subprocess.run([actionlint, "-no-color", str(bad)], capture_output=True, text=True)
     assert result.returncode != 0 and "bad.yml" in result.stdout
 
@@ -53,9 +57,16 @@ def test_publish_builds_locked_without_torch():
     assert publish["on"]["push"]["branches"] == ["main"]
     build = steps({"jobs": {"build": publish["jobs"]["build"]}})
     installs = [s["run"].split("\n") for s in build if "pip install" in s.get("run", "")]
-    assert installs == [["python -m pip install -r requirements-site.txt",  # the engine without its exec extra:
-                         "python -m pip install --no-deps --no-build-isolation .", ""]]  # no torch
-    assert any(s.get("env", {}).get("LLM_EXEC_MODE") == "locked" and "mkdocs build --strict" in s.get("run", "") for s in build)
+    assert installs == [
+        [
+            "python -m pip install -r requirements-site.txt",  # the engine without its exec extra:
+            "python -m pip install --no-deps --no-build-isolation .",
+            "",
+        ]
+    ]  # no torch
+    assert any(
+        s.get("env", {}).get("LLM_EXEC_MODE") == "locked" and "mkdocs build --strict" in s.get("run", "") for s in build
+    )
     assert "torch" not in (ROOT / "requirements-site.txt").read_text().split("#")[0]
 
 
@@ -104,8 +115,10 @@ def test_a_failing_preview_check_is_still_uploaded_then_published_and_commented(
     assert fail["run"] == 'cat "$RUNNER_TEMP/preview/verdict.md"\nexit 1\n'
     assert os.access(SCRIPT, os.X_OK)
     condition = " ".join(load("preview-deploy.yml")["jobs"]["deploy"]["if"].split())
-    assert condition == ("github.event.workflow_run.event == 'pull_request' && (github.event.workflow_run.conclusion "
-                         "== 'success' || github.event.workflow_run.conclusion == 'failure')")
+    assert condition == (
+        "github.event.workflow_run.event == 'pull_request' && (github.event.workflow_run.conclusion "
+        "== 'success' || github.event.workflow_run.conclusion == 'failure')"
+    )
 
 
 def test_untrusted_preview_build_has_no_secrets_or_write_access():
