@@ -31,15 +31,8 @@ class Engine:
     """Lives as long as the renderer's process: under `serve` the runner (and its loaded models) is kept across
     rebuilds, and across settings changes that do not change the worker's fingerprint (models, threads)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        project_dir: Path,
-        factory: RunnerFactory,
-        report: Callable[[str], None],
-        progress: Callable[[str], None],
-        titles: bool = True,
-    ) -> None:
+    def __init__(self, settings: Settings, project_dir: Path, factory: RunnerFactory,
+                 report: Callable[[str], None], progress: Callable[[str], None], titles: bool = True) -> None:
         self.settings, self.project_dir, self.factory = settings, project_dir, factory
         self.sink, self.progress, self.titles = report, progress, titles  # the sink of errors may be swapped per page
         self._runner: Runner | None = None
@@ -80,9 +73,8 @@ class Engine:
         key = (page, markdown, line_offset)
         kept = self.plans.get(key)
         if kept is None or any(_text(path) != text for path, text in kept[1]):
-            plan = plan_page(
-                markdown, page=page, line_offset=line_offset, project_dir=self.project_dir, settings=self.settings
-            )
+            plan = plan_page(markdown, page=page, line_offset=line_offset, project_dir=self.project_dir,
+                             settings=self.settings)
             self.planned += 1
             for old in [k for k in self.plans if k[0] == page]:
                 del self.plans[old]  # one plan a page: the text edited under `serve` does not pile up
@@ -105,19 +97,8 @@ class Engine:
         if not plan.items and not plan.claims:
             return markdown
         code, generated = self.resolver.code(plan), self.resolver.generations(plan)
-        scored = (
-            self.resolver.ranks(
-                [
-                    job
-                    for block in plan.tokens
-                    for job in tokens.rank_jobs(
-                        block, generated, self.settings.models[block.view.under], self.settings.timeout
-                    )
-                ]
-            )
-            if plan.tokens
-            else {}
-        )
+        scored = self.resolver.ranks([job for block in plan.tokens for job in tokens.rank_jobs(
+            block, generated, self.settings.models[block.view.under], self.settings.timeout)]) if plan.tokens else {}
         for problem in (item for item in plan.items if isinstance(item, Problem)):
             self.resolver.recorder.stats.failed += 1
             self.report(problem.message())
@@ -125,11 +106,9 @@ class Engine:
         kept = self.presented.get(page)
         if kept is None or kept[0] is not plan or kept[1] != inputs:  # the same plan object: the same text and files
             placed: list[tuple[str, str]] = []
-
             def mark(indent: str, html: str) -> list[str]:
                 placed.append((indent, html))
                 return [f"{_MARK}{len(placed) - 1}{_MARK}"]
-
             text, checked = present.page(plan, code, generated, inputs[3], mark, scored)
             kept = self.presented[page] = (plan, inputs, text, tuple(placed), checked)
             self.rendered += 1
@@ -144,32 +123,19 @@ class Engine:
         outcomes = self.resolver.code(plan)
         results = {b.name: evidence.ran(o) for b, o in zip(plan.code, outcomes) if b.name}
         checked = present.Checked()
-        with_claims = notebooks.with_claims(
-            plan.notebook,
-            lambda text, cell: present.claims(
-                text, find_claims(text, page=page, line_offset=0, cell=cell), results, plan.named, checked
-            )[0],
-        )
+        with_claims = notebooks.with_claims(plan.notebook, lambda text, cell: present.claims(
+            text, find_claims(text, page=page, line_offset=0, cell=cell), results, plan.named, checked)[0])
         self._checked(checked)
         target = self.settings.cache_dir / "notebooks" / page
         context = self._context()
         preview = {b.line for b in plan.code if f"{b.where}#" in context.preview_only}
-        atomic_write(
-            target,
-            json.dumps(
-                notebooks.with_outputs(with_claims, list(plan.code), outcomes, self.settings.models, preview), indent=1
-            ),
-        )
+        atomic_write(target, json.dumps(notebooks.with_outputs(with_claims, list(plan.code), outcomes,
+                                                               self.settings.models, preview), indent=1))
         return target
 
     def _context(self) -> present.Context:
-        return present.Context(
-            self.settings.models,
-            self.settings.policy,
-            frozenset(self.resolver.recorder.preview_only),
-            self.titles,
-            dict(self.resolver.store.weights),
-        )
+        return present.Context(self.settings.models, self.settings.policy, frozenset(self.resolver.recorder.preview_only),
+                               self.titles, dict(self.resolver.store.weights))
 
     def _checked(self, checked: present.Checked) -> None:
         """Count the claims and report those that fail. A preview only marks them (red, on the page) and lists them
@@ -191,13 +157,8 @@ class Engine:
             atomic_write(self.settings.report, drift_report.render(drift, policy))
             self.progress(f"drift report written to {self.settings.report}")
         if policy.compares and (drift.changed or drift.new):
-            self.report(
-                with_fix(
-                    f"{len(drift.changed)} block(s) differ from the lockfile and {len(drift.new)} have no "
-                    f"entry; see {self.settings.report}",
-                    f"if the new outputs are right: {LOCK_COMMAND}",
-                )
-            )
+            self.report(with_fix(f"{len(drift.changed)} block(s) differ from the lockfile and {len(drift.new)} have no "
+                                 f"entry; see {self.settings.report}", f"if the new outputs are right: {LOCK_COMMAND}"))
         elif policy.compares:
             self.progress(f"verify: all {len(drift.matched)} re-executed block(s) reproduced their lockfile entries")
         return self.resolver.store.finish(complete=not dirty and self.resolver.recorder.stats.failed == 0)

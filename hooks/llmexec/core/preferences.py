@@ -53,12 +53,8 @@ def read_pairs(path: Path, shown: str = "") -> list[Pair]:
     """The preference pairs, each checked; a malformed line is a ConfigError naming the file and line."""
     shown = shown or str(path)
     if not path.is_file():
-        raise ConfigError(
-            with_fix(
-                f"the preference pairs {shown} do not exist",
-                "set prefer.pairs in extra.llm_exec.models.preferred to a JSON-lines file of pairs",
-            )
-        )
+        raise ConfigError(with_fix(f"the preference pairs {shown} do not exist",
+                                   "set prefer.pairs in extra.llm_exec.models.preferred to a JSON-lines file of pairs"))
     pairs = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -66,14 +62,10 @@ def read_pairs(path: Path, shown: str = "") -> list[Pair]:
         try:
             pairs.append(_pair(json.loads(line), number))
         except (ValueError, TypeError, KeyError) as exc:
-            raise ConfigError(
-                with_fix(
-                    f"{shown}:{number}: not a preference pair ({exc})",
-                    'each line is {"kind": "...", "messages": [{"role": "user", "content": "..."}], '
-                    '"chosen": "...", "rejected": "..."}, the messages optionally opening with a '
-                    "system message and ending with the user's",
-                )
-            ) from None
+            raise ConfigError(with_fix(f"{shown}:{number}: not a preference pair ({exc})",
+                                       'each line is {"kind": "...", "messages": [{"role": "user", "content": "..."}], '
+                                       '"chosen": "...", "rejected": "..."}, the messages optionally opening with a '
+                                       "system message and ending with the user's")) from None
     if not pairs:
         raise ConfigError(with_fix(f"the preference pairs {shown} hold no pair", "add pairs, one per line"))
     return pairs
@@ -102,14 +94,5 @@ def _pair(record: Any, number: int) -> Pair:
 
 def identity(recipe: PreferenceRecipe, start_identity: str, data_sha256: str, versions: dict[str, str]) -> str:
     """The canonical JSON that is hashed into the preferred model's identity."""
-    return json.dumps(
-        {
-            "objective": "dpo",
-            "recipe": recipe.to_json() | {"data": data_sha256},
-            "start": start_identity,
-            "trainer": DPO_TRAINER,
-            "versions": versions,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    return json.dumps({"objective": "dpo", "recipe": recipe.to_json() | {"data": data_sha256}, "start": start_identity,
+                       "trainer": DPO_TRAINER, "versions": versions}, sort_keys=True, separators=(",", ":"))

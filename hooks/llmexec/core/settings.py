@@ -28,11 +28,8 @@ Check = Callable[[Any], str]  # '' when the value is fine, else what is wrong wi
 
 
 def _kind(*types: type, name: str) -> Check:
-    return lambda v: (
-        ""
-        if isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
-        else f"expected {name}, got {type(v).__name__} {v!r}"
-    )
+    return lambda v: "" if isinstance(v, types) and not (isinstance(v, bool) and bool not in types) else \
+        f"expected {name}, got {type(v).__name__} {v!r}"
 
 
 def _choice(*choices: str) -> Check:
@@ -45,80 +42,42 @@ def _positive(name: str) -> Check:
     return lambda v: number(v) or ("" if v > 0 else f"must be a positive {name}, got {v!r}")
 
 
-STRING, NUMBER, INTEGER, BOOLEAN = (
-    _kind(str, name="text"),
-    _kind(int, float, name="a number"),
-    _kind(int, name="a whole number"),
-    _kind(bool, name="true or false"),
-)
+STRING, NUMBER, INTEGER, BOOLEAN = _kind(str, name="text"), _kind(int, float, name="a number"), \
+    _kind(int, name="a whole number"), _kind(bool, name="true or false")
 # key: (default, check); a default of None means required
 _TOP: dict[str, tuple[Any, Check]] = {
-    "enabled": (True, BOOLEAN),
-    "mode": ("auto", _choice(*MODES)),
-    "lockfile": ("llm-exec.lock", STRING),
-    "models": ({}, _kind(dict, name="a mapping of roles")),
-    "cache_dir": (".cache/llm-exec", STRING),
-    "model_cache_dir": ("", STRING),
-    "timeout": (120, seconds_problem),
-    "max_new_tokens": (48, max_new_tokens_problem),
+    "enabled": (True, BOOLEAN), "mode": ("auto", _choice(*MODES)), "lockfile": ("llm-exec.lock", STRING),
+    "models": ({}, _kind(dict, name="a mapping of roles")), "cache_dir": (".cache/llm-exec", STRING),
+    "model_cache_dir": ("", STRING), "timeout": (120, seconds_problem), "max_new_tokens": (48, max_new_tokens_problem),
     "threads": (2, lambda v: INTEGER(v) or ("" if v >= 1 else f"must be at least 1, got {v}")),
-    "batch_size": (
-        16,
-        lambda v: (
-            INTEGER(v)
-            or (
-                ""
-                if BATCH_SIZE[0] <= v <= BATCH_SIZE[1]
-                else f"must be between {BATCH_SIZE[0]} and {BATCH_SIZE[1]}, got {v}"
-            )
-        ),
-    ),
+    "batch_size": (16, lambda v: INTEGER(v) or ("" if BATCH_SIZE[0] <= v <= BATCH_SIZE[1]
+                                                 else f"must be between {BATCH_SIZE[0]} and {BATCH_SIZE[1]}, got {v}")),
     "memory_limit": (4, _positive("number of GB")),
     "notebooks_elsewhere": ("fail", _choice("fail", "note")),  # a renderer without mkdocs-jupyter (Zensical)
 }
 _MODEL: dict[str, tuple[Any, Check]] = {
-    "preset": ("", _choice("", *PRESETS)),
-    "hub": ("", STRING),
-    "revision": ("", STRING),
-    "path": ("", STRING),
-    "label": ("", STRING),
-    "endpoint": ({}, _kind(dict, name="a mapping (url, model, engine...)")),
+    "preset": ("", _choice("", *PRESETS)), "hub": ("", STRING), "revision": ("", STRING), "path": ("", STRING),
+    "label": ("", STRING), "endpoint": ({}, _kind(dict, name="a mapping (url, model, engine...)")),
 }
 # A model served over the OpenAI-compatible API (vLLM, SGLang, llama.cpp's server): see README, "Running on a
 # serving engine". `engine` pins the engine and its version (they key the outputs; the build checks the server).
 _ENDPOINT: dict[str, tuple[Any, Check]] = {
-    "url": (None, STRING),
-    "model": (None, STRING),
-    "engine": (None, STRING),
-    "revision": ("", STRING),
-    "api_key_env": ("", STRING),
-    "chat": (False, BOOLEAN),
-    "concurrency": (4, _positive("whole number")),
-    "timeout": (120, seconds_problem),
-    "retries": (3, lambda v: INTEGER(v) or ("" if v >= 0 else f"must be 0 or more, got {v}")),
+    "url": (None, STRING), "model": (None, STRING), "engine": (None, STRING), "revision": ("", STRING),
+    "api_key_env": ("", STRING), "chat": (False, BOOLEAN), "concurrency": (4, _positive("whole number")),
+    "timeout": (120, seconds_problem), "retries": (3, lambda v: INTEGER(v) or ("" if v >= 0 else f"must be 0 or more, got {v}")),
 }
 _TUNED: dict[str, tuple[Any, Check]] = {"tune": (None, _kind(dict, name="a recipe")), "label": ("", STRING)}
 _TUNE: dict[str, tuple[Any, Check]] = {
-    "start": ("base", STRING),
-    "conversations": (None, STRING),
-    "steps": (40, _positive("whole number")),
-    "learning_rate": (5e-5, _positive("number")),
-    "batch_size": (8, _positive("whole number")),
-    "seed": (0, INTEGER),
-    "method": ("full", _choice("full", "layers")),
-    "template": ("gemma", _choice(*TURN_TEMPLATES)),
+    "start": ("base", STRING), "conversations": (None, STRING), "steps": (40, _positive("whole number")),
+    "learning_rate": (5e-5, _positive("number")), "batch_size": (8, _positive("whole number")),
+    "seed": (0, INTEGER), "method": ("full", _choice("full", "layers")), "template": ("gemma", _choice(*TURN_TEMPLATES)),
     "max_tokens": (256, _positive("whole number")),
 }
 _PREFERRED: dict[str, tuple[Any, Check]] = {"prefer": (None, _kind(dict, name="a recipe")), "label": ("", STRING)}
 _PREFER: dict[str, tuple[Any, Check]] = {
-    "start": ("tuned", STRING),
-    "pairs": (None, STRING),
-    "beta": (0.1, _positive("number")),
-    "steps": (24, _positive("whole number")),
-    "learning_rate": (1e-5, _positive("number")),
-    "batch_size": (8, _positive("whole number")),
-    "seed": (0, INTEGER),
-    "method": ("layers", _choice("full", "layers")),
+    "start": ("tuned", STRING), "pairs": (None, STRING), "beta": (0.1, _positive("number")),
+    "steps": (24, _positive("whole number")), "learning_rate": (1e-5, _positive("number")),
+    "batch_size": (8, _positive("whole number")), "seed": (0, INTEGER), "method": ("layers", _choice("full", "layers")),
     "max_tokens": (128, _positive("whole number")),
 }
 OPTIONAL_ROLES = ("tuned", "preferred")  # made during the build: by instruction tuning, then by preference tuning
@@ -186,9 +145,8 @@ class Settings:
 _MODES: dict[str, Mode] = {m: m for m in MODES}  # a checked mode name as its Literal
 
 
-def load_settings(
-    extra: Mapping[str, Any], config_dir: Path, watched: tuple[Path, ...] = (), environ: dict[str, str] | None = None
-) -> Settings:
+def load_settings(extra: Mapping[str, Any], config_dir: Path, watched: tuple[Path, ...] = (),
+                  environ: dict[str, str] | None = None) -> Settings:
     """Validate `extra.llm_exec` and the LLM_EXEC_* variables; every problem, unknown keys included, is reported at
     once as one ConfigError."""
     env = os.environ if environ is None else environ
@@ -196,33 +154,22 @@ def load_settings(
     options = validate(extra.get("llm_exec") or {}, _TOP, SECTION, problems)
     raw_models = options["models"] if isinstance(options["models"], dict) else {}
     for role in sorted(set(raw_models) - {*REQUIRED_ROLES, *OPTIONAL_ROLES}):
-        problems.append(
-            f"{SECTION}.models.{role}: unknown role (the roles are: {', '.join((*REQUIRED_ROLES, *OPTIONAL_ROLES))})"
-        )
-    models_raw = {
-        role: validate(raw_models.get(role) or {}, _MODEL, f"{SECTION}.models.{role}", problems)
-        for role in REQUIRED_ROLES
-    }
+        problems.append(f"{SECTION}.models.{role}: unknown role (the roles are: "
+                        f"{', '.join((*REQUIRED_ROLES, *OPTIONAL_ROLES))})")
+    models_raw = {role: validate(raw_models.get(role) or {}, _MODEL, f"{SECTION}.models.{role}", problems)
+                  for role in REQUIRED_ROLES}
     problems += [p for role, m in models_raw.items() for p in _source_problems(role, m)]
     env_mode = env.get(MODE_ENV, "")
     if env_mode and env_mode not in MODES:
-        problems.append(
-            f"${MODE_ENV}={env_mode!r} is not an execution mode (use one of {', '.join(MODES)}, "
-            f"or unset it to use {SECTION}.mode)"
-        )
+        problems.append(f"${MODE_ENV}={env_mode!r} is not an execution mode (use one of {', '.join(MODES)}, "
+                        f"or unset it to use {SECTION}.mode)")
     mode = env_mode or options["mode"]
     if env.get(SINCE_ENV) and mode != "verify":
-        problems.append(
-            f"${SINCE_ENV} is set, but the mode is {mode}: only verify re-executes the entries changed "
-            f"since a git ref (run: make verify SINCE=REF, or unset {SINCE_ENV})"
-        )
+        problems.append(f"${SINCE_ENV} is set, but the mode is {mode}: only verify re-executes the entries changed "
+                        f"since a git ref (run: make verify SINCE=REF, or unset {SINCE_ENV})")
     lockfile = (config_dir / options["lockfile"]).resolve()
-    problems += [
-        f"{SECTION}.lockfile: {lockfile} is inside {w}, which `mkdocs serve` watches (writing it would "
-        "rebuild forever); put it next to mkdocs.yml"
-        for w in watched
-        if lockfile.is_relative_to(w.resolve())
-    ]
+    problems += [f"{SECTION}.lockfile: {lockfile} is inside {w}, which `mkdocs serve` watches (writing it would "
+                 "rebuild forever); put it next to mkdocs.yml" for w in watched if lockfile.is_relative_to(w.resolve())]
     models = {role: _model_spec(role, m, config_dir) for role, m in models_raw.items()}
     if raw_models.get("tuned"):
         tuned = _tuned_spec(raw_models["tuned"], models, config_dir, problems)
@@ -233,30 +180,17 @@ def load_settings(
         if preferred:
             models["preferred"] = preferred
     if problems:
-        raise ConfigError(
-            with_fix(
-                "invalid configuration in mkdocs.yml:\n    " + "\n    ".join(problems),
-                "fix the keys above; the allowed keys are listed in README, 'Configuration'",
-            )
-        )
+        raise ConfigError(with_fix("invalid configuration in mkdocs.yml:\n    " + "\n    ".join(problems),
+                                   "fix the keys above; the allowed keys are listed in README, 'Configuration'"))
     return Settings(
-        enabled=options["enabled"],
-        mode=_MODES[mode],
-        lockfile=lockfile,
+        enabled=options["enabled"], mode=_MODES[mode], lockfile=lockfile,
         report=Path(env.get(REPORT_ENV) or config_dir / options["cache_dir"] / "drift-report.md").resolve(),
-        models=models,
-        cache_dir=(config_dir / options["cache_dir"]).resolve(),
+        models=models, cache_dir=(config_dir / options["cache_dir"]).resolve(),
         model_cache_dir=model_cache_root(options["model_cache_dir"] and str(config_dir / options["model_cache_dir"])),
-        timeout=float(options["timeout"]),
-        max_new_tokens=options["max_new_tokens"],
-        threads=options["threads"],
-        batch_size=options["batch_size"],
-        memory_limit=float(options["memory_limit"]),
-        since=env.get(SINCE_ENV, ""),
-        preview_execute=env.get(PREVIEW_EXECUTE_ENV, "") == "1",
-        notebooks_elsewhere=options["notebooks_elsewhere"],
-        project_dir=config_dir.resolve(),
-    )
+        timeout=float(options["timeout"]), max_new_tokens=options["max_new_tokens"], threads=options["threads"],
+        batch_size=options["batch_size"], memory_limit=float(options["memory_limit"]), since=env.get(SINCE_ENV, ""),
+        preview_execute=env.get(PREVIEW_EXECUTE_ENV, "") == "1", notebooks_elsewhere=options["notebooks_elsewhere"],
+        project_dir=config_dir.resolve())
 
 
 def _source_problems(role: str, model: dict[str, Any]) -> list[str]:
@@ -269,15 +203,11 @@ def _source_problems(role: str, model: dict[str, Any]) -> list[str]:
         if options["url"] and not re.match(r"^https?://[^/]+", options["url"]):
             problems.append(f"{where}.endpoint.url: expected http(s)://host:port/v1, got {options['url']!r}")
         if options["api_key_env"] and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", options["api_key_env"]):
-            problems.append(
-                f"{where}.endpoint.api_key_env: the NAME of an environment variable holding the key "
-                f"(never the key itself in mkdocs.yml), got {options['api_key_env'][:4]!r}…"
-            )
+            problems.append(f"{where}.endpoint.api_key_env: the NAME of an environment variable holding the key "
+                            f"(never the key itself in mkdocs.yml), got {options['api_key_env'][:4]!r}…")
     if model["hub"] and not re.fullmatch(r"[0-9a-f]{40}", model["revision"] or ""):
-        problems.append(
-            f"{where}.revision: a hub model needs a pinned 40-hex commit id, "
-            f"got {model['revision']!r} (find it on the model page, 'Files and versions')"
-        )
+        problems.append(f"{where}.revision: a hub model needs a pinned 40-hex commit id, "
+                        f"got {model['revision']!r} (find it on the model page, 'Files and versions')")
     if model["revision"] and not model["hub"]:
         problems.append(f"{where}.revision: only meaningful together with `hub:`")
     return problems
@@ -287,14 +217,8 @@ def _model_spec(role: str, model: dict[str, Any], config_dir: Path) -> ModelSpec
     if model["endpoint"]:
         options = validate(model["endpoint"], _ENDPOINT, "", [])
         detail = {k: options[k] for k in ("url", "engine", "api_key_env", "chat", "concurrency", "timeout", "retries")}
-        return ModelSpec(
-            role,
-            "endpoint",
-            options["model"] or "",
-            options["revision"],
-            model["label"],
-            endpoint=json.dumps(detail, sort_keys=True),
-        )
+        return ModelSpec(role, "endpoint", options["model"] or "", options["revision"], model["label"],
+                         endpoint=json.dumps(detail, sort_keys=True))
     if model["hub"]:
         return ModelSpec(role, "hub", model["hub"], model["revision"], model["label"])
     if model["path"]:
@@ -308,22 +232,12 @@ def _tuned_spec(raw: Any, models: dict[str, ModelSpec], config_dir: Path, proble
     tuned = validate(raw, _TUNED, where, problems)
     tune = validate(tuned["tune"] or {}, _TUNE, f"{where}.tune", problems)
     if tune["start"] not in models:
-        problems.append(
-            f"{where}.tune.start: {tune['start']!r} is not a configured model (start from one of: {', '.join(models)})"
-        )
+        problems.append(f"{where}.tune.start: {tune['start']!r} is not a configured model "
+                        f"(start from one of: {', '.join(models)})")
     if problems:
         return None
-    recipe = Recipe(
-        tune["start"],
-        tune["conversations"],
-        tune["steps"],
-        float(tune["learning_rate"]),
-        tune["batch_size"],
-        tune["seed"],
-        tune["method"],
-        tune["template"],
-        tune["max_tokens"],
-    )
+    recipe = Recipe(tune["start"], tune["conversations"], tune["steps"], float(tune["learning_rate"]),
+                    tune["batch_size"], tune["seed"], tune["method"], tune["template"], tune["max_tokens"])
     data = (config_dir / tune["conversations"]).resolve()
     read_conversations(data)
     detail = {"recipe": recipe.to_json(), "data_path": str(data), "start": models[tune["start"]].to_json()}
@@ -338,25 +252,14 @@ def _preferred_spec(raw: Any, models: dict[str, ModelSpec], config_dir: Path, pr
     start = models.get(prefer["start"])
     if start is None or start.kind != "tuned" or start.preference:
         tuned = [r for r, s in models.items() if s.kind == "tuned" and not s.preference]
-        problems.append(
-            f"{where}.prefer.start: {prefer['start']!r} is not an instruction-tuned model (DPO starts "
-            f"from one, and keeps it as its reference; configured: {', '.join(tuned) or 'none'})"
-        )
+        problems.append(f"{where}.prefer.start: {prefer['start']!r} is not an instruction-tuned model (DPO starts "
+                        f"from one, and keeps it as its reference; configured: {', '.join(tuned) or 'none'})")
     if problems:
         return None
     assert start is not None
-    recipe = PreferenceRecipe(
-        prefer["start"],
-        prefer["pairs"],
-        float(prefer["beta"]),
-        prefer["steps"],
-        float(prefer["learning_rate"]),
-        prefer["batch_size"],
-        prefer["seed"],
-        prefer["method"],
-        start.tune_parts()[0].template,
-        prefer["max_tokens"],
-    )
+    recipe = PreferenceRecipe(prefer["start"], prefer["pairs"], float(prefer["beta"]), prefer["steps"],
+                              float(prefer["learning_rate"]), prefer["batch_size"], prefer["seed"], prefer["method"],
+                              start.tune_parts()[0].template, prefer["max_tokens"])
     data = (config_dir / prefer["pairs"]).resolve()
     read_pairs(data, prefer["pairs"])
     detail = {"objective": "dpo", "recipe": recipe.to_json(), "data_path": str(data), "start": start.to_json()}

@@ -27,13 +27,8 @@ def with_claims(notebook: dict[str, Any], check: Any) -> dict[str, Any]:
     return copy
 
 
-def with_outputs(
-    notebook: dict[str, Any],
-    blocks: list[Block],
-    outcomes: list[CodeOutcome],
-    models: dict[str, ModelSpec],
-    preview: AbstractSet[int] = frozenset(),
-) -> dict[str, Any]:
+def with_outputs(notebook: dict[str, Any], blocks: list[Block], outcomes: list[CodeOutcome],
+                 models: dict[str, ModelSpec], preview: AbstractSet[int] = frozenset()) -> dict[str, Any]:
     """A copy of the notebook whose code cells carry the outputs of this build (never written back to docs/)."""
     copy = json.loads(json.dumps(notebook))
     by_cell = {block.line: outcome for block, outcome in zip(blocks, outcomes)}
@@ -77,9 +72,8 @@ def _outputs(outcome: CodeOutcome, trusted: bool, models: dict[str, ModelSpec], 
         outputs.append({"output_type": "stream", "name": "stderr", "text": outcome.error + "\n"})
     else:
         lines = outcome.error.splitlines() or [outcome.status]
-        outputs.append(
-            {"output_type": "error", "ename": outcome.status, "evalue": f"{where}: {lines[-1]}", "traceback": lines}
-        )
+        outputs.append({"output_type": "error", "ename": outcome.status, "evalue": f"{where}: {lines[-1]}",
+                        "traceback": lines})
     return outputs
 
 

@@ -53,17 +53,13 @@ class WorkerRunner:
         self._configured = False  # models that failed to load are tried again once per build
 
     def run_code(self, page: str, blocks: Sequence[CodeRequest], resume: int = 0) -> tuple[int, list[CodeOutcome]]:
-        done = self._outcomes(
-            {"op": "code", "page": page, "blocks": [to_json(b) for b in blocks], "resume": resume},
-            CodeOutcome,
-            len(blocks),
-        )
+        done = self._outcomes({"op": "code", "page": page, "blocks": [to_json(b) for b in blocks], "resume": resume},
+                              CodeOutcome, len(blocks))
         return self._restored, [o for o in done if o is not None]
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
-        done = self._outcomes(
-            {"op": "generate", "requests": [to_json(r) for r in requests]}, GenerateOutcome, len(requests)
-        )
+        done = self._outcomes({"op": "generate", "requests": [to_json(r) for r in requests]}, GenerateOutcome,
+                              len(requests))
         return [o or GenerateOutcome(status="crashed", error=self._death) for o in done]
 
     def rank(self, requests: Sequence[RankRequest]) -> list[RankOutcome]:
@@ -103,22 +99,13 @@ class WorkerRunner:
     def _call(self, message: dict[str, Any]) -> dict[str, Any]:
         process = self._ensure_started()
         if not self._configured:
-            self._send(
-                process,
-                {
-                    "op": "configure",
-                    "models": {r: m.to_json() for r, m in self.settings.models.items()},
-                    "model_cache": str(self.settings.model_cache_dir),
-                    "threads": self.settings.threads,
-                    "batch_size": self.settings.batch_size,
-                    "memory_limit": self.settings.memory_limit,
-                    "states": str(self.settings.states_dir),
-                    "project_dir": str(self.settings.project_dir),
-                    "contact_engines": self.settings.policy.trusted,  # nor train a tuned model:
-                    "train": self.settings.policy.trusted,
-                    "keys": self._keys(),
-                },
-            )
+            self._send(process, {"op": "configure", "models": {r: m.to_json() for r, m in self.settings.models.items()},
+                                 "model_cache": str(self.settings.model_cache_dir), "threads": self.settings.threads,
+                                 "batch_size": self.settings.batch_size, "memory_limit": self.settings.memory_limit,
+                                 "states": str(self.settings.states_dir),
+                                 "project_dir": str(self.settings.project_dir),
+                                 "contact_engines": self.settings.policy.trusted,  # nor train a tuned model:
+                                 "train": self.settings.policy.trusted, "keys": self._keys()})
             configured = self._receive(process, "configured")
             self.versions, self.machine = configured.get("versions", {}), configured.get("machine", {})
             self._configured = True
@@ -136,25 +123,11 @@ class WorkerRunner:
             return self.process
         self.progress("starting the execution worker (imports torch and transformers)")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {
-            **child_env(),
-            "TOKENIZERS_PARALLELISM": "false",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "TRANSFORMERS_VERBOSITY": "error",
-            "PYTHONUNBUFFERED": "1",
-            "MPLBACKEND": "Agg",
-        }
+        env = {**child_env(), "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "llmexec.worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                env=env,
-                cwd=str(self.settings.project_dir),
-            )
+            self.process = subprocess.Popen([sys.executable, "-m", "llmexec.worker"], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=log, env=env, cwd=str(self.settings.project_dir))
         self._configured = False
         self._receive(self.process, "ready")
         return self.process
@@ -188,25 +161,14 @@ class WorkerRunner:
         tail = _tail(self.log_path)
         if code < 0:  # a signal: nothing in the log explains it
             name = signal.Signals(-code).name
-            raise WorkerError(
-                with_fix(
-                    f"the execution worker was killed by {name} while running this block",
-                    (
-                        "out of memory (the kernel's OOM killer sends SIGKILL), or killed from outside: by the block itself "
-                        "(os.kill of its parent) or another process"
-                        if name == "SIGKILL"
-                        else f"look for what sent {name}"
-                    )
-                    + "; the next block starts a new worker",
-                )
-            )
-        raise WorkerError(
-            with_fix(
-                f"the execution worker exited with code {code} while busy; last lines of its log "
-                f"{self.log_path}:\n{tail}",
-                "fix the cause above (a missing package: run `make setup`); the next build starts a new worker",
-            )
-        )
+            raise WorkerError(with_fix(
+                f"the execution worker was killed by {name} while running this block",
+                ("out of memory (the kernel's OOM killer sends SIGKILL), or killed from outside: by the block itself "
+                 "(os.kill of its parent) or another process" if name == "SIGKILL" else f"look for what sent {name}")
+                + "; the next block starts a new worker"))
+        raise WorkerError(with_fix(f"the execution worker exited with code {code} while busy; last lines of its log "
+                                   f"{self.log_path}:\n{tail}",
+                                   "fix the cause above (a missing package: run `make setup`); the next build starts a new worker"))
 
 
 def _lines(process: subprocess.Popen[bytes]) -> Iterator[bytes]:

@@ -13,9 +13,8 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
-def in_batch_order(
-    requests: Sequence[R], key: Callable[[R], Any], run: Callable[[list[R], list[int]], list[T]]
-) -> list[T]:
+def in_batch_order(requests: Sequence[R], key: Callable[[R], Any],
+                   run: Callable[[list[R], list[int]], list[T]]) -> list[T]:
     """`run` gets the requests sorted by `key` (stable: page order within a key) and each one's index as asked; its
     outcomes, one per request in that sorted order, come back in the order asked."""
     order = sorted(range(len(requests)), key=lambda i: key(requests[i]))
@@ -43,11 +42,8 @@ def generate_batches(host: Host, requests: list[GenerateRequest]) -> list[list[G
 
     def joins(last: list[GenerateRequest], request: GenerateRequest) -> bool:
         on_engine = host.specs[request.model].kind == "endpoint"  # concurrent requests: the engine batches them
-        return (
-            (on_engine or len(last) < host.batch_size)
-            and last[0].batch_key() == request.batch_key()
-            and (not request.request.alone or on_engine)
-        )  # e.g. a local seeded draw: one random stream
+        return ((on_engine or len(last) < host.batch_size) and last[0].batch_key() == request.batch_key()
+                and (not request.request.alone or on_engine))  # e.g. a local seeded draw: one random stream
 
     return grouped(requests, joins)
 

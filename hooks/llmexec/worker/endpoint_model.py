@@ -29,62 +29,40 @@ class EndpointModel:
     def __repr__(self) -> str:
         return f"<{self.role} model: {self.artifact}>"
 
-    def format_prompt(
-        self,
-        prompt: str | list[dict[str, str]] = "",
-        *,
-        template: str = "auto",
-        system: str = "",
-        prefill: str = "",
-        generation_prompt: bool = True,
-    ) -> str:
+    def format_prompt(self, prompt: str | list[dict[str, str]] = "", *, template: str = "auto", system: str = "",
+                      prefill: str = "", generation_prompt: bool = True) -> str:
         """What is sent: the raw text, or the chat messages as JSON (the server lays them out in its template)."""
-        payload = self._request(
-            Request.of(prompt, template=template, system=system, prefill=prefill, generation_prompt=generation_prompt)
-        )
+        payload = self._request(Request.of(prompt, template=template, system=system, prefill=prefill,
+                                           generation_prompt=generation_prompt))
         return payload if isinstance(payload, str) else _shown(payload)
 
     def _request(self, p: Request) -> str | list[dict[str, str]]:
         """A raw prompt (text, for /v1/completions) or chat messages (for /v1/chat/completions)."""
-        messages = chat_messages(
-            p,
-            self.has_chat_template,
-            with_fix(
-                f"the {self.role} model ({self.artifact}) is configured without a chat template (endpoint.chat: false)",
-                "use template=raw, or set endpoint.chat: true if the server applies one",
-            ),
-        )
+        messages = chat_messages(p, self.has_chat_template, with_fix(
+            f"the {self.role} model ({self.artifact}) is configured without a chat template (endpoint.chat: false)",
+            "use template=raw, or set endpoint.chat: true if the server applies one"))
         if messages is None:
             return p.prompt + p.prefill
         if p.prefill or not p.generation_prompt:
-            raise ValueError(
-                with_fix(
-                    f"prefill= and generation_prompt=false need the exact chat text, and the "
-                    f"{self.role} model's chat template is applied by the serving engine",
-                    "write the turn format out with template=raw",
-                )
-            )
+            raise ValueError(with_fix(f"prefill= and generation_prompt=false need the exact chat text, and the "
+                                      f"{self.role} model's chat template is applied by the serving engine",
+                                      "write the turn format out with template=raw"))
         return messages
 
     def _send(self, payload: str | list[dict[str, str]], **options: Any) -> Completion:
-        return (
-            self.client.complete(payload, **options)
-            if isinstance(payload, str)
-            else self.client.chat(payload, **options)
-        )
+        return self.client.complete(payload, **options) if isinstance(payload, str) else \
+            self.client.chat(payload, **options)
 
-    def generate(
-        self, prompt: str | list[dict[str, str]] = "", *, max_new_tokens: int = 48, **options: Any
-    ) -> Generation:
+    def generate(self, prompt: str | list[dict[str, str]] = "", *, max_new_tokens: int = 48,
+                 **options: Any) -> Generation:
         """One request: greedy (temperature 0) unless seed= asks for a draw; the options of a local model's."""
         result = self.generate_each([Request.of(prompt, max_new_tokens=max_new_tokens, **options)])[0]
         if isinstance(result, Exception):
             raise result
         return result
 
-    def chat(
-        self, message: str | list[dict[str, str]], *, system: str = "", max_new_tokens: int = 48, **options: Any
-    ) -> Generation:
+    def chat(self, message: str | list[dict[str, str]], *, system: str = "", max_new_tokens: int = 48,
+             **options: Any) -> Generation:
         return self.generate(message, template="chat", system=system, max_new_tokens=max_new_tokens, **options)
 
     def generate_batch(self, prompts: list[Request]) -> list[Generation]:
@@ -97,42 +75,21 @@ class EndpointModel:
     def generate_each(self, prompts: list[Request]) -> list[Generation | Exception]:
         """Concurrent requests (at most endpoint.concurrency at once): the engine batches them itself. Each
         prompt's failure is its own."""
-
         def one(p: Request) -> Generation:
             if p.repetition_penalty != 1.0:
-                why = (
-                    "llama.cpp's repeat_penalty covers only the last repeat_last_n tokens (64 by default), where "
-                    "transformers' covers the prompt and the whole reply"
-                    if "llama" in self.info.engine
-                    else "no engine's penalty is checked against transformers' here, so none is sent"
-                )
-                raise ValueError(
-                    with_fix(
-                        f"repetition_penalty= on the {self.role} model ({self.info.engine}): "
-                        f"{why}; the answer would not be the one a local model gives",
-                        "drop repetition_penalty= for this model, or run the model locally",
-                    )
-                )
+                why = ("llama.cpp's repeat_penalty covers only the last repeat_last_n tokens (64 by default), where "
+                       "transformers' covers the prompt and the whole reply" if "llama" in self.info.engine else
+                       "no engine's penalty is checked against transformers' here, so none is sent")
+                raise ValueError(with_fix(f"repetition_penalty= on the {self.role} model ({self.info.engine}): "
+                                          f"{why}; the answer would not be the one a local model gives",
+                                          "drop repetition_penalty= for this model, or run the model locally"))
             payload = self._request(p)
-            options = {
-                "max_tokens": p.max_new_tokens,
-                "stop": p.stop,
-                "seed": p.seed,
-                "temperature": p.temperature if p.sampled else 0.0,
-                "top_p": p.top_p if p.sampled else 1.0,
-            }
+            options = {"max_tokens": p.max_new_tokens, "stop": p.stop, "seed": p.seed,
+                       "temperature": p.temperature if p.sampled else 0.0, "top_p": p.top_p if p.sampled else 1.0}
             done = self._send(payload, **options)
-            return Generation(
-                self.role,
-                self.artifact,
-                payload if isinstance(payload, str) else _shown(payload),
-                done.prompt_tokens,
-                done.text,
-                _finish(done),
-                done.completion_tokens,
-                round(done.seconds, 3),
-                self._describe(p),
-            )
+            return Generation(self.role, self.artifact, payload if isinstance(payload, str) else _shown(payload),
+                              done.prompt_tokens, done.text, _finish(done), done.completion_tokens,
+                              round(done.seconds, 3), self._describe(p))
 
         return run_concurrently(one, prompts, int(self.options["concurrency"]))
 
@@ -142,40 +99,23 @@ class EndpointModel:
             return f"sampled with seed {p.seed} (temperature {p.temperature:g}, top-p {p.top_p:g}) on {engine}"
         return f"greedy (temperature 0) on {engine}"
 
-    def next_tokens(
-        self,
-        text: str | list[dict[str, str]],
-        k: int = 5,
-        *,
-        template: str = "raw",
-        system: str = "",
-        prefill: str = "",
-    ) -> list[tuple[str, float]]:
+    def next_tokens(self, text: str | list[dict[str, str]], k: int = 5, *, template: str = "raw", system: str = "",
+                    prefill: str = "") -> list[tuple[str, float]]:
         """The k most likely next tokens with their probabilities, from the server's log-probabilities."""
         payload = self._request(Request.of(text, template=template, system=system, prefill=prefill))
         options = {"max_tokens": 1, "temperature": 0.0, "logprobs": k}
         done = self._send(payload, **options)
         if not done.tokens or not done.tokens[0].top:
-            raise EndpointError(
-                with_fix(
-                    f"model '{self.role}': the server returned no log-probabilities for next_tokens()",
-                    "serve the model with an engine that returns `logprobs` (vLLM, SGLang and llama.cpp's server do)",
-                )
-            )
+            raise EndpointError(with_fix(f"model '{self.role}': the server returned no log-probabilities for "
+                                         "next_tokens()", "serve the model with an engine that returns "
+                                         "`logprobs` (vLLM, SGLang and llama.cpp's server do)"))
         return [(token, round(math.exp(lp), 4) if lp is not None else 0.0) for token, lp in done.tokens[0].top[:k]]
 
     def provenance(self) -> dict[str, str]:
         """The engine and the served model as the server reports them; never the URL or the key."""
-        info = {
-            "role": self.role,
-            "artifact": self.artifact,
-            "source": "endpoint (OpenAI-compatible API)",
-            "identity": self.spec.identity,
-            "engine": self.info.engine,
-            "engine version": self.info.engine_version,
-            "served model": self.info.model_id,
-            "chat template": "the server's" if self.has_chat_template else "no",
-        }
+        info = {"role": self.role, "artifact": self.artifact, "source": "endpoint (OpenAI-compatible API)",
+                "identity": self.spec.identity, "engine": self.info.engine, "engine version": self.info.engine_version,
+                "served model": self.info.model_id, "chat template": "the server's" if self.has_chat_template else "no"}
         if self.info.model_revision:
             info["revision"] = self.info.model_revision
         if self.info.model_path:
@@ -186,8 +126,7 @@ class EndpointModel:
 def _shown(messages: list[dict[str, str]]) -> str:
     """The chat messages as sent (the server's template lays them out; the page says so)."""
     return "messages (the serving engine applies the model's chat template):\n" + json.dumps(
-        messages, indent=1, ensure_ascii=False
-    )
+        messages, indent=1, ensure_ascii=False)
 
 
 def _finish(done: Completion) -> Literal["eos", "length", "stop"]:
@@ -199,41 +138,24 @@ def connect(spec: ModelSpec, contact: bool, keys: dict[str, str]) -> EndpointMod
     (they key the outputs). `contact` is False in preview builds, which never reach a serving engine."""
     options = spec.endpoint_options()
     if not contact:
-        raise EndpointError(
-            with_fix(
-                f"model '{spec.role}' is on a serving engine, and preview builds never contact one",
-                "its outputs come from the lockfile: run `make lock` on a trusted machine",
-            )
-        )
-    endpoint = Endpoint(
-        options["url"],
-        spec.ref,
-        spec.revision,
-        options["api_key_env"],
-        int(options["concurrency"]),
-        float(options["timeout"]),
-        int(options["retries"]),
-    )
+        raise EndpointError(with_fix(f"model '{spec.role}' is on a serving engine, and preview builds never contact "
+                                     "one", "its outputs come from the lockfile: run `make lock` on a trusted machine"))
+    endpoint = Endpoint(options["url"], spec.ref, spec.revision, options["api_key_env"], int(options["concurrency"]),
+                        float(options["timeout"]), int(options["retries"]))
     client = EndpointClient(endpoint, spec.role, keys)  # the build's environment, not the worker's (see runner)
     info = client.describe()
     reported = f"{info.engine} {info.engine_version}".strip()
     if reported != options["engine"]:
-        raise EndpointError(
-            with_fix(
-                f"model '{spec.role}' (endpoint {endpoint.host_port}): the server runs {reported!r}, but mkdocs.yml pins "
-                f"engine: {options['engine']!r} (the engine and its version key every output of this model)",
-                f"set endpoint.engine: {reported!r} in mkdocs.yml (its blocks then execute again), or serve with the "
-                "pinned engine",
-            )
-        )
+        raise EndpointError(with_fix(
+            f"model '{spec.role}' (endpoint {endpoint.host_port}): the server runs {reported!r}, but mkdocs.yml pins "
+            f"engine: {options['engine']!r} (the engine and its version key every output of this model)",
+            f"set endpoint.engine: {reported!r} in mkdocs.yml (its blocks then execute again), or serve with the "
+            "pinned engine"))
     if spec.revision and info.model_revision and info.model_revision != spec.revision:
-        raise EndpointError(
-            with_fix(
-                f"model '{spec.role}' (endpoint {endpoint.host_port}): the server reports revision "
-                f"{info.model_revision!r}, mkdocs.yml pins {spec.revision!r}",
-                "pin the served revision, or serve the pinned one",
-            )
-        )
+        raise EndpointError(with_fix(
+            f"model '{spec.role}' (endpoint {endpoint.host_port}): the server reports revision "
+            f"{info.model_revision!r}, mkdocs.yml pins {spec.revision!r}", "pin the served revision, or serve the "
+            "pinned one"))
     if info.engine in ("llama-cpp-python", "llama.cpp"):  # they penalise repeats unless told not to: not greedy
         client.extra = {"repeat_penalty": 1.0}
     return EndpointModel(spec, client, info)
