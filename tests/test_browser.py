@@ -5,7 +5,6 @@ next to the build, in <project>/screenshots/, for review."""
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import shutil
 import threading
@@ -204,19 +203,24 @@ def test_tabs_switch_and_comparisons_sit_side_by_side(browser, served):
     assert panels[0].is_displayed() and not panels[1].is_displayed()
 
     first_columns = panels[0].find_elements(By.CSS_SELECTOR, ".llmx-generate > .llmx-model")
-    assert len(first_columns) == 3  # base, tuned, instruct
+    assert len(first_columns) == 4  # base, base:tuned-format (the template held constant), tuned, instruct
     rects = [c.rect for c in first_columns]
-    for left, right in itertools.pairwise(rects):
+    # four columns sit two by two in Material's content column at 1400 px (the CSS's .llmx-cols-4): each row's pair
+    # side by side, the second row wholly below the first, nothing overlapping
+    for left, right in (rects[0:2], rects[2:4]):
         assert left["y"] == right["y"] and left["x"] + left["width"] <= right["x"], (
-            f"the base, tuned and instruct columns are not side by side at 1400 px: {rects}"
+            f"the columns are not side by side, two by two, at 1400 px: {rects}"
         )
+    assert rects[0]["y"] + max(rects[0]["height"], rects[1]["height"]) <= rects[2]["y"], (
+        f"the second row of columns overlaps the first: {rects}"
+    )
 
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", labels[1])
     labels[1].click()
     WebDriverWait(browser, WAIT).until(lambda d: panels[1].is_displayed())
     assert not panels[0].is_displayed()
     second = panels[1].find_elements(By.CSS_SELECTOR, ".llmx-generate .llmx-output")
-    assert len(second) == 3 and all(o.is_displayed() and o.text.strip() for o in second)
+    assert len(second) == 4 and all(o.is_displayed() and o.text.strip() for o in second)
 
 
 def test_the_palette_toggle_switches_to_dark_mode(browser, served):
