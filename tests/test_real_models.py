@@ -24,11 +24,12 @@ def test_home_page_shows_the_three_real_models_with_provenance(home_page_cold):
     assert "google/gemma-3-270m (GGUF Q4_K_M, sha256 a5fd3b62230a…)" in page
     assert "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, sha256 b179c9523d0e…)" in page
     assert "google/gemma-3-270m (GGUF Q4_K_M, sha256 a5fd3b62230a…) + 40 steps of instruction tuning" in page
-    base_input, tuned_input, instruct_input = _blocks(page, "llmx-input")[:3]
+    base_input, formatted_input, tuned_input, instruct_input = _blocks(page, "llmx-input")[:4]
     assert base_input == "<bos>Translate to French: Good morning, my friend."  # raw text, plus Gemma's BOS
     assert tuned_input == (
         "<bos><start_of_turn>user\nTranslate to French: Good morning, my friend.<end_of_turn>\n<start_of_turn>model\n"
     )  # the same base model, in the turn format it was tuned on
+    assert formatted_input == tuned_input  # base:tuned-format: the base weights given exactly the tuned model's text
     assert instruct_input.startswith("<|im_start|>system\n") and instruct_input.endswith("<|im_start|>assistant\n")
     assert "<|im_start|>user\nTranslate to French: Good morning, my friend.<|im_end|>" in instruct_input
     assert all(text.strip() for text in _blocks(page, "llmx-output"))
