@@ -30,7 +30,7 @@ END_OF_TURN = (
 
 def prompts_for(variant: str, items: list[Item], models: dict) -> tuple[object, list, tuple[str, ...]]:
     """The model, one Prompt per item and the stop strings a variant uses."""
-    from llmexec.worker.models import Prompt
+    from llmexec.core.request import Request as Prompt
 
     if variant == "base raw":
         return models["base"], [Prompt(raw_prompt(item), template="raw") for item in items], ()
@@ -52,7 +52,7 @@ def run_variant(
     variant: str, items: list[Item], models: dict, batch_size: int, log: Callable[[str], None]
 ) -> tuple[list[dict], float]:
     """Every item's reply and score for one variant, batched by length, and the seconds generation took."""
-    from llmexec.worker.models import Sampling
+    from dataclasses import replace
 
     model, prompts, stop = prompts_for(variant, items, models)
     rows: dict[str, dict] = {}
@@ -62,7 +62,7 @@ def run_variant(
         for at in range(0, len(chosen), batch_size):
             batch = chosen[at : at + batch_size]
             t = time.perf_counter()
-            results = model.generate_batch([p for _, p in batch], length, Sampling(), stop)
+            results = model.generate_batch([replace(p, max_new_tokens=length, stop=stop) for _, p in batch])
             log(f"  {variant}: {len(batch)} prompts, {length} tokens at most: {time.perf_counter() - t:.1f} s")
             for (item, _), result in zip(batch, results):
                 rows[item.id] = {

@@ -11,11 +11,13 @@ import bench_evaluation as bench
 
 
 def main() -> None:
+    from dataclasses import replace
+
     import torch
     from mkdocs.config import load_config
 
     from llmexec.core.settings import load_settings
-    from llmexec.worker.models import Sampling, load_model
+    from llmexec.worker.models import load_model
 
     torch.set_num_threads(1)  # no thread waits at barriers for a descheduled partner: CPU time is the work itself
     settings = load_settings(load_config(str(bench.ROOT / "mkdocs.yml")).extra, bench.ROOT)
@@ -32,7 +34,9 @@ def main() -> None:
             chosen = [p for item, p in zip(items, prompts) if item.max_new_tokens == length]
             for at in range(0, len(chosen), settings.batch_size):
                 started = time.process_time()
-                model.generate_batch(chosen[at : at + settings.batch_size], length, Sampling(), stop)
+                model.generate_batch(
+                    [replace(p, max_new_tokens=length, stop=stop) for p in chosen[at : at + settings.batch_size]]
+                )
                 cpu += time.process_time() - started
         total += cpu
         print(f"{variant}: {cpu:.1f} CPU s", flush=True)
