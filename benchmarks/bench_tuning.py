@@ -27,7 +27,12 @@ def held_out_prompts(roles: tuple[str, ...]) -> list[str]:
     found: dict[str, None] = {}
     for page in sorted((ROOT / "docs").glob("*.md")):
         for block in find_blocks(page.read_text(), page=page.name, line_offset=0, project_dir=ROOT, roles=roles):
-            if isinstance(block, Block) and block.kind == "generate" and block.template != "raw" and not block.prefill:
+            if (
+                isinstance(block, Block)
+                and block.kind == "generate"
+                and block.request.template != "raw"
+                and not block.request.prefill
+            ):
                 found[block.source] = None
     return list(found)
 
@@ -73,14 +78,6 @@ def main() -> None:
         started = time.perf_counter()
         tuned_folder(spec, cache, print, settings.threads, start_folder)
         second = time.perf_counter() - started
-        prompts = held_out_prompts(tuple(settings.models))
-        rates = {}
-        for role in ("base", "tuned", "instruct"):
-            model = load_model(settings.models[role], cache if role == "tuned" else settings.model_cache_dir, print)
-            ended = 0
-            for prompt in prompts:
-                ended += model.generate(prompt, max_new_tokens=args.max_new_tokens).finish_reason == "eos"
-            rates[role] = ended
         print(f"\ntraining ({folder.name}): {first:.0f} s, target 300 s: {first / 300:.2f}x of the budget")
         print(f"peak memory of the training process: {peak_gb:.2f} GB, target 6 GB: {peak_gb / 6:.2f}x of the budget")
         if preferred is not None:
@@ -92,6 +89,14 @@ def main() -> None:
                 f"peak memory of the DPO process: {dpo_peak_gb:.2f} GB, target 6 GB: {dpo_peak_gb / 6:.2f}x of the "
                 f"budget; tuned model's training process: {peak_gb:.2f} GB"
             )
+        prompts = held_out_prompts(tuple(settings.models))
+        rates = {}
+        for role in ("base", "tuned", "instruct"):
+            model = load_model(settings.models[role], cache if role == "tuned" else settings.model_cache_dir, print)
+            ended = 0
+            for prompt in prompts:
+                ended += model.generate(prompt, max_new_tokens=args.max_new_tokens).finish_reason == "eos"
+            rates[role] = ended
         print(f"second build: {second:.2f} s of training (reused)")
         print(
             f"ended their turn by themselves on the {len(prompts)} held-out prompts of the pages "
