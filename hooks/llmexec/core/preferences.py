@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, with_fix
-from .recipes import Method, Turn
+from .recipes import Method, Turn, read_records
 
 # The DPO loop's own version (worker/prefer.py): raise it when a change there changes the weights it makes.
 DPO_TRAINER = 1
@@ -55,17 +55,10 @@ def read_pairs(path: Path, shown: str = "") -> list[Pair]:
     if not path.is_file():
         raise ConfigError(with_fix(f"the preference pairs {shown} do not exist",
                                    "set prefer.pairs in extra.llm_exec.models.preferred to a JSON-lines file of pairs"))
-    pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            pairs.append(_pair(json.loads(line), number))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ConfigError(with_fix(f"{shown}:{number}: not a preference pair ({exc})",
-                                       'each line is {"kind": "...", "messages": [{"role": "user", "content": "..."}], '
-                                       '"chosen": "...", "rejected": "..."}, the messages optionally opening with a '
-                                       "system message and ending with the user's")) from None
+    pairs = read_records(path, shown, _pair, "a preference pair",
+                         'each line is {"kind": "...", "messages": [{"role": "user", "content": "..."}], '
+                         '"chosen": "...", "rejected": "..."}, the messages optionally opening with a '
+                         "system message and ending with the user's")
     if not pairs:
         raise ConfigError(with_fix(f"the preference pairs {shown} hold no pair", "add pairs, one per line"))
     return pairs

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..errors import ConfigError, with_fix
 
@@ -69,20 +70,29 @@ def read_conversations(path: Path) -> list[list[Turn]]:
     if not path.is_file():
         raise ConfigError(with_fix(f"the tuning data {path} does not exist",
                                    "set tune.conversations in extra.llm_exec.models.tuned to a JSON-lines file of conversations"))
-    conversations = []
+    conversations = read_records(path, str(path), lambda record, number: _conversation(record), "a conversation",
+                                 'each line is {"messages": [{"role": "user", "content": "..."}, '
+                                 '{"role": "assistant", "content": "..."}]}, optionally opening with a system message')
+    if not conversations:
+        raise ConfigError(with_fix(f"the tuning data {path} holds no conversation", "add conversations, one per line"))
+    return conversations
+
+
+T = TypeVar("T")
+
+
+def read_records(path: Path, shown: str, parse: Callable[[Any, int], T], what: str, shape: str) -> list[T]:
+    """Each non-blank line of a JSON-lines file, parsed by `parse(record, line number)`; a line that is not JSON or
+    that `parse` rejects is a ConfigError naming file:line, what it is not, and the shape a line takes."""
+    found = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            conversations.append(_conversation(json.loads(line)))
+            found.append(parse(json.loads(line), number))
         except (ValueError, TypeError, KeyError) as exc:
-            raise ConfigError(with_fix(f"{path}:{number}: not a conversation ({exc})",
-                                       'each line is {"messages": [{"role": "user", "content": "..."}, '
-                                       '{"role": "assistant", "content": "..."}]}, optionally opening with a system '
-                                       "message")) from None
-    if not conversations:
-        raise ConfigError(with_fix(f"the tuning data {path} holds no conversation", "add conversations, one per line"))
-    return conversations
+            raise ConfigError(with_fix(f"{shown}:{number}: not {what} ({exc})", shape)) from None
+    return found
 
 
 def _conversation(record: Any) -> list[Turn]:
