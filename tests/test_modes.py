@@ -68,6 +68,21 @@ def test_the_lockfile_alone_rebuilds_the_site_and_prose_edits_leave_it_untouched
     assert calls(fake) == 2 and snapshot(bare_site.root / "llm-exec.lock") == before
 
 
+def test_a_block_after_a_snippets_include_is_named_by_its_line_in_the_source_file(bare_site, fake, caplog):
+    """Under MkDocs the page's source is planned (as `python -m llmexec lock` plans it), before pymdownx.snippets
+    expands its includes: a block's page:line is a line of the page's file, and a fence inside an included file is
+    shown as a listing, never executed (the command line would not see it)."""
+    bare_site.llm_exec["mode"] = "locked"
+    snippets = {"pymdownx.snippets": {"base_path": [str(bare_site.root)], "check_paths": True}}
+    bare_site.yaml.append(f"markdown_extensions: [{json.dumps(snippets)}, pymdownx.superfences]")  # the later key wins
+    bare_site.write("included.md", "one\n\n```python exec\nprint('included')\n```\n\nsix\n")
+    bare_site.write("docs/index.md", '# Page\n\n--8<-- "included.md"\n\n```python exec\nx = 1\n```\n')
+    with pytest.raises(Abort):
+        bare_site.build()
+    assert "docs/index.md:5: no lockfile entry matches this block" in caplog.text
+    assert caplog.text.count("no lockfile entry") == 1 and "docs/index.md:12" not in caplog.text
+
+
 def test_locked_mode_fails_on_a_missing_entry_naming_the_block_and_the_command(bare_site, fake, caplog):
     bare_site.llm_exec["mode"] = "locked"
     bare_site.write("docs/index.md", PAGE)

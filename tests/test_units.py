@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -127,7 +128,7 @@ def test_locked_mode_reports_a_missing_entry_and_starts_nothing(project):
 def test_a_preview_marks_instead_of_failing_and_may_execute_for_itself(project):
     resolver, log, started, (_, code, _) = resolve(project, mode="preview")
     assert log.errors == [] and started == [] and resolver.recorder.stats.unexecuted == 4
-    assert "preview executes nothing" in code[0].error
+    assert code[0].status == "unexecuted" and code[0].error == ""  # the mode is why: the presenter says it
     resolver, log, started, (_, code, _) = resolve(project, mode="preview", LLM_EXEC_PREVIEW_EXECUTE="1")
     assert [o.status for o in code] == ["ok"] * 3 and entries(project) == []  # shown, never stored
     assert resolver.recorder.preview_only == {"index.md:3#", "index.md:7#", "index.md:11#", "index.md:15#base"}
@@ -141,6 +142,28 @@ def test_the_presenter_escapes_model_output_and_marks_a_preview(project):
     text, checked = present.page(plan, code, generated, context, lambda indent, html: [indent + html])
     assert "&lt;script&gt;alert(&#x27;base&#x27;)&lt;/script&gt;" in text and "<script>" not in text
     assert "Executed for this preview only" in text and checked.count == 0
+
+
+@pytest.mark.parametrize("mode", ["preview", "locked"])
+def test_an_unexecuted_outcome_carries_no_location_and_the_presenter_writes_it_once(project, mode):
+    """The mode is why a block was not executed: its outcome carries no text (nothing that names the block), and the
+    page says why with the block's location, from the plan; a reason the runner gave (a tuned model a preview may
+    not train) is shown as given."""
+    _, _, _, (plan, code, generated) = resolve(project, mode=mode)
+    assert [(o.status, o.error) for o in [*code, *generated.values()]] == [("unexecuted", "")] * 4
+    s = settings(project, mode)
+    context = present.Context(s.models, s.policy, frozenset(), True, {})
+    text, _ = present.page(plan, code, generated, context, lambda indent, html: [indent + html])
+    why = {
+        "preview": "The inputs of this block (index.md:{}) changed, and this preview executes nothing",
+        "locked": "index.md:{}: no lockfile entry matches this block, and locked mode never executes",
+    }[mode]
+    assert all(text.count(why.format(line)) == 1 for line in (3, 7, 11))  # each code block's own location, once
+    assert "ndex.md:15: no lockfile entry" in text if mode == "locked" else why.format(15) in text
+    declined = replace(code[0], error="the tuned model 'tuned' is not trained on this machine\n  --> make lock")
+    text, _ = present.page(plan, [declined, *code[1:]], generated, context, lambda indent, html: [indent + html])
+    assert "the tuned model &#x27;tuned&#x27; is not trained on this machine" in text.lower()
+    assert text.count("ndex.md:3") == 0
 
 
 def test_the_engine_plans_resolves_and_presents_a_page(project):

@@ -130,7 +130,7 @@ class Engine:
         context = self._context()
         preview = {b.line for b in plan.code if f"{b.where}#" in context.preview_only}
         atomic_write(target, json.dumps(notebooks.with_outputs(with_claims, list(plan.code), outcomes,
-                                                               self.settings.models, preview), indent=1))
+                                                               self.settings.models, self.settings.policy, preview), indent=1))
         return target
 
     def _context(self) -> present.Context:

@@ -128,7 +128,12 @@ def _offset(file: File, markdown: str) -> int:
 
 
 def _place(indent: str, html: str) -> list[str]:
-    """An output goes into the page as a fence that superfences hands to _format_output (the HTML stays as is)."""
+    """An output goes into the page as a fence that superfences hands to _format_output (the HTML stays as is).
+    Not stored in the HTML stash as the Zensical adapter does: a stash placeholder survives only after
+    normalize_whitespace (priority 30), so after pymdownx.snippets (32) has expanded includes; pages planned there
+    name blocks by lines of the expanded text, plan the fences of included files (the command line does not), and
+    differ from the text on_files prefetched (every page planned twice a build). Tried (issue 20); tests/test_modes.py
+    pins the source's lines."""
     ident = f"llmx-{len(_rendered)}"
     _rendered[ident] = html
     return [f"{indent}```{OUTPUT_FENCE}", f"{indent}{ident}", f"{indent}```"]

@@ -10,9 +10,11 @@ from html import escape
 from typing import Any
 
 from ..core.models import ModelSpec
+from ..core.modes import Policy
 from ..core.protocol import GenerateOutcome
 from ..plan.blocks import Block
 from ..plan.evaluate import Evaluation, Item
+from .render import why_not_executed
 
 ALL = "all"
 
@@ -127,8 +129,9 @@ def evaluated(block: Block, rows: list[Row]) -> Evaluated:
     return Evaluated(block.where, rows, block.evaluation.kinds, [v.name for v in block.evaluation.variants], reason)
 
 
-def html(block: Block, rows: list[Row], models: dict[str, ModelSpec]) -> str:
-    """The table (successes/n and the 95% Wilson interval per kind and variant), the chart and every reply."""
+def html(block: Block, rows: list[Row], models: dict[str, ModelSpec], policy: Policy) -> str:
+    """The table (successes/n and the 95% Wilson interval per kind and variant), the chart and every reply (or why it
+    is not in this build, under the mode's `policy`)."""
     ev, counts = block.evaluation, evaluated(block, rows)
     kinds = ev.kinds + [ALL]
     head = "".join(f'<th scope="col">{escape(v.name)}<br><span class="llmx-artifact">{escape(v.label)}</span></th>'
@@ -149,7 +152,7 @@ def html(block: Block, rows: list[Row], models: dict[str, ModelSpec]) -> str:
     table = (f'<table class="llmx-eval-table"><caption>{caption}</caption><thead><tr><th scope="col">kind</th>{head}'
              f'</tr></thead><tbody>{"".join(body)}</tbody></table>')
     return (f'<div class="llmx-result llmx-evaluation">{missing}{table}{chart(block, counts)}'
-            f'{replies(block, rows)}</div>')
+            f'{replies(block, rows, policy)}</div>')
 
 
 def chart(block: Block, counts: Evaluated) -> str:
@@ -200,7 +203,7 @@ def _mark(series: int, cx: float, cy: float) -> str:
     return f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4.5"/>'
 
 
-def replies(block: Block, rows: list[Row]) -> str:
+def replies(block: Block, rows: list[Row], policy: Policy) -> str:
     """Every request with each variant's reply (escaped: model output is untrusted) and its verdict, collapsed."""
     parts = [f'<details class="llmx-eval-replies"><summary>Every request and reply ({len(block.evaluation.items)} '
              f"requests x {len(block.evaluation.variants)} variants)</summary>"]
@@ -214,7 +217,8 @@ def replies(block: Block, rows: list[Row]) -> str:
                      f"{escape(asked)}</div><ul>")
         for r in item_rows:
             verdict = {True: "✓ success", False: "✗ failure", None: "not in this build"}[r.success]
-            text = r.outcome.text if r.outcome.status == "ok" else r.outcome.error
+            text = (r.outcome.text if r.outcome.status == "ok" else why_not_executed(
+                block.where, policy, r.outcome.error) if r.outcome.status == "unexecuted" else r.outcome.error)
             parts.append(f"<li><strong>{escape(r.variant)}</strong> ({verdict}): <code>{escape(text)}</code></li>")
         parts.append("</ul></div>")
     parts.append("</details>")

@@ -8,10 +8,11 @@ from html import escape
 from typing import Any
 
 from ..core.models import ModelSpec
+from ..core.modes import Policy
 from ..core.protocol import CodeOutcome
 from ..plan.blocks import Block
 from ..vocabulary import FIGURE
-from .render import PREVIEW_ONLY, unexecuted
+from .render import PREVIEW_ONLY, unexecuted, why_not_executed
 
 TRUSTED_TAG = "llm-exec:trusted-html"  # a cell tag: its HTML outputs are rendered, not shown as text
 
@@ -28,8 +29,9 @@ def with_claims(notebook: dict[str, Any], check: Any) -> dict[str, Any]:
 
 
 def with_outputs(notebook: dict[str, Any], blocks: list[Block], outcomes: list[CodeOutcome],
-                 models: dict[str, ModelSpec], preview: AbstractSet[int] = frozenset()) -> dict[str, Any]:
-    """A copy of the notebook whose code cells carry the outputs of this build (never written back to docs/)."""
+                 models: dict[str, ModelSpec], policy: Policy, preview: AbstractSet[int] = frozenset()) -> dict[str, Any]:
+    """A copy of the notebook whose code cells carry the outputs of this build (never written back to docs/); a cell
+    not executed says why, under the mode's `policy`."""
     copy = json.loads(json.dumps(notebook))
     by_cell = {block.line: outcome for block, outcome in zip(blocks, outcomes)}
     count = 0
@@ -43,7 +45,7 @@ def with_outputs(notebook: dict[str, Any], blocks: list[Block], outcomes: list[C
         count += 1
         cell["execution_count"] = count
         trusted = TRUSTED_TAG in cell.get("metadata", {}).get("tags", [])
-        cell["outputs"] = _outputs(outcome, trusted, models, f"{blocks[0].page}: cell {number}")
+        cell["outputs"] = _outputs(outcome, trusted, models, f"{blocks[0].page}: cell {number}", policy)
         name = next((b.name for b in blocks if b.line == number), "")
         if name:  # where the checked claims about this cell link to
             cell["outputs"].insert(0, _html(f'<span id="llmx-{escape(name)}"></span>'))
@@ -52,7 +54,8 @@ def with_outputs(notebook: dict[str, Any], blocks: list[Block], outcomes: list[C
     return copy
 
 
-def _outputs(outcome: CodeOutcome, trusted: bool, models: dict[str, ModelSpec], where: str) -> list[dict[str, Any]]:
+def _outputs(outcome: CodeOutcome, trusted: bool, models: dict[str, ModelSpec], where: str,
+             policy: Policy) -> list[dict[str, Any]]:
     outputs: list[dict[str, Any]] = []
     if outcome.output:
         outputs.append({"output_type": "stream", "name": "stdout", "text": outcome.output})
@@ -67,7 +70,7 @@ def _outputs(outcome: CodeOutcome, trusted: bool, models: dict[str, ModelSpec], 
             caption = "ran with " + "; ".join(f"{m.role} = {m.artifact}" for m in used)
             outputs.append(_html(f'<div class="llmx-caption">{escape(caption)}</div>'))
     elif outcome.status == "unexecuted":
-        outputs.append(_html(unexecuted(outcome.error)))
+        outputs.append(_html(unexecuted(why_not_executed(where, policy, outcome.error))))
     elif outcome.status == "skipped":
         outputs.append({"output_type": "stream", "name": "stderr", "text": outcome.error + "\n"})
     else:

@@ -51,7 +51,7 @@ def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateO
         mine = [j for j in plan.jobs if not j.item and j.block.line == block.line]
         columns = [render.Column(context.models[j.role], generated[j.key], j.limit,
                                  f"{block.where}#{j.role}" in context.preview_only, j.variant) for j in mine]
-        html[block.line] = render.generation(columns)
+        html[block.line] = render.generation(columns, block.where, context.policy)
         results[block.name] = evidence.generated(block.where, [(c.name or c.spec.role, c.outcome, c.limit) for c in columns])
     for block in plan.evaluate:
         outcomes = {(j.item, j.variant): generated[j.key] for j in plan.jobs if j.variant and j.block.line == block.line}
@@ -63,7 +63,7 @@ def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateO
             scorer_errors.append(f"{block.where}: {exc}")
             continue
         preview = any(f"{block.where}#{v.role}" in context.preview_only for v in block.evaluation.variants)
-        html[block.line] = (render.preview_only() if preview else "") + evaluation.html(block, rows, context.models)
+        html[block.line] = (render.preview_only() if preview else "") + evaluation.html(block, rows, context.models, context.policy)
         results[block.name] = evaluation.evaluated(block, rows)
     for block in plan.tokens:
         scored = tokens.scored(block, generated, ranks or {}, context.models)
@@ -119,8 +119,8 @@ def _code(block: Block, outcome: CodeOutcome, context: Context, weights: dict[st
     elif outcome.status == "skipped":
         shown = render.skipped(outcome.error)
     elif outcome.status == "unexecuted":
-        shown = render.unexecuted(outcome.error) if context.policy.marks_only else render.failure(
-            "No lockfile entry", outcome.error)
+        reason = render.why_not_executed(block.where, context.policy, outcome.error)
+        shown = render.unexecuted(reason) if context.policy.marks_only else render.failure("No lockfile entry", reason)
     else:
         shown = render.failure(f"This block {FAILURES[outcome.status]} ({block.where})", outcome.error, outcome.output)
     if f"{block.where}#" in context.preview_only:

@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from html import escape
 
 from ..core.models import ModelSpec
+from ..core.modes import Policy
 from ..core.protocol import CodeOutcome, GenerateOutcome
 from ..core.request import Request
+from ..core.settings import PREVIEW_EXECUTE_ENV
+from ..vocabulary import LOCK_COMMAND
 
 _FINISH = {
     "eos": "stopped: the model emitted its end-of-sequence token",
@@ -66,6 +69,18 @@ def failure(title: str, detail: str, output: str = "") -> str:
             f'{printed}{_pre(detail, "llmx-error")}</div>')
 
 
+def why_not_executed(where: str, policy: Policy, declined: str = "") -> str:
+    """Why a block has no output in this build, with its location. An `unexecuted` outcome carries no text when the
+    mode is why (a preview executes nothing, locked mode never executes); when the runner declined the block (a tuned
+    model a preview may not train), its `error` is the runner's reason, given here as `declined`."""
+    if declined:
+        return declined
+    if policy.marks_only:
+        return (f"The inputs of this block ({where}) changed, and this preview executes nothing ({PREVIEW_EXECUTE_ENV}=1 "
+                "would run it here). Its output appears once the lockfile is updated.")
+    return f"{where}: no lockfile entry matches this block, and {policy.mode} mode never executes; {LOCK_COMMAND}"
+
+
 def unexecuted(reason: str) -> str:
     """The marker a preview build puts where it did not execute a block: the reason, and its fix on a line below."""
     message, _, fix = reason.partition("\n  --> ")
@@ -98,9 +113,9 @@ class Column:
     name: str = ""
 
 
-def generation(columns: list[Column]) -> str:
-    """One column per model: its artifact, the exact input it received, what it generated and why it stopped;
-    a column executed by a preview build says so. A variant column (base:tuned-format) is named as written, and says
+def generation(columns: list[Column], where: str, policy: Policy) -> str:
+    """One column per model: its artifact, the exact input it received, what it generated and why it stopped (or why
+    it was not executed: the block's location and the mode); a column executed by a preview build says so. A variant column (base:tuned-format) is named as written, and says
     that the input shown is the other model's turn format given to this model as raw text."""
     parts = [f'<div class="llmx-generate llmx-cols-{len(columns)}">']
     for column in columns:
@@ -113,7 +128,7 @@ def generation(columns: list[Column]) -> str:
         if preview:
             parts.append(preview_only())
         if outcome.status == "unexecuted":
-            parts.append(unexecuted(outcome.error))
+            parts.append(unexecuted(why_not_executed(where, policy, outcome.error)))
         elif outcome.status == "ok":
             parts.append(f'<div class="llmx-label">Input the model received ({outcome.input_tokens} tokens)</div>')
             parts.append(_pre(outcome.input_text, "llmx-input"))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.protocol import CodeOutcome
-from ..core.settings import PREVIEW_EXECUTE_ENV, Settings
+from ..core.settings import Settings
 from ..errors import with_fix
 from ..plan.blocks import Block
 from ..vocabulary import FAILURES, FIXES, LOCK_COMMAND
@@ -46,19 +46,18 @@ class Recorder:
             self.report(message if "\n  --> " in outcome.error else with_fix(message, FIXES[outcome.status]))
 
     def unexecuted(self, entry: dict[str, Any], outcome_type: type) -> Any:
-        """A block this mode may not execute: an `unexecuted` outcome whose error says why (shown on the page)."""
+        """A block this mode may not execute: an `unexecuted` outcome with no text, since the mode is why (the page
+        says so with the block's location: present/render.why_not_executed); reported here under locked mode."""
         where = entry["where"]
         self.store.not_executed(entry)
         if self.settings.policy.marks_only:
             self.stats.unexecuted += 1
             self.progress(f"{where}: not executed in preview mode (its inputs changed)")
-            return outcome_type(status="unexecuted", error=f"The inputs of this block ({where}) changed, and this "
-                                f"preview executes nothing ({PREVIEW_EXECUTE_ENV}=1 would run it here). Its output "
-                                "appears once the lockfile is updated.")
-        self.stats.failed += 1
-        message = f"{where}: no lockfile entry matches this block, and {self.settings.mode} mode never executes"
-        self.report(with_fix(message, f"update the lockfile: {LOCK_COMMAND}"))
-        return outcome_type(status="unexecuted", error=f"{message}; {LOCK_COMMAND}")
+        else:
+            self.stats.failed += 1
+            message = f"{where}: no lockfile entry matches this block, and {self.settings.mode} mode never executes"
+            self.report(with_fix(message, f"update the lockfile: {LOCK_COMMAND}"))
+        return outcome_type(status="unexecuted")
 
     def record(self, key: str, entry: dict[str, Any]) -> None:
         status = entry["outcome"]["status"]
