@@ -12,7 +12,7 @@ from ..endpoint.answers import Completion
 from ..endpoint.client import EndpointClient, ServerInfo, run_concurrently
 from ..endpoint.transport import Endpoint, EndpointError
 from ..errors import with_fix
-from .models import Generation
+from .decoding import Generation
 
 
 class EndpointModel:
