@@ -1,5 +1,4 @@
-"""The runner boundary of one build: the runner started on the first call, what it raises made an outcome, its time
-split between model loading and the work, and the provenance it reports."""
+"""The runner boundary of one build: started on first use, failures made outcomes, its time split, provenance."""
 
 from __future__ import annotations
 
