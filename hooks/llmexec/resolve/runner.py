@@ -118,6 +118,26 @@ class WorkerRunner:
             self._streamed[message["index"]] = message["outcome"]
 
 
+class KeptRunner:
+    """The engine's runner: created on a build's first miss, so that a build with nothing to execute never starts it
+    (nor imports torch), and kept across `serve` rebuilds until closed."""
+
+    def __init__(self, factory: RunnerFactory, progress: Callable[[str], None]) -> None:
+        self.factory, self.progress = factory, progress
+        self.runner: Runner | None = None
+
+    def for_build(self, settings: Settings) -> Runner:
+        if self.runner is None:
+            self.runner = self.factory(settings, self.progress)
+        self.runner.begin_build(settings)
+        return self.runner
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
+
+
 _factory: RunnerFactory = WorkerRunner
 
 
