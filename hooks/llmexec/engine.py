@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -12,19 +11,18 @@ from .core.protocol import Runner
 from .core.settings import Settings
 from .errors import with_fix
 from .plan import tokens
-from .plan.blocks import Block, Problem
-from .plan.claims import find_claims
-from .plan.page import PagePlan, plan_notebook, plan_page
-from .present import evidence, notebooks
+from .plan.blocks import Problem
+from .plan.kept import KeptPlans
+from .plan.page import PagePlan, plan_notebook
+from .present import notebooks
 from .present import page as present
 from .present import report as drift_report
+from .present.kept import KeptPages, placed
 from .resolve.resolver import Resolver
-from .resolve.runner import RunnerFactory
+from .resolve.runner import KeptRunner, RunnerFactory
 from .vocabulary import LOCK_COMMAND
 
 Place = present.Place
-_MARK = "\x00llmx-output\x00"  # where an output goes, in a kept page's Markdown; placed anew each build
-_MARKED = re.compile(f"{_MARK}(\\d+){_MARK}")
 
 
 class Engine:
@@ -35,13 +33,9 @@ class Engine:
                  report: Callable[[str], None], progress: Callable[[str], None], titles: bool = True) -> None:
         self.settings, self.project_dir, self.factory = settings, project_dir, factory
         self.sink, self.progress, self.titles = report, progress, titles  # the sink of errors may be swapped per page
-        self._runner: Runner | None = None
-        # kept across `serve` rebuilds: a page's plan, and the text of each file it read (snippets, evaluation sets)
-        self.plans: dict[tuple[str, str, int], tuple[PagePlan, tuple[tuple[Path, str | None], ...]]] = {}
-        self.planned = 0  # pages parsed in this build (the others reused their plan from the build before)
-        # a page's presented Markdown (outputs as markers), kept while its plan and everything it showed are unchanged
-        self.presented: dict[str, tuple[PagePlan, tuple, str, tuple[tuple[str, str], ...], present.Checked]] = {}
-        self.rendered = 0  # pages presented in this build (the others reused their Markdown from the build before)
+        self.runner = KeptRunner(factory, progress)
+        self.plans = KeptPlans(project_dir)  # a page's plan, kept across `serve` rebuilds
+        self.presented = KeptPages()  # a page's Markdown, kept while its plan and everything it showed are unchanged
         self.resolver = Resolver(settings, self._runner_for_build, self.report, progress)
 
     def report(self, message: str) -> None:
@@ -49,44 +43,22 @@ class Engine:
 
     def reconfigure(self, settings: Settings) -> None:
         """New settings for the next build; the worker is restarted only if what it loaded depends on them."""
-        if self._runner is not None and settings.worker_fingerprint() != self.settings.worker_fingerprint():
-            self.close()
+        if settings.worker_fingerprint() != self.settings.worker_fingerprint():
+            self.runner.close()
         if settings != self.settings:
-            self.plans.clear()  # plans depend on the models, limits and paths
-            self.presented.clear()
+            self.plans.plans.clear()  # plans depend on the models, limits and paths
+            self.presented.pages.clear()
         self.settings = settings
 
     def _runner_for_build(self) -> Runner:
-        """Created on the first miss: a build with nothing to execute never starts it (nor imports torch)."""
-        if self._runner is None:
-            self._runner = self.factory(self.settings, self.progress)
-        self._runner.begin_build(self.settings)
-        return self._runner
+        return self.runner.for_build(self.settings)
 
     def begin_build(self) -> None:
-        self.planned = self.rendered = 0
+        self.plans.planned = self.presented.rendered = 0
         self.resolver = Resolver(self.settings, self._runner_for_build, self.report, self.progress)
 
     def plan(self, markdown: str, *, page: str, line_offset: int = 0) -> PagePlan:
-        """A page is parsed once per build (prefetch and rendering share the plan), and under `serve` only when its
-        text, or a file it read, changed since the build before (compared by content, never by mtime)."""
-        key = (page, markdown, line_offset)
-        kept = self.plans.get(key)
-        if kept is None or any(_text(path) != text for path, text in kept[1]):
-            plan = plan_page(markdown, page=page, line_offset=line_offset, project_dir=self.project_dir,
-                             settings=self.settings)
-            self.planned += 1
-            for old in [k for k in self.plans if k[0] == page]:
-                del self.plans[old]  # one plan a page: the text edited under `serve` does not pile up
-            kept = (plan, tuple((path, _text(path)) for path in self._read_by(plan)))
-            if not any(isinstance(item, Problem) for item in plan.items):  # a missing file may appear: plan again
-                self.plans[key] = kept
-        return kept[0]
-
-    def _read_by(self, plan: PagePlan) -> list[Path]:
-        """The files planning a page read: file= of code and evaluate blocks, scorers= of evaluate blocks."""
-        names = [b.options.get(o) for b in plan.items if isinstance(b, Block) for o in ("file", "scorers")]
-        return sorted({(self.project_dir / n).resolve() for n in names if n})
+        return self.plans.plan(markdown, page=page, line_offset=line_offset, settings=self.settings)
 
     def prefetch(self, pages: Iterable[tuple[str, str, int]]) -> None:
         """Before any page renders: every missing generation of the whole site, batched across pages."""
@@ -102,35 +74,28 @@ class Engine:
         for problem in (item for item in plan.items if isinstance(item, Problem)):
             self.resolver.recorder.stats.failed += 1
             self.report(problem.message())
-        inputs = (code, generated, scored, self._context())
-        kept = self.presented.get(page)
-        if kept is None or kept[0] is not plan or kept[1] != inputs:  # the same plan object: the same text and files
-            placed: list[tuple[str, str]] = []
-            def mark(indent: str, html: str) -> list[str]:
-                placed.append((indent, html))
-                return [f"{_MARK}{len(placed) - 1}{_MARK}"]
-            text, checked = present.page(plan, code, generated, inputs[3], mark, scored)
-            kept = self.presented[page] = (plan, inputs, text, tuple(placed), checked)
-            self.rendered += 1
-        self._checked(kept[4])
-        lines = [place(indent, html) for indent, html in kept[3]]  # in the order presenting placed them
-        return _MARKED.sub(lambda found: "\n".join(lines[int(found.group(1))]), kept[2])
+        text, outputs, checked = self.presented.present(plan, code, generated, scored, self._context())
+        self._checked(checked)
+        return placed(text, outputs, place)
+
+    @property
+    def planned(self) -> int:
+        """Pages parsed in this build (the others reused their plan from the build before)."""
+        return self.plans.planned
+
+    @property
+    def rendered(self) -> int:
+        """Pages presented in this build (the others reused their Markdown from the build before)."""
+        return self.presented.rendered
 
     def process_notebook(self, path: Path, page: str) -> Path:
         """A notebook's code cells run like a page's blocks, the claims of its Markdown cells are checked; the copy
         with outputs (never docs/) is what the renderer shows."""
         plan = plan_notebook(path, page=page, settings=self.settings)
-        outcomes = self.resolver.code(plan)
-        results = {b.name: evidence.ran(o) for b, o in zip(plan.code, outcomes) if b.name}
-        checked = present.Checked()
-        with_claims = notebooks.with_claims(plan.notebook, lambda text, cell: present.claims(
-            text, find_claims(text, page=page, line_offset=0, cell=cell), results, plan.named, checked)[0])
+        notebook, checked = notebooks.presented(plan, self.resolver.code(plan), self._context())
         self._checked(checked)
         target = self.settings.cache_dir / "notebooks" / page
-        context = self._context()
-        preview = {b.line for b in plan.code if f"{b.where}#" in context.preview_only}
-        atomic_write(target, json.dumps(notebooks.with_outputs(with_claims, list(plan.code), outcomes,
-                                                               self.settings.models, self.settings.policy, preview), indent=1))
+        atomic_write(target, json.dumps(notebook, indent=1))
         return target
 
     def _context(self) -> present.Context:
@@ -167,14 +132,4 @@ class Engine:
         return self.resolver.recorder.summary()
 
     def close(self) -> None:
-        if self._runner is not None:
-            self._runner.close()
-            self._runner = None
-
-
-def _text(path: Path) -> str | None:
-    """A file's text as planning read it; None when it is missing or unreadable (then planning reports it)."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
+        self.runner.close()

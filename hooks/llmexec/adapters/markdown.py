@@ -49,7 +49,8 @@ def makeExtension(**kwargs: Any) -> LlmExecExtension:  # Python-Markdown's name
 
 class _Blocks(Preprocessor):
     def run(self, lines: list[str]) -> list[str]:
-        context: Any = self.md.preprocessors["rendering_context"] if "rendering_context" in self.md.preprocessors else None  # noqa: SIM401 - a Registry has no .get()
+        registry = self.md.preprocessors
+        context: Any = registry["rendering_context"] if "rendering_context" in registry else None  # noqa: SIM401 - a Registry has no .get()
         if context is None:
             return _without_engine(lines)
         config: dict[str, Any] = context.config

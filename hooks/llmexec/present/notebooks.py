@@ -11,10 +11,24 @@ from ..core.models import ModelSpec
 from ..core.modes import Policy
 from ..core.protocol import CodeOutcome
 from ..plan.blocks import Block
+from ..plan.claims import find_claims
+from ..plan.page import PagePlan
 from ..vocabulary import FIGURE
+from . import evidence
+from .page import Checked, Context, claims
 from .render import PREVIEW_ONLY, unexecuted, why_not_executed
 
 TRUSTED_TAG = "llm-exec:trusted-html"  # a cell tag: its HTML outputs are rendered, not shown as text
+
+
+def presented(plan: PagePlan, outcomes: list[CodeOutcome], context: Context) -> tuple[dict[str, Any], Checked]:
+    """The notebook with its code cells' outputs and its Markdown cells' claims checked; and what the claims came to."""
+    results = {b.name: evidence.ran(o) for b, o in zip(plan.code, outcomes) if b.name}
+    checked = Checked()
+    with_checked = with_claims(plan.notebook, lambda text, cell: claims(
+        text, find_claims(text, page=plan.page, line_offset=0, cell=cell), results, plan.named, checked)[0])
+    preview = {b.line for b in plan.code if f"{b.where}#" in context.preview_only}
+    return with_outputs(with_checked, list(plan.code), outcomes, context.models, context.policy, preview), checked
 
 
 def with_claims(notebook: dict[str, Any], check: Any) -> dict[str, Any]:

@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
-
-from ..core.protocol import RankOutcome, Runner, from_json
-from ..core.settings import Settings
+from ..core.protocol import RankOutcome, from_json
 from ..errors import with_fix
 from ..plan.tokens import RankJob
 from ..vocabulary import FIXES
 from . import entries
-from .recorder import Recorder
-from .store import Store
-
-
-class Resolving(Protocol):
-    """What scoring uses of the build's resolver (resolve/resolver.py): its store, recorder and runner boundary."""
-
-    settings: Settings
-    store: Store
-    recorder: Recorder
-    progress: Callable[[str], None]
-    report: Callable[[str], None]
-
-    def _start(self) -> Runner: ...
-    def _call(self, kind: str, call: Callable[[], list[Any]], outcome_type: type) -> list[Any]: ...
-    def _provenance(self) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]: ...
+from .boundary import Resolving
 
 
 def resolve_ranks(resolver: Resolving, jobs: list[RankJob]) -> dict[str, RankOutcome]:
@@ -48,11 +29,11 @@ def resolve_ranks(resolver: Resolving, jobs: list[RankJob]) -> dict[str, RankOut
         return found
     resolver.progress(f"scoring {len(misses)} answer(s) token by token for {len({j.block.line for j in jobs})} block(s)")
     todo = list(misses.values())
-    outcomes = resolver._call("generation", lambda: resolver._start().rank([j.request for j in todo]), RankOutcome)
+    outcomes = resolver.boundary.call("generation", lambda: resolver.boundary.start().rank([j.request for j in todo]), RankOutcome)
     outcomes += [RankOutcome(status="skipped", error="not run: the worker stopped")] * (len(todo) - len(outcomes))
     for job, outcome in zip(todo, outcomes):
         found[job.key] = outcome
-        resolver.recorder.record(job.key, entries.ranks(job, outcome, models, *resolver._provenance()))
+        resolver.recorder.record(job.key, entries.ranks(job, outcome, models, *resolver.boundary.provenance()))
         if outcome.status not in ("ok", "unexecuted"):
             resolver.report(with_fix(f"{job.block.where}: tokens block, answer {job.item.id} could not be scored on the "
                                      f"{job.request.model} model: {outcome.error}", FIXES.get(outcome.status, "see above")))

@@ -1,18 +1,12 @@
-"""The MkDocs side of the worker: starts it lazily, talks JSON lines to it, restarts it when it dies."""
+"""The MkDocs side of the worker: a Runner over its process (resolve/worker_process.py), started when first needed."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from ..core.launch import child_env
 from ..core.protocol import (
     CodeOutcome,
     CodeRequest,
@@ -21,12 +15,12 @@ from ..core.protocol import (
     RankOutcome,
     RankRequest,
     Runner,
-    dumps,
     from_json,
     to_json,
 )
 from ..core.settings import Settings
-from ..errors import WorkerError, with_fix
+from ..errors import WorkerError
+from .worker_process import WorkerProcess
 
 RunnerFactory = Callable[[Settings, Callable[[str], None]], Runner]
 
@@ -37,8 +31,7 @@ class WorkerRunner:
     def __init__(self, settings: Settings, progress: Callable[[str], None]) -> None:
         self.settings = settings
         self.progress = progress
-        self.log_path = settings.cache_dir / "worker.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.worker = WorkerProcess(settings.cache_dir / "worker.log", progress, self._heard)
         self.load_seconds = 0.0
         self.versions: dict[str, str] = {}
         self.machine: dict[str, Any] = {}  # CPU architecture, vector extensions, threads: recorded with each entry
@@ -74,7 +67,7 @@ class WorkerRunner:
         try:
             self._call(message)
         except WorkerError as exc:
-            if not self._streamed and self.process is None and not self._configured:
+            if not self._streamed and self.worker.process is None and not self._configured:
                 raise  # it never started: the engine reports that once
             self._death = str(exc)
         found = [self._streamed.get(i) for i in range(self._restored, count)]
@@ -86,31 +79,25 @@ class WorkerRunner:
         return done + [outcome_type(status="crashed", error=self._death)] + [None] * (count - first - 1)
 
     def close(self) -> None:
-        if self.process and self.process.poll() is None:
-            try:
-                self.process.stdin.write(dumps({"op": "shutdown"}))  # type: ignore[union-attr]  # stdin=PIPE: never None
-                self.process.stdin.flush()  # type: ignore[union-attr]  # stdin=PIPE: never None
-                self.process.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        self.worker.close()
 
     def _call(self, message: dict[str, Any]) -> dict[str, Any]:
-        process = self._ensure_started()
+        if not self.worker.alive():
+            self._configured = False  # a new worker: configured anew
+            self.worker.start(self.settings.project_dir)
         if not self._configured:
-            self._send(process, {"op": "configure", "models": {r: m.to_json() for r, m in self.settings.models.items()},
-                                 "model_cache": str(self.settings.model_cache_dir), "threads": self.settings.threads,
-                                 "batch_size": self.settings.batch_size, "memory_limit": self.settings.memory_limit,
-                                 "states": str(self.settings.states_dir),
-                                 "project_dir": str(self.settings.project_dir),
-                                 "contact_engines": self.settings.policy.trusted,  # nor train a tuned model:
-                                 "train": self.settings.policy.trusted, "keys": self._keys()})
-            configured = self._receive(process, "configured")
+            self.worker.send({"op": "configure", "models": {r: m.to_json() for r, m in self.settings.models.items()},
+                              "model_cache": str(self.settings.model_cache_dir), "threads": self.settings.threads,
+                              "batch_size": self.settings.batch_size, "memory_limit": self.settings.memory_limit,
+                              "states": str(self.settings.states_dir),
+                              "project_dir": str(self.settings.project_dir),
+                              "contact_engines": self.settings.policy.trusted,  # nor train a tuned model:
+                              "train": self.settings.policy.trusted, "keys": self._keys()})
+            configured = self.worker.receive("configured")
             self.versions, self.machine = configured.get("versions", {}), configured.get("machine", {})
             self._configured = True
-        self._send(process, message)
-        return self._receive(process, "result")
+        self.worker.send(message)
+        return self.worker.receive("result")
 
     def _keys(self) -> dict[str, str]:
         """The API keys of endpoint models, read from this build's environment (a worker started earlier, as
@@ -118,70 +105,37 @@ class WorkerRunner:
         names = {m.endpoint_options()["api_key_env"] for m in self.settings.models.values() if m.kind == "endpoint"}
         return {name: os.environ[name] for name in sorted(names) if name and os.environ.get(name)}
 
-    def _ensure_started(self) -> subprocess.Popen[bytes]:
-        if self.process is not None and self.process.poll() is None:
-            return self.process
-        self.progress("starting the execution worker (imports torch and transformers)")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**child_env(), "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "llmexec.worker"], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=log, env=env, cwd=str(self.settings.project_dir))
-        self._configured = False
-        self._receive(self.process, "ready")
-        return self.process
-
-    def _send(self, process: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
-        try:
-            process.stdin.write(dumps(message))  # type: ignore[union-attr]  # stdin=PIPE: never None
-            process.stdin.flush()  # type: ignore[union-attr]  # stdin=PIPE: never None
-        except OSError:
-            self._died(process)
-
-    def _receive(self, process: subprocess.Popen[bytes], op: str) -> dict[str, Any]:
-        for line in _lines(process):
-            message = json.loads(line)
-            if message["op"] == "log":
-                self.load_seconds += message.get("load_seconds", 0.0)
-                self.weights.update(message.get("weights") or {})
-                self.progress(message["message"])
-            elif message["op"] == "restored":  # the worker restored the state after this many blocks
-                self._restored = message["blocks"]
-            elif message["op"] == "outcome":
-                self._streamed[message["index"]] = message["outcome"]
-            elif message["op"] == op:
-                return message
-        self._died(process)
-        raise AssertionError("unreachable")
-
-    def _died(self, process: subprocess.Popen[bytes]) -> None:
-        code = process.wait()
-        self.process = None
-        tail = _tail(self.log_path)
-        if code < 0:  # a signal: nothing in the log explains it
-            name = signal.Signals(-code).name
-            raise WorkerError(with_fix(
-                f"the execution worker was killed by {name} while running this block",
-                ("out of memory (the kernel's OOM killer sends SIGKILL), or killed from outside: by the block itself "
-                 "(os.kill of its parent) or another process" if name == "SIGKILL" else f"look for what sent {name}")
-                + "; the next block starts a new worker"))
-        raise WorkerError(with_fix(f"the execution worker exited with code {code} while busy; last lines of its log "
-                                   f"{self.log_path}:\n{tail}",
-                                   "fix the cause above (a missing package: run `make setup`); the next build starts a new worker"))
+    def _heard(self, message: dict[str, Any]) -> None:
+        """What the worker says before its answer: model loading (seconds, tuned weights), a page's restored state,
+        and each outcome as it is done."""
+        if message["op"] == "log":
+            self.load_seconds += message.get("load_seconds", 0.0)
+            self.weights.update(message.get("weights") or {})
+            self.progress(message["message"])
+        elif message["op"] == "restored":  # the worker restored the state after this many blocks
+            self._restored = message["blocks"]
+        elif message["op"] == "outcome":
+            self._streamed[message["index"]] = message["outcome"]
 
 
-def _lines(process: subprocess.Popen[bytes]) -> Iterator[bytes]:
-    assert process.stdout is not None
-    while line := process.stdout.readline():
-        yield line
+class KeptRunner:
+    """The engine's runner: created on a build's first miss, so that a build with nothing to execute never starts it
+    (nor imports torch), and kept across `serve` rebuilds until closed."""
 
+    def __init__(self, factory: RunnerFactory, progress: Callable[[str], None]) -> None:
+        self.factory, self.progress = factory, progress
+        self.runner: Runner | None = None
 
-def _tail(path: Path, lines: int = 12) -> str:
-    try:
-        return "\n".join("    " + line for line in path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "    (no log)"
+    def for_build(self, settings: Settings) -> Runner:
+        if self.runner is None:
+            self.runner = self.factory(settings, self.progress)
+        self.runner.begin_build(settings)
+        return self.runner
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
 
 
 _factory: RunnerFactory = WorkerRunner

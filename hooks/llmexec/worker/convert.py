@@ -1,4 +1,5 @@
-"""One-time conversion of a preset's verified GGUF into a safetensors folder (run as its own process).
+"""One-time conversion of a preset's verified GGUF into a safetensors folder (run as its own process, which
+converted_folder starts once per preset and transformers version).
 
 Two ways give the same bytes (tests/test_convert.py compares them tensor by tensor): `direct` (the default) builds
 the model on the meta device and fills it with the tensors transformers' own GGUF reader dequantizes, skipping the
@@ -9,19 +10,21 @@ as the reference."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import importlib
 import json
 import os
 import shutil
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from ..core.files import hash_stream
-from ..core.models import PRESETS, ModelSpec, preset_chunk_paths
-from ..errors import LlmExecError, ModelIntegrityError, with_fix
+from ..core.models import PRESETS, ModelSpec, converted_path, preset_chunk_paths
+from ..errors import LlmExecError, ModelIntegrityError, WorkerError, with_fix
 
 Method = Literal["direct", "transformers"]
 
@@ -129,6 +132,31 @@ def convert(preset_name: str, target: Path, role: str = "base", method: Method =
         os.replace(out, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def converted_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None]) -> Path:
+    """The safetensors copy of a preset, keyed on (GGUF sha256, transformers version); made if missing."""
+    preset = PRESETS[spec.ref]
+    target = converted_path(spec, model_cache)
+    if (target / "config.json").is_file():
+        return target
+    preset_chunk_paths(spec)  # a clear ModelNotFound before taking the lock
+    model_cache.mkdir(parents=True, exist_ok=True)
+    with open(model_cache / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second build waits for the first conversion
+        if not (target / "config.json").is_file():
+            log(f"converting {preset.upstream} ({preset.quantization}) to safetensors, once; this takes about a minute")
+            done = subprocess.run([sys.executable, "-m", "llmexec.worker.convert", spec.ref, str(target), spec.role],
+                                  stdout=sys.stderr, stderr=subprocess.PIPE, env=os.environ.copy(), text=True)
+            sys.stderr.write(done.stderr)  # kept in the worker log
+            if done.returncode != 0:
+                reason = done.stderr.partition(MESSAGE_MARK)[2].strip()
+                if reason:  # the converter's own message already says what, why and how to fix it
+                    raise ModelIntegrityError(reason)
+                raise WorkerError(with_fix(f"converting model '{spec.role}' ({preset.name}) failed with exit code "
+                                           f"{done.returncode}: {done.stderr.strip()[-600:]}",
+                                           "see the worker log for the cause; then run: make models"))
+    return target
 
 
 if __name__ == "__main__":

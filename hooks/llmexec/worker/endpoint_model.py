@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import math
-from typing import Any, Literal
+from typing import Any
 
 from ..core.models import ModelSpec
-from ..core.request import Request, chat_messages
+from ..core.request import Request
 from ..endpoint.answers import Completion
 from ..endpoint.client import EndpointClient, ServerInfo, run_concurrently
 from ..endpoint.transport import Endpoint, EndpointError
 from ..errors import with_fix
-from .models import Generation
+from .decoding import Generation
+from .endpoint_requests import decoding, describe, finish, payload, shown
 
 
 class EndpointModel:
@@ -32,22 +32,12 @@ class EndpointModel:
     def format_prompt(self, prompt: str | list[dict[str, str]] = "", *, template: str = "auto", system: str = "",
                       prefill: str = "", generation_prompt: bool = True) -> str:
         """What is sent: the raw text, or the chat messages as JSON (the server lays them out in its template)."""
-        payload = self._request(Request.of(prompt, template=template, system=system, prefill=prefill,
-                                           generation_prompt=generation_prompt))
-        return payload if isinstance(payload, str) else _shown(payload)
+        sent = self._payload(Request.of(prompt, template=template, system=system, prefill=prefill,
+                                        generation_prompt=generation_prompt))
+        return sent if isinstance(sent, str) else shown(sent)
 
-    def _request(self, p: Request) -> str | list[dict[str, str]]:
-        """A raw prompt (text, for /v1/completions) or chat messages (for /v1/chat/completions)."""
-        messages = chat_messages(p, self.has_chat_template, with_fix(
-            f"the {self.role} model ({self.artifact}) is configured without a chat template (endpoint.chat: false)",
-            "use template=raw, or set endpoint.chat: true if the server applies one"))
-        if messages is None:
-            return p.prompt + p.prefill
-        if p.prefill or not p.generation_prompt:
-            raise ValueError(with_fix(f"prefill= and generation_prompt=false need the exact chat text, and the "
-                                      f"{self.role} model's chat template is applied by the serving engine",
-                                      "write the turn format out with template=raw"))
-        return messages
+    def _payload(self, p: Request) -> str | list[dict[str, str]]:
+        return payload(p, self.role, self.artifact, self.has_chat_template)
 
     def _send(self, payload: str | list[dict[str, str]], **options: Any) -> Completion:
         return self.client.complete(payload, **options) if isinstance(payload, str) else \
@@ -76,35 +66,20 @@ class EndpointModel:
         """Concurrent requests (at most endpoint.concurrency at once): the engine batches them itself. Each
         prompt's failure is its own."""
         def one(p: Request) -> Generation:
-            if p.repetition_penalty != 1.0:
-                why = ("llama.cpp's repeat_penalty covers only the last repeat_last_n tokens (64 by default), where "
-                       "transformers' covers the prompt and the whole reply" if "llama" in self.info.engine else
-                       "no engine's penalty is checked against transformers' here, so none is sent")
-                raise ValueError(with_fix(f"repetition_penalty= on the {self.role} model ({self.info.engine}): "
-                                          f"{why}; the answer would not be the one a local model gives",
-                                          "drop repetition_penalty= for this model, or run the model locally"))
-            payload = self._request(p)
-            options = {"max_tokens": p.max_new_tokens, "stop": p.stop, "seed": p.seed,
-                       "temperature": p.temperature if p.sampled else 0.0, "top_p": p.top_p if p.sampled else 1.0}
-            done = self._send(payload, **options)
-            return Generation(self.role, self.artifact, payload if isinstance(payload, str) else _shown(payload),
-                              done.prompt_tokens, done.text, _finish(done), done.completion_tokens,
-                              round(done.seconds, 3), self._describe(p))
+            options = decoding(p, self.role, self.info.engine)  # a refused option is reported before the prompt's faults
+            sent = self._payload(p)
+            done = self._send(sent, **options)
+            return Generation(self.role, self.artifact, sent if isinstance(sent, str) else shown(sent),
+                              done.prompt_tokens, done.text, finish(done), done.completion_tokens,
+                              round(done.seconds, 3), describe(p, self.info))
 
         return run_concurrently(one, prompts, int(self.options["concurrency"]))
-
-    def _describe(self, p: Request) -> str:
-        engine = f"{self.info.engine} {self.info.engine_version}"
-        if p.sampled:
-            return f"sampled with seed {p.seed} (temperature {p.temperature:g}, top-p {p.top_p:g}) on {engine}"
-        return f"greedy (temperature 0) on {engine}"
 
     def next_tokens(self, text: str | list[dict[str, str]], k: int = 5, *, template: str = "raw", system: str = "",
                     prefill: str = "") -> list[tuple[str, float]]:
         """The k most likely next tokens with their probabilities, from the server's log-probabilities."""
-        payload = self._request(Request.of(text, template=template, system=system, prefill=prefill))
-        options = {"max_tokens": 1, "temperature": 0.0, "logprobs": k}
-        done = self._send(payload, **options)
+        sent = self._payload(Request.of(text, template=template, system=system, prefill=prefill))
+        done = self._send(sent, max_tokens=1, temperature=0.0, logprobs=k)
         if not done.tokens or not done.tokens[0].top:
             raise EndpointError(with_fix(f"model '{self.role}': the server returned no log-probabilities for "
                                          "next_tokens()", "serve the model with an engine that returns "
@@ -121,16 +96,6 @@ class EndpointModel:
         if self.info.model_path:
             info["model file"] = self.info.model_path.rsplit("/", 1)[-1]
         return info
-
-
-def _shown(messages: list[dict[str, str]]) -> str:
-    """The chat messages as sent (the server's template lays them out; the page says so)."""
-    return "messages (the serving engine applies the model's chat template):\n" + json.dumps(
-        messages, indent=1, ensure_ascii=False)
-
-
-def _finish(done: Completion) -> Literal["eos", "length", "stop"]:
-    return "length" if done.finish_reason == "length" else "stop" if done.finish_reason == "stop_sequence" else "eos"
 
 
 def connect(spec: ModelSpec, contact: bool, keys: dict[str, str]) -> EndpointModel:

@@ -2,45 +2,22 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ..core.models import PRESETS, ModelSpec, converted_path, hub_snapshot, preset_chunk_paths
+from ..core.models import PRESETS, ModelSpec, hub_snapshot, preset_chunk_paths
 from ..core.request import Request, chat_messages
-from ..errors import ModelIntegrityError, ModelNotFound, WorkerError, with_fix
-from .convert import MESSAGE_MARK
+from ..errors import ModelNotFound, with_fix
+from .convert import converted_folder
+from .decoding import Generation, generate_batch, top_next_tokens
 
 
 class ModelUnavailable(RuntimeError):
     """Raised inside a snippet that touches a model that could not be loaded."""
-
-
-@dataclass(frozen=True)
-class Generation:
-    """What one model produced for one prompt. str() gives the generated text."""
-
-    model: str
-    artifact: str
-    input_text: str
-    input_tokens: int
-    text: str
-    finish_reason: Literal["eos", "length", "stop"]
-    new_tokens: int
-    seconds: float
-    decoding: str = "greedy, fp32"
-
-    def __str__(self) -> str:
-        return self.text
 
 
 class LoadedModel:
@@ -94,54 +71,13 @@ class LoadedModel:
     def generate_batch(self, prompts: list[Request]) -> list[Generation]:
         """One left-padded batch, decoded as the first request says. Greedy fp32 gives each row the tokens it would
         get alone (the tests check it); a seeded draw must be given alone, since the rows share one random stream."""
-        first = prompts[0]  # the decoding all rows share
-        if first.alone and len(prompts) > 1:
-            raise ValueError(f"{first.describe()} runs alone: batch it with nothing")
-        started = time.perf_counter()
-        encoded = []
-        for p in prompts:
-            text, chat = self._format(p)
-            encoded.append(self.encode(text, chat=chat))
-        eos = self._eos_ids()
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(eos or {0})
-        width = max(len(ids) for ids in encoded)
-        ids = torch.tensor([[pad] * (width - len(row)) + row for row in encoded])
-        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in encoded])
-        sampled = first.sampled
-        config = GenerationConfig(max_new_tokens=first.max_new_tokens, do_sample=sampled, num_beams=1,
-                                  temperature=first.temperature if sampled else None,
-                                  top_p=first.top_p if sampled else None, top_k=0 if sampled else None,
-                                  repetition_penalty=first.repetition_penalty,
-                                  eos_token_id=sorted(eos) or None, pad_token_id=pad)
-        if sampled:
-            torch.manual_seed(first.seed)
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
-        seconds = round((time.perf_counter() - started) / len(prompts), 3)
-        results = []
-        for row, input_ids in zip(out[:, width:].tolist(), encoded):
-            end = next((i for i, token in enumerate(row) if token in eos), None)
-            new = row[: end + 1] if end is not None else row
-            finish: Literal["eos", "length", "stop"] = "eos" if end is not None else "length"
-            shown = self.tokenizer.decode(new[:-1] if finish == "eos" else new)
-            cut = _stop_at(self.tokenizer, new, first.stop)
-            if cut is not None:
-                shown, new, finish = cut[0], new[: cut[1]], "stop"
-            results.append(Generation(self.role, self.artifact, self.tokenizer.decode(input_ids), len(input_ids),
-                                      shown, finish, len(new), seconds, first.describe()))
-        return results
+        return generate_batch(self, prompts)
 
     def next_tokens(self, text: str | list[dict[str, str]], k: int = 5, *, template: str = "raw", system: str = "",
                     prefill: str = "") -> list[tuple[str, float]]:
         """The k most likely next tokens with their probabilities, after `text` as given (template="raw", the
         default) or laid out in the chat template with the assistant's turn opened (template="chat" or "auto")."""
-        formatted, chat = self._format(Request.of(text, template=template, system=system, prefill=prefill))
-        ids = torch.tensor([self.encode(formatted, chat=chat)])
-        with torch.inference_mode():
-            logits = self.model(input_ids=ids).logits[0, -1]
-        probs = torch.softmax(logits.float(), dim=-1)
-        top = torch.topk(probs, k)
-        return [(self.tokenizer.decode([i]), round(float(p), 4)) for p, i in zip(top.values, top.indices)]
+        return top_next_tokens(self, Request.of(text, template=template, system=system, prefill=prefill), k)
 
     def provenance(self) -> dict[str, str]:
         """Where this model came from and what ran it, for provenance tables on pages."""
@@ -162,30 +98,6 @@ class LoadedModel:
         elif spec.kind == "hub":
             info.update({"upstream": spec.ref, "revision": spec.revision})
         return info
-
-    def _eos_ids(self) -> set[int]:
-        found: set[int] = set()
-        for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
-            if isinstance(value, int):
-                found.add(value)
-            elif value:
-                found.update(value)
-        return found
-
-
-def _stop_at(tokenizer, new: list[int], stop: tuple[str, ...]) -> tuple[str, int] | None:
-    """Where the first stop sequence appears: (the text before it, the number of tokens that reached it)."""
-    if not stop:
-        return None
-    full = tokenizer.decode(new)
-    hits = [(full.find(s), s) for s in stop if s and s in full]
-    if not hits:
-        return None
-    index, _ = min(hits)
-    for count in range(1, len(new) + 1):  # the fewest tokens whose text reaches past the stop sequence's start
-        if len(tokenizer.decode(new[:count])) > index:
-            return full[:index], count
-    return full[:index], len(new)
 
 
 class ModelHandle:
@@ -240,28 +152,3 @@ def load_model(spec: ModelSpec, model_cache: Path, log: Callable[[str], None], t
     loaded = LoadedModel(spec, tokenizer, model)
     loaded.training = training_record(folder)
     return loaded
-
-
-def converted_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], None]) -> Path:
-    """The safetensors copy of a preset, keyed on (GGUF sha256, transformers version); made if missing."""
-    preset = PRESETS[spec.ref]
-    target = converted_path(spec, model_cache)
-    if (target / "config.json").is_file():
-        return target
-    preset_chunk_paths(spec)  # a clear ModelNotFound before taking the lock
-    model_cache.mkdir(parents=True, exist_ok=True)
-    with open(model_cache / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second build waits for the first conversion
-        if not (target / "config.json").is_file():
-            log(f"converting {preset.upstream} ({preset.quantization}) to safetensors, once; this takes about a minute")
-            done = subprocess.run([sys.executable, "-m", "llmexec.worker.convert", spec.ref, str(target), spec.role],
-                                  stdout=sys.stderr, stderr=subprocess.PIPE, env=os.environ.copy(), text=True)
-            sys.stderr.write(done.stderr)  # kept in the worker log
-            if done.returncode != 0:
-                reason = done.stderr.partition(MESSAGE_MARK)[2].strip()
-                if reason:  # the converter's own message already says what, why and how to fix it
-                    raise ModelIntegrityError(reason)
-                raise WorkerError(with_fix(f"converting model '{spec.role}' ({preset.name}) failed with exit code "
-                                           f"{done.returncode}: {done.stderr.strip()[-600:]}",
-                                           "see the worker log for the cause; then run: make models"))
-    return target
