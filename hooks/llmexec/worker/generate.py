@@ -10,7 +10,8 @@ from .host import Host
 
 
 def run_generate_child(zygote: Host, requests: list[GenerateRequest], report: BinaryIO) -> None:
-    """Consecutive requests for the same model and length run as one left-padded batch."""
+    """Consecutive requests for the same model that decode alike (each with its own token limit and stop strings)
+    and share a time limit run as one left-padded batch."""
     import torch
 
     torch.set_num_threads(zygote.threads)
@@ -18,17 +19,23 @@ def run_generate_child(zygote: Host, requests: list[GenerateRequest], report: Bi
     for request in requests:
         last = batches[-1] if batches else None
         on_engine = zygote.specs[request.model].kind == "endpoint"  # concurrent requests: the engine batches them
-        if (last and (on_engine or len(last) < zygote.batch_size) and last[0].batch_key() == request.batch_key()
+        if (last and (on_engine or len(last) < zygote.batch_size) and _shares(last[0], request)
                 and (not request.request.alone or on_engine)):  # e.g. a local seeded draw: one random stream
             last.append(request)
         else:
             batches.append([request])
     for number, batch in enumerate(batches, 1):
         zygote.log(f"generating batch {number}/{len(batches)}: {batch[0].model} model, {len(batch)} prompt(s), "
-                 f"{batch[0].request.max_new_tokens} new tokens at most")
+                 f"{max(r.request.max_new_tokens for r in batch)} new tokens at most")
         for outcome in _generate_batch(zygote, batch):
             report.write(dumps(to_json(outcome)))
         report.flush()
+
+
+def _shares(a: GenerateRequest, b: GenerateRequest) -> bool:
+    """May share a batch: one model, one decoding, one time limit (a batch reports when it is done)."""
+    return (a.model, a.request.decoding_key(), a.timeout) == (b.model, b.request.decoding_key(), b.timeout)
+
 
 def _generate_batch(zygote: Host, batch: list[GenerateRequest]) -> list[GenerateOutcome]:
     requests = [r.request for r in batch]
