@@ -66,9 +66,14 @@ def batches_before(requests: list, size: int) -> list[list]:
 
 
 def batches_now(requests: list, size: int) -> list[list]:
-    """Now: sorted by Request.batch_key (decoding, limit, length); a batch holds any limits (one per row)."""
-    ordered = sorted(requests, key=lambda r: r.batch_key())
-    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+    """Now: sorted by Request.batch_key (decoding, limit, length); a batch holds limits up to twice its first's."""
+    out: list[list] = []
+    for r in sorted(requests, key=lambda r: r.batch_key()):
+        if out and len(out[-1]) < size and r.max_new_tokens <= 2 * out[-1][0].max_new_tokens:  # generate._shares
+            out[-1].append(r)
+        else:
+            out.append([r])
+    return out
 
 
 def run(model, batches: list[list]) -> Timed:

@@ -32,9 +32,12 @@ def run_generate_child(zygote: Host, requests: list[GenerateRequest], report: Bi
         report.flush()
 
 
-def _shares(a: GenerateRequest, b: GenerateRequest) -> bool:
-    """May share a batch: one model, one decoding, one time limit (a batch reports when it is done)."""
-    return (a.model, a.request.decoding_key(), a.timeout) == (b.model, b.request.decoding_key(), b.timeout)
+def _shares(first: GenerateRequest, b: GenerateRequest) -> bool:
+    """May join the batch that `first` opened: one model, one decoding, one time limit (a batch reports when it is
+    done), and a token limit at most twice the first row's (rows come sorted by limit, and every row runs to the
+    longest limit: at most half of a batch's decoding steps are cut away)."""
+    return ((first.model, first.request.decoding_key(), first.timeout) == (b.model, b.request.decoding_key(), b.timeout)
+            and b.request.max_new_tokens <= 2 * max(first.request.max_new_tokens, 1))
 
 
 def _generate_batch(zygote: Host, batch: list[GenerateRequest]) -> list[GenerateOutcome]:
