@@ -30,9 +30,11 @@ def test_the_worker_groups_the_sites_prompts_into_one_batch_per_model_whatever_t
     for n in range(2):
         site.write(f"docs/page{n}.md", f"# P{n}\n\n```generate max_new_tokens=3\nhello {n}\n```\n\n"
                                       f"```generate model=base max_new_tokens=4\nworld {n}\n```\n")
+    site.write("docs/long.md", "# L\n\n```generate model=base max_new_tokens=9\nlong\n```\n")
     site.build()
     batches = re.findall(r"generating batch \d/(\d): (\w+) model, (\d) prompt\(s\), (\d) new tokens", caplog.text)
-    assert sorted(batches) == [("2", "base", "4", "4"), ("2", "instruct", "2", "3")]
+    # limits 3 and 4 share a batch; 9 is more than twice the batch's shortest, so it gets its own
+    assert sorted(batches) == [("3", "base", "1", "9"), ("3", "base", "4", "4"), ("3", "instruct", "2", "3")]
 
 
 def test_rows_with_their_own_token_limits_and_stop_strings_in_one_batch_get_what_they_get_alone(tiny_models):
