@@ -41,17 +41,18 @@ def test_outcomes_come_back_in_the_order_asked_whatever_order_they_ran_in() -> N
     assert ran == [["b", "d", "a", "c"]]  # base first, then instruct by length; page order within a key
 
 
-def test_generate_batches_join_same_key_up_to_the_batch_size_and_keep_a_seeded_draw_alone() -> None:
+def test_generate_batches_join_same_decoding_up_to_the_batch_size_and_keep_a_seeded_draw_alone() -> None:
     ordered = [
         ask("base", "a"),
         ask("base", "b"),
         ask("base", "c"),
-        ask("base", "d", 16),
+        ask("base", "d", 16),  # twice c's limit: one batch, each row cut at its own limit
+        ask("base", "g", 33),  # more than twice 16: a batch of its own
         ask("base", "e", seed=1),
         ask("base", "f", seed=1),
     ]
     batches = generate_batches(Host(batch_size=2), ordered)
-    assert [[r.request.prompt for r in b] for b in batches] == [["a", "b"], ["c"], ["d"], ["e"], ["f"]]
+    assert [[r.request.prompt for r in b] for b in batches] == [["a", "b"], ["c", "d"], ["g"], ["e"], ["f"]]
 
 
 def test_rank_batches_sort_by_model_then_length_and_join_up_to_the_batch_size() -> None:

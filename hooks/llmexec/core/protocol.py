@@ -47,9 +47,10 @@ class GenerateRequest:
     timeout: float
 
     def batch_key(self) -> tuple[Any, ...]:
-        """Requests with equal keys may share a batch: same model, length, decoding, stop sequences and time limit
-        (a batch reports when it is done, so its members' `timeout` is the limit of the whole batch; sortable)."""
-        return self.model, *self.request.batch_key(), self.timeout
+        """Where a request sorts among others: by model, decoding and time limit (a batch shares all three: it
+        reports when it is done, so its members' `timeout` is the limit of the whole batch), then by token limit and
+        text length (Request.row_key), so that a batch holds similar limits and little padding."""
+        return self.model, *self.request.decoding_key(), self.timeout, *self.request.row_key()
 
 
 @dataclass(frozen=True)

@@ -84,10 +84,21 @@ class Request:
         return found
 
     def batch_key(self) -> tuple[Any, ...]:
-        """Requests with equal keys decode alike and may share a batch (sortable)."""
+        """Where a request sorts among others (sortable): first how it decodes (`decoding_key`: requests with equal
+        ones may share a batch), then its token limit and the length of its text (`row_key`)."""
+        return (*self.decoding_key(), *self.row_key())
+
+    def row_key(self) -> tuple[int, int]:
+        """Its token limit and the length of its text: sorted by these, a batch holds rows of similar limits (it runs
+        to its longest row's) and similar lengths (it is padded to its longest prompt)."""
+        size = len(self.prompt) + len(self.system) + len(self.prefill) + sum(len(c) for _, c in self.messages)
+        return self.max_new_tokens, size
+
+    def decoding_key(self) -> tuple[Any, ...]:
+        """Requests with equal keys decode alike and may share a batch: each row has its own token limit and stop
+        strings (a batch runs to its longest row's limit; each row is cut at its own)."""
         rest = tuple(getattr(self, f.name) for f in fields(self) if f.name not in _ALWAYS + _LAYOUT)
-        return (self.max_new_tokens, -1 if self.seed is None else self.seed, self.temperature, self.top_p, self.stop,
-                *rest)
+        return (-1 if self.seed is None else self.seed, self.temperature, self.top_p, *rest)
 
     def _decoding_key(self) -> str:
         if self.seed is None:
@@ -96,7 +107,7 @@ class Request:
 
 
 _ALWAYS = ("prompt", "system", "template", "max_new_tokens", "messages", "seed", "temperature", "top_p")
-_LAYOUT = ("prefill", "generation_prompt", "stop")  # per prompt (stop is in the batch key by name)
+_LAYOUT = ("prefill", "generation_prompt", "stop")  # per prompt: rows of one batch may differ in these
 
 
 def chat_messages(r: Request, has_chat_template: bool, no_template: str) -> list[dict[str, str]] | None:

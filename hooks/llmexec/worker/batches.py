@@ -38,14 +38,23 @@ def generate_key(request: GenerateRequest) -> tuple[Any, ...]:
 
 
 def generate_batches(host: Host, requests: list[GenerateRequest]) -> list[list[GenerateRequest]]:
-    """Consecutive requests for the same model and length run as one left-padded batch."""
+    """Consecutive requests for the same model that decode alike and share a time limit run as one left-padded
+    batch; each row keeps its own token limit and stop strings (LoadedModel.generate_batch cuts each row at its own)."""
 
     def joins(last: list[GenerateRequest], request: GenerateRequest) -> bool:
         on_engine = host.specs[request.model].kind == "endpoint"  # concurrent requests: the engine batches them
-        return ((on_engine or len(last) < host.batch_size) and last[0].batch_key() == request.batch_key()
+        return ((on_engine or len(last) < host.batch_size) and _shares(last[0], request)
                 and (not request.request.alone or on_engine))  # e.g. a local seeded draw: one random stream
 
     return grouped(requests, joins)
+
+
+def _shares(first: GenerateRequest, b: GenerateRequest) -> bool:
+    """May join the batch that `first` opened: one model, one decoding, one time limit (a batch reports when it is
+    done), and a token limit at most twice the first row's (rows come sorted by limit, and every row runs to the
+    longest limit: at most half of a batch's decoding steps are cut away)."""
+    return ((first.model, first.request.decoding_key(), first.timeout) == (b.model, b.request.decoding_key(), b.timeout)
+            and b.request.max_new_tokens <= 2 * max(first.request.max_new_tokens, 1))
 
 
 def rank_key(request: RankRequest) -> tuple[str, int]:

@@ -44,10 +44,12 @@ class Decodable(Protocol):
 
 
 def generate_batch(loaded: Decodable, prompts: list[Request]) -> list[Generation]:
-    """One left-padded batch, decoded as the first request says (LoadedModel.generate_batch)."""
+    """One left-padded batch run to its longest row's limit, each row cut at its own (LoadedModel.generate_batch)."""
     first = prompts[0]  # the decoding all rows share
     if first.alone and len(prompts) > 1:
         raise ValueError(f"{first.describe()} runs alone: batch it with nothing")
+    if any(p.decoding_key() != first.decoding_key() for p in prompts):
+        raise ValueError("the rows of a batch must decode alike (Request.decoding_key): batch them apart")
     started = time.perf_counter()
     tokenizer = loaded.tokenizer
     encoded = []
@@ -60,7 +62,7 @@ def generate_batch(loaded: Decodable, prompts: list[Request]) -> list[Generation
     ids = torch.tensor([[pad] * (width - len(row)) + row for row in encoded])
     mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in encoded])
     sampled = first.sampled
-    config = GenerationConfig(max_new_tokens=first.max_new_tokens, do_sample=sampled, num_beams=1,
+    config = GenerationConfig(max_new_tokens=max(p.max_new_tokens for p in prompts), do_sample=sampled, num_beams=1,
                               temperature=first.temperature if sampled else None,
                               top_p=first.top_p if sampled else None, top_k=0 if sampled else None,
                               repetition_penalty=first.repetition_penalty,
@@ -71,16 +73,17 @@ def generate_batch(loaded: Decodable, prompts: list[Request]) -> list[Generation
         out = loaded.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
     seconds = round((time.perf_counter() - started) / len(prompts), 3)
     results = []
-    for row, input_ids in zip(out[:, width:].tolist(), encoded):
+    for row, input_ids, p in zip(out[:, width:].tolist(), encoded, prompts):
+        row = row[: p.max_new_tokens]  # this row's own limit: the tokens it would have had alone
         end = next((i for i, token in enumerate(row) if token in eos), None)
         new = row[: end + 1] if end is not None else row
         finish: Literal["eos", "length", "stop"] = "eos" if end is not None else "length"
         shown = tokenizer.decode(new[:-1] if finish == "eos" else new)
-        cut = _stop_at(tokenizer, new, first.stop)
+        cut = _stop_at(tokenizer, new, p.stop)
         if cut is not None:
             shown, new, finish = cut[0], new[: cut[1]], "stop"
         results.append(Generation(loaded.role, loaded.artifact, tokenizer.decode(input_ids), len(input_ids),
-                                  shown, finish, len(new), seconds, first.describe()))
+                                  shown, finish, len(new), seconds, p.describe()))
     return results
 
 

@@ -18,7 +18,7 @@ def run_generate_child(zygote: Host, requests: list[GenerateRequest], report: Bi
     batches = generate_batches(zygote, requests)
     for number, batch in enumerate(batches, 1):
         zygote.log(f"generating batch {number}/{len(batches)}: {batch[0].model} model, {len(batch)} prompt(s), "
-                 f"{batch[0].request.max_new_tokens} new tokens at most")
+                 f"{max(r.request.max_new_tokens for r in batch)} new tokens at most")
         for outcome in _generate_batch(zygote, batch):
             report.write(dumps(to_json(outcome)))
         report.flush()

@@ -69,8 +69,9 @@ class LoadedModel:
         return self.generate(message, template="chat", system=system, max_new_tokens=max_new_tokens, **options)
 
     def generate_batch(self, prompts: list[Request]) -> list[Generation]:
-        """One left-padded batch, decoded as the first request says. Greedy fp32 gives each row the tokens it would
-        get alone (the tests check it); a seeded draw must be given alone, since the rows share one random stream."""
+        """One left-padded batch, run to its longest row's max_new_tokens; each row is then cut at its own limit and
+        stop strings, so greedy fp32 gives each row the tokens it would get alone (the tests check it). The rows must
+        decode alike (Request.decoding_key); a seeded draw must be given alone, since the rows share one random stream."""
         return generate_batch(self, prompts)
 
     def next_tokens(self, text: str | list[dict[str, str]], k: int = 5, *, template: str = "raw", system: str = "",
