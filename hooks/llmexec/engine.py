@@ -18,6 +18,7 @@ from .plan.page import PagePlan, plan_notebook, plan_page
 from .present import evidence, notebooks
 from .present import page as present
 from .present import report as drift_report
+from .resolve.deferred import Background, Serialized
 from .resolve.resolver import Resolver
 from .resolve.runner import RunnerFactory
 from .vocabulary import LOCK_COMMAND
@@ -36,6 +37,7 @@ class Engine:
         self.settings, self.project_dir, self.factory = settings, project_dir, factory
         self.sink, self.progress, self.titles = report, progress, titles  # the sink of errors may be swapped per page
         self._runner: Runner | None = None
+        self.background: Background | None = None  # set by the adapter under `serve` (resolve/deferred.py)
         # kept across `serve` rebuilds: a page's plan, and the text of each file it read (snippets, evaluation sets)
         self.plans: dict[tuple[str, str, int], tuple[PagePlan, tuple[tuple[Path, str | None], ...]]] = {}
         self.planned = 0  # pages parsed in this build (the others reused their plan from the build before)
@@ -59,13 +61,14 @@ class Engine:
     def _runner_for_build(self) -> Runner:
         """Created on the first miss: a build with nothing to execute never starts it (nor imports torch)."""
         if self._runner is None:
-            self._runner = self.factory(self.settings, self.progress)
+            self._runner = Serialized(self.factory(self.settings, self.progress))  # one call at a time
         self._runner.begin_build(self.settings)
         return self._runner
 
     def begin_build(self) -> None:
         self.planned = self.rendered = 0
         self.resolver = Resolver(self.settings, self._runner_for_build, self.report, self.progress)
+        self.resolver.deferred = self.background if self.settings.serve_background else None
 
     def plan(self, markdown: str, *, page: str, line_offset: int = 0) -> PagePlan:
         """A page is parsed once per build (prefetch and rendering share the plan), and under `serve` only when its
@@ -167,6 +170,8 @@ class Engine:
         return self.resolver.recorder.summary()
 
     def close(self) -> None:
+        if self.background is not None:  # work in flight is dropped; answers already finished are recorded
+            self.background.abandon(self.resolver)
         if self._runner is not None:
             self._runner.close()
             self._runner = None
