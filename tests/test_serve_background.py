@@ -61,8 +61,10 @@ class SlowRunner(FakeRunner):
         if SlowRunner.calls > 1:  # the first build (cold, before `serve` watches) is not held
             assert SlowRunner.gate.open.wait(timeout=20), "the test never opened the gate"
         done = super().generate(requests)
-        return [GenerateOutcome("crashed", error="the model fell over") if "fail" in r.request.prompt else o
-                for r, o in zip(requests, done)]
+        return [
+            GenerateOutcome("crashed", error="the model fell over") if "fail" in r.request.prompt else o
+            for r, o in zip(requests, done)
+        ]
 
 
 class Watching(LiveReloadServer):
@@ -187,8 +189,11 @@ def test_shutdown_drops_the_generation_in_flight_and_stores_nothing_of_it(bare_s
         adapter.on_shutdown()
         assert time.perf_counter() - started < 3 and SlowRunner.gate.killed
     time.sleep(0.2)  # the fake answers once killed: too late, dropped
-    stored = "".join(p.read_text() for folder in ("llm-exec.lock", ".cache/llm-exec/results")
-                     for p in (bare_site.root / folder).glob("*.json"))
+    stored = "".join(
+        p.read_text()
+        for folder in ("llm-exec.lock", ".cache/llm-exec/results")
+        for p in (bare_site.root / folder).glob("*.json")
+    )
     assert "Name a river." in stored and "Name a cloud." not in stored
     assert not ready_file(server).exists()
 
