@@ -10,10 +10,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import FakeRunner, outputs
 from mkdocs.livereload import LiveReloadServer
 
 import llmexec.adapters.mkdocs as adapter
+from conftest import FakeRunner, outputs
 from llmexec.core.protocol import GenerateOutcome, GenerateRequest
 from llmexec.resolve.runner import use_runner
 
