@@ -28,7 +28,8 @@ RECORD = ROOT / "BENCHMARKS.md"
 # and 5.5x at 50 (more prompts per batch).
 CACHED_TARGET = 1.05
 BATCH_TARGETS = {10: 3.5, 50: 5.5}
-SERVE_TARGET = 1.0  # seconds from a saved edit to its rebuilt site (MkDocs' own rebuild of every page included)
+SERVE_TARGET = 1.0  # seconds from a saved edit to its rebuilt site (MkDocs' own rebuild of every page included); a
+# prompt's answers come on a second rebuild, when the background has generated them (also printed)
 FLOOR_TARGET = 1.5  # a cold build's generation + code time over the site's token-throughput floor
 HOOK = ROOT / "hooks" / "llm_exec.py"
 ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
@@ -194,6 +195,7 @@ import json, statistics, sys, time, resource
 from pathlib import Path
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
+from mkdocs.livereload import LiveReloadServer
 import llmexec.adapters.mkdocs as adapter
 sys.path.insert(0, sys.argv[2])
 import bench
@@ -216,23 +218,38 @@ def once(site):
     started = time.perf_counter()
     build(config)
     return time.perf_counter() - started, config
+# the serve code path: one process, so the hook module, its engine and the warm worker are kept; started as
+# `mkdocs serve` starts it, and after the first build handed MkDocs' server (never started: builds are called here)
+load_config(str(root / "mkdocs.yml")).plugins.on_startup(command="serve", dirty=False)
 first, hooked = once(root)
-# the serve code path: one process, so the hook module, its engine and the warm worker are kept
+server = LiveReloadServer(builder=lambda: None, host="127.0.0.1", port=0, root=str(root / "site"))
+hooked.plugins.on_serve(server, config=hooked, builder=lambda: None)
+ready = root / ".cache" / "llm-exec" / "serve" / "answers-ready"  # the hook writes it when answers are ready
 plain = bench.plain_site(root, root.parent / (root.name + "-plain"))
 once(plain)
-page = root / "docs" / "p0.md"
+page, html = root / "docs" / "p0.md", root / "site" / "p0" / "index.html"
 results = {}
 for kind, before in (("prompt", "(list 0"), ("code", "interesting number 0")):  # a generate block, a python exec one
     rows = results[kind] = []
     for edit in range(edits):
         page.write_text(page.read_text().replace(before, f"{before}, edit {edit + 1}"))
-        total, hooked = once(root)
+        stamp = ready.read_text() if ready.exists() else ""
+        saved = time.perf_counter()
+        total, hooked = once(root)  # the edited page, reloaded by MkDocs when this returns
+        assert f"edit {edit + 1}" in html.read_text()
         stats = adapter._engine.resolver.recorder.stats
         worker = stats.loading + stats.generation + stats.code
         ours, ours_cpu = list(hook)
+        answers = total
+        if "llmx-pending" in html.read_text():  # its answers are generated in the background: wait for them
+            while (ready.read_text() if ready.exists() else "") == stamp:
+                time.sleep(0.005)
+            once(root)  # the rebuild MkDocs runs when it sees that file written
+            assert "llmx-pending" not in html.read_text()
+            answers = time.perf_counter() - saved
         plain_total, _ = once(plain)  # side by side: MkDocs alone rebuilding the same pages
         rows.append({"total": total, "ours": ours, "worker": worker, "hook": ours - worker, "hook_cpu": ours_cpu,
-                     "mkdocs": total - ours, "plain": plain_total})
+                     "mkdocs": total - ours, "plain": plain_total, "answers": answers})
 hooked.plugins.on_shutdown()
 print(json.dumps({"cold": first, **{kind: {k: statistics.median(r[k] for r in rows) for k in rows[0]}
                                     for kind, rows in results.items()}}))
@@ -240,10 +257,12 @@ print(json.dumps({"cold": first, **{kind: {k: statistics.median(r[k] for r in ro
 
 
 def serve_edit(root: Path, edits: int = 3) -> dict[str, float]:
-    """Cold build, then `edits` times one prompt edited and rebuilt in the same process: medians of the edited
-    build's wall time, split into our part (the hook's events; of it, the worker executing the edited block) and
-    MkDocs' part (everything else: reading, Markdown, the theme, writing), with a plain MkDocs rebuild of the same
-    pages (outputs pasted in) timed alongside."""
+    """Cold build, then `edits` times one prompt edited and rebuilt in the same process, started as `mkdocs serve`
+    starts it: medians of the edited build's wall time (the page reloaded with the edit) and of the time until its
+    answers, generated in the background, are shown by the rebuild that follows. The edited build is split into our
+    part (the hook's events; of it, the worker executing the edited block) and MkDocs' part (everything else:
+    reading, Markdown, the theme, writing), with a plain MkDocs rebuild of the same pages (outputs pasted in) timed
+    alongside."""
     env = {**ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "hooks"), ENV.get("PYTHONPATH")]))}
     done = subprocess.run(
         [sys.executable, "-c", SERVE_EDIT, str(root), str(ROOT / "benchmarks"), str(edits)],
@@ -334,7 +353,13 @@ def serve_figures(args: argparse.Namespace, n: int, ratios: dict[str, list[float
     print(f"serve path ({n} pages): cold {found['cold']:.1f} s, then edits (medians of {args.edits}):")
     for kind, what in (("prompt", "a generate block's prompt (model=both)"), ("code", "a python exec block")):
         t = found[kind]
-        print(f"  {what} edited: {t['total']:.2f} s  target <= {SERVE_TARGET} s")
+        print(f"  {what} edited: page reloaded with the edit in {t['total']:.2f} s  target <= {SERVE_TARGET} s")
+        if kind == "prompt":
+            print(
+                f"    its answers (generated in the background) shown after {t['answers']:.2f} s: the follow-up rebuild "
+                "started as soon as the hook wrote its file (MkDocs' own watcher, polling every 0.5 s then waiting "
+                "0.1 s, comes before that rebuild as before the edit's, and is counted in neither)"
+            )
         print(
             f"    ours {t['ours']:.2f} s: the worker executing the edited block {t['worker']:.2f} s, the hook itself "
             f"{t['hook']:.3f} s ({t['hook_cpu']:.3f} s CPU)"
@@ -349,6 +374,7 @@ def serve_figures(args: argparse.Namespace, n: int, ratios: dict[str, list[float
                 f"{kind} edit under serve, {n} p.": f"{t['total']:.2f} s",
                 f"{kind}: ours (worker + hook)": f"{t['ours']:.2f} s ({t['worker']:.2f} + {t['hook']:.3f})",
                 f"{kind}: MkDocs (plain rebuild)": f"{t['mkdocs']:.2f} s ({t['plain']:.2f} s)",
+                **({f"{kind}: answers shown": f"{t['answers']:.2f} s"} if kind == "prompt" else {}),
             }
         )
     ratios["edit/cold"].append(found["prompt"]["total"] / found["cold"])

@@ -7,8 +7,10 @@ from llmexec.adapters.mkdocs import (
     on_page_markdown,
     on_post_build,
     on_post_page,
+    on_serve,
     on_shutdown,
     on_startup,
 )
 
-__all__ = ["on_config", "on_files", "on_page_markdown", "on_post_build", "on_post_page", "on_shutdown", "on_startup"]
+__all__ = ["on_config", "on_files", "on_page_markdown", "on_post_build", "on_post_page", "on_serve", "on_shutdown",
+           "on_startup"]

@@ -18,6 +18,7 @@ from .present import notebooks
 from .present import page as present
 from .present import report as drift_report
 from .present.kept import KeptPages, placed
+from .resolve.deferred import Background, Serialized
 from .resolve.resolver import Resolver
 from .resolve.runner import KeptRunner, RunnerFactory
 from .vocabulary import LOCK_COMMAND
@@ -33,7 +34,9 @@ class Engine:
                  report: Callable[[str], None], progress: Callable[[str], None], titles: bool = True) -> None:
         self.settings, self.project_dir, self.factory = settings, project_dir, factory
         self.sink, self.progress, self.titles = report, progress, titles  # the sink of errors may be swapped per page
-        self.runner = KeptRunner(factory, progress)
+        # one call at a time (resolve/deferred.py): under `serve` a background generation shares the worker
+        self.runner = KeptRunner(lambda s, p: Serialized(factory(s, p)), progress)
+        self.background: Background | None = None  # set by the adapter under `serve` (resolve/deferred.py)
         self.plans = KeptPlans(project_dir)  # a page's plan, kept across `serve` rebuilds
         self.presented = KeptPages()  # a page's Markdown, kept while its plan and everything it showed are unchanged
         self.resolver = Resolver(settings, self._runner_for_build, self.report, progress)
@@ -44,7 +47,7 @@ class Engine:
     def reconfigure(self, settings: Settings) -> None:
         """New settings for the next build; the worker is restarted only if what it loaded depends on them."""
         if settings.worker_fingerprint() != self.settings.worker_fingerprint():
-            self.runner.close()
+            self.close()  # the background's work in flight too
         if settings != self.settings:
             self.plans.plans.clear()  # plans depend on the models, limits and paths
             self.presented.pages.clear()
@@ -56,6 +59,7 @@ class Engine:
     def begin_build(self) -> None:
         self.plans.planned = self.presented.rendered = 0
         self.resolver = Resolver(self.settings, self._runner_for_build, self.report, self.progress)
+        self.resolver.deferred = self.background if self.settings.serve_background else None
 
     def plan(self, markdown: str, *, page: str, line_offset: int = 0) -> PagePlan:
         return self.plans.plan(markdown, page=page, line_offset=line_offset, settings=self.settings)
@@ -132,4 +136,6 @@ class Engine:
         return self.resolver.recorder.summary()
 
     def close(self) -> None:
+        if self.background is not None:  # work in flight is dropped; answers already finished are recorded
+            self.background.abandon(self.resolver)
         self.runner.close()

@@ -10,7 +10,7 @@ Template = Literal["auto", "chat", "raw"]
 TEMPLATES: tuple[Template, ...] = ("auto", "chat", "raw")
 OutputFormat = Literal["text", "markdown", "html"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("text", "markdown", "html")
-Status = Literal["ok", "error", "timeout", "memory", "crashed", "skipped", "unexecuted"]
+Status = Literal["ok", "error", "timeout", "memory", "crashed", "skipped", "unexecuted", "pending"]  # pending: `serve`
 FinishReason = Literal["eos", "length", "stop", ""]
 
 REQUIRED_ROLES = ("base", "instruct")  # always configured (the offline pair by default)

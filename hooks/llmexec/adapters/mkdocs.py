@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
+from mkdocs.livereload import LiveReloadServer
 from mkdocs.plugins import get_plugin_logger
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 from mkdocs.utils.meta import get_data
 
+from ..core.files import atomic_write
 from ..core.settings import load_settings
 from ..engine import Engine
 from ..errors import LlmExecError
 from ..present import assets, notebooks, render
+from ..resolve.deferred import Background
 from ..resolve.runner import runner_factory
 
 log = get_plugin_logger("llm_exec")
@@ -26,6 +30,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 _engine: Engine | None = None  # kept across `mkdocs serve` rebuilds, so loaded models stay warm
 _dirty = False
+_serving = False  # `mkdocs serve` (not `serve --clean`, which MkDocs runs as builds)
+_background: Background | None = None  # under `serve`, once watching: missing answers are generated in the background
 _rendered: dict[str, str] = {}  # this build's outputs, by the id written into their output fence
 
 
@@ -41,8 +47,21 @@ def _stops_cleanly(event: Callable[P, R]) -> Callable[P, R]:
 
 
 def on_startup(*, command: str, dirty: bool) -> None:
-    global _dirty
-    _dirty = dirty
+    global _dirty, _serving, _background
+    _dirty, _serving, _background = dirty, command == "serve", None
+
+
+def on_serve(server: LiveReloadServer, /, *, config: MkDocsConfig, builder: Callable) -> LiveReloadServer:
+    """After the first build of `mkdocs serve`: later rebuilds show a page at once and generate its missing answers in
+    the background; when they are ready a file in a folder MkDocs now watches is written, and MkDocs rebuilds.
+    Another server (ProperDocs') or `serve --clean`: every build waits for its answers, as `mkdocs build` does."""
+    global _background
+    if _engine is not None and _serving and isinstance(server, LiveReloadServer):
+        ready = _engine.settings.cache_dir / "serve" / "answers-ready"  # written by nothing else: never a loop
+        ready.parent.mkdir(parents=True, exist_ok=True)
+        server.watch(str(ready.parent))
+        _background = _engine.background = Background(lambda: atomic_write(ready, f"{time.time_ns()}\n"))
+    return server
 
 
 @_stops_cleanly
@@ -60,6 +79,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig | None:
         on_shutdown()
         _engine = Engine(settings, project_dir, runner_factory(), report=log.error, progress=log.info)
     _engine.titles = "pymdownx.highlight" in config.markdown_extensions
+    _engine.background = _background
     _engine.begin_build()
     _rendered.clear()
     if "pymdownx.superfences" not in config.markdown_extensions:

@@ -46,6 +46,9 @@ class LlmExecPlugin(BasePlugin):
                 f"keep one: remove `{NAME}` from `plugins:` or {', '.join(hooks)} from `hooks:`"))
         return hook.on_config(config)
 
+    def on_serve(self, server: Any, /, *, config: MkDocsConfig, builder: Any) -> Any:
+        return hook.on_serve(server, config=config, builder=builder)
+
     @event_priority(LATE)
     def on_files(self, files: Files, /, *, config: MkDocsConfig) -> Files | None:
         return hook.on_files(files, config=config)

@@ -30,6 +30,7 @@ _TOP: Schema = {
                                                  else f"must be between {BATCH_SIZE[0]} and {BATCH_SIZE[1]}, got {v}")),
     "memory_limit": (4, positive("number of GB")),
     "notebooks_elsewhere": ("fail", choice("fail", "note")),  # a renderer without mkdocs-jupyter (Zensical)
+    "serve_background": (True, BOOLEAN),  # `mkdocs serve`: an edited page at once, its answers when they are ready
 }
 
 
@@ -52,6 +53,7 @@ class Settings:
     since: str = ""  # verify mode: a git ref; only lockfile entries added or changed since it are re-executed
     preview_execute: bool = False  # preview mode: execute blocks that have no entry, for this preview only
     notebooks_elsewhere: str = "fail"  # where notebooks cannot be rendered (Zensical): fail, or note it at each link
+    serve_background: bool = True  # `mkdocs serve`: missing generations run in the background (resolve/deferred.py)
     project_dir: Path = Path(".")  # the folder of mkdocs.yml: where snippets run, so relative paths mean the same
 
     @property
@@ -106,4 +108,4 @@ def load_settings(extra: Mapping[str, Any], config_dir: Path, watched: tuple[Pat
         timeout=float(options["timeout"]), max_new_tokens=options["max_new_tokens"], threads=options["threads"],
         batch_size=options["batch_size"], memory_limit=float(options["memory_limit"]), since=env.get(SINCE_ENV, ""),
         preview_execute=env.get(PREVIEW_EXECUTE_ENV, "") == "1", notebooks_elsewhere=options["notebooks_elsewhere"],
-        project_dir=config_dir.resolve())
+        serve_background=options["serve_background"], project_dir=config_dir.resolve())

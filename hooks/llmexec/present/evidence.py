@@ -10,6 +10,7 @@ from ..core.protocol import CodeOutcome, GenerateOutcome
 _UNAVAILABLE = {
     "unexecuted": "its block has no lockfile entry and was not executed in this build",
     "skipped": "its block did not run (an earlier block on the page failed)",
+    "pending": "pending: its answer is being generated (mkdocs serve); checked once the page reloads with it",
 }
 
 

@@ -98,6 +98,13 @@ def preview_only() -> str:
     return f'<div class="llmx-preview-only" role="note">{escape(PREVIEW_ONLY)}</div>'
 
 
+def pending(prompt: str, note: str) -> str:
+    """Under `mkdocs serve`, while the answer is generated in the background: the prompt as written, and a note."""
+    return (f'<div class="llmx-label">Prompt (the exact input the model receives is shown with its answer)</div>'
+            f'{_pre(prompt, "llmx-input")}<div class="llmx-result llmx-pending" role="status">'
+            f'<div class="llmx-caption">Pending</div><p>{escape(note)}</p></div>')
+
+
 def skipped(reason: str) -> str:
     return f'<div class="llmx-result llmx-skipped"><div class="llmx-caption">Not run</div><p>{escape(reason)}</p></div>'
 
@@ -129,6 +136,8 @@ def generation(columns: list[Column], where: str, policy: Policy) -> str:
             parts.append(preview_only())
         if outcome.status == "unexecuted":
             parts.append(unexecuted(why_not_executed(where, policy, outcome.error)))
+        elif outcome.status == "pending":
+            parts.append(pending(outcome.input_text, outcome.error))
         elif outcome.status == "ok":
             parts.append(f'<div class="llmx-label">Input the model received ({outcome.input_tokens} tokens)</div>')
             parts.append(_pre(outcome.input_text, "llmx-input"))

@@ -14,6 +14,7 @@ from . import entries, since
 from .boundary import Boundary
 from .cache import ResultCache
 from .code import resolve_code
+from .deferred import Background, Provenance
 from .ranks import resolve_ranks
 from .recorder import Recorder
 from .store import Store
@@ -34,6 +35,7 @@ class Resolver:
                            progress, report, only=only)
         self.recorder = Recorder(settings, self.store, report, progress)
         self.boundary = Boundary(runner, self.recorder.stats)
+        self.deferred: Background | None = None  # under `serve`: missing generations run in the background
 
     # -- generation ------------------------------------------------------------------------------
 
@@ -69,13 +71,19 @@ class Resolver:
         return found
 
     def _generate(self, jobs: list[Job]) -> dict[str, GenerateOutcome]:
+        if self.deferred is not None:  # `serve`: shown pending now, recorded by the build after they are done
+            return self.deferred.resolve(self, jobs, self.boundary.start)
         self.progress(f"generating {len(jobs)} answer(s) for {len({(j.block.page, j.block.line) for j in jobs})} block(s)")
         requests = [_request(j, self.settings.timeout) for j in jobs]
         outcomes = self.boundary.call("generation", lambda: self.boundary.start().generate(requests), GenerateOutcome)
         outcomes += [GenerateOutcome(status="skipped", error="not run: the worker stopped")] * (len(jobs) - len(outcomes))
+        return self.settle(jobs, outcomes, self.boundary.provenance())
+
+    def settle(self, jobs: list[Job], outcomes: list[GenerateOutcome], provenance: Provenance) -> dict[str, GenerateOutcome]:
+        """Generated answers recorded and their failures reported: this build's, or finished in the background."""
         for job, outcome in zip(jobs, outcomes):
             self.fresh[job.key] = outcome
-            self.recorder.record(job.key, entries.generate(job, outcome, self.settings.models, *self.boundary.provenance()))
+            self.recorder.record(job.key, entries.generate(job, outcome, self.settings.models, *provenance))
             if outcome.status not in ("ok", "unexecuted"):
                 what = (f"evaluate block, request {job.item} on {job.variant}," if job.item
                         else f"generate block, column {job.variant}," if job.variant else "generate block")

@@ -41,6 +41,11 @@ class WorkerRunner:
         self.weights: dict[str, str] = {}  # role -> sha256 of weights made on this machine (tuned models)
         self._configured = False
 
+    @property
+    def process(self) -> Any:
+        """The worker's process while it runs (None before the first call): `serve`'s background kills it to drop a call."""
+        return self.worker.process
+
     def begin_build(self, settings: Settings) -> None:
         self.settings = settings  # same worker fingerprint (models, threads); limits and batch size may change
         self._configured = False  # models that failed to load are tried again once per build
