@@ -12,5 +12,13 @@ from llmexec.adapters.mkdocs import (
     on_startup,
 )
 
-__all__ = ["on_config", "on_files", "on_page_markdown", "on_post_build", "on_post_page", "on_serve", "on_shutdown",
-           "on_startup"]
+__all__ = [
+    "on_config",
+    "on_files",
+    "on_page_markdown",
+    "on_post_build",
+    "on_post_page",
+    "on_serve",
+    "on_shutdown",
+    "on_startup",
+]

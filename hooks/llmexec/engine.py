@@ -30,8 +30,15 @@ class Engine:
     """Lives as long as the renderer's process: under `serve` the runner (and its loaded models) is kept across
     rebuilds, and across settings changes that do not change the worker's fingerprint (models, threads)."""
 
-    def __init__(self, settings: Settings, project_dir: Path, factory: RunnerFactory,
-                 report: Callable[[str], None], progress: Callable[[str], None], titles: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        project_dir: Path,
+        factory: RunnerFactory,
+        report: Callable[[str], None],
+        progress: Callable[[str], None],
+        titles: bool = True,
+    ) -> None:
         self.settings, self.project_dir, self.factory = settings, project_dir, factory
         self.sink, self.progress, self.titles = report, progress, titles  # the sink of errors may be swapped per page
         # one call at a time (resolve/deferred.py): under `serve` a background generation shares the worker
@@ -73,8 +80,19 @@ class Engine:
         if not plan.items and not plan.claims:
             return markdown
         code, generated = self.resolver.code(plan), self.resolver.generations(plan)
-        scored = self.resolver.ranks([job for block in plan.tokens for job in tokens.rank_jobs(
-            block, generated, self.settings.models[block.view.under], self.settings.timeout)]) if plan.tokens else {}
+        scored = (
+            self.resolver.ranks(
+                [
+                    job
+                    for block in plan.tokens
+                    for job in tokens.rank_jobs(
+                        block, generated, self.settings.models[block.view.under], self.settings.timeout
+                    )
+                ]
+            )
+            if plan.tokens
+            else {}
+        )
         for problem in (item for item in plan.items if isinstance(item, Problem)):
             self.resolver.recorder.stats.failed += 1
             self.report(problem.message())
@@ -103,8 +121,13 @@ class Engine:
         return target
 
     def _context(self) -> present.Context:
-        return present.Context(self.settings.models, self.settings.policy, frozenset(self.resolver.recorder.preview_only),
-                               self.titles, dict(self.resolver.store.weights))
+        return present.Context(
+            self.settings.models,
+            self.settings.policy,
+            frozenset(self.resolver.recorder.preview_only),
+            self.titles,
+            dict(self.resolver.store.weights),
+        )
 
     def _checked(self, checked: present.Checked) -> None:
         """Count the claims and report those that fail. A preview only marks them (red, on the page) and lists them
@@ -126,8 +149,13 @@ class Engine:
             atomic_write(self.settings.report, drift_report.render(drift, policy))
             self.progress(f"drift report written to {self.settings.report}")
         if policy.compares and (drift.changed or drift.new):
-            self.report(with_fix(f"{len(drift.changed)} block(s) differ from the lockfile and {len(drift.new)} have no "
-                                 f"entry; see {self.settings.report}", f"if the new outputs are right: {LOCK_COMMAND}"))
+            self.report(
+                with_fix(
+                    f"{len(drift.changed)} block(s) differ from the lockfile and {len(drift.new)} have no "
+                    f"entry; see {self.settings.report}",
+                    f"if the new outputs are right: {LOCK_COMMAND}",
+                )
+            )
         elif policy.compares:
             self.progress(f"verify: all {len(drift.matched)} re-executed block(s) reproduced their lockfile entries")
         return self.resolver.store.finish(complete=not dirty and self.resolver.recorder.stats.failed == 0)

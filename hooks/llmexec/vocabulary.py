@@ -33,14 +33,40 @@ def max_new_tokens_problem(value: object) -> str:
     low, high = MAX_NEW_TOKENS
     ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
     return "" if ok else f"must be a whole number from {low} to {high}, got {value!r}"
-CLAIM_HELPERS = ("len", "any", "all", "min", "max", "abs", "round", "sum", "sorted", "set", "list", "str", "int", "float",
-                 "matches", "words", "about", "True", "False", "None")  # what a claim's check may call besides block ids
-FAILURES = {"error": "raised an exception", "timeout": "ran past its time limit", "memory": "ran past its memory limit",
-            "crashed": "crashed"}  # how a failed block is described, by status
+
+
+CLAIM_HELPERS = (
+    "len",
+    "any",
+    "all",
+    "min",
+    "max",
+    "abs",
+    "round",
+    "sum",
+    "sorted",
+    "set",
+    "list",
+    "str",
+    "int",
+    "float",
+    "matches",
+    "words",
+    "about",
+    "True",
+    "False",
+    "None",
+)  # what a claim's check may call besides block ids
+FAILURES = {
+    "error": "raised an exception",
+    "timeout": "ran past its time limit",
+    "memory": "ran past its memory limit",
+    "crashed": "crashed",
+}  # how a failed block is described, by status
 FIXES = {
     "error": "fix the code (the traceback gives the line), or drop `exec` to show the block without running it",
     "timeout": "make it faster, or raise the limit: timeout=SECONDS on the fence, or extra.llm_exec.timeout in mkdocs.yml",
     "crashed": "the process running the block died; look for os._exit, a native crash or memory use in the snippet",
     "memory": "use less memory (smaller pieces, `del` what is done with), or raise the limit: "
-              "extra.llm_exec.memory_limit (GB) in mkdocs.yml",
+    "extra.llm_exec.memory_limit (GB) in mkdocs.yml",
 }

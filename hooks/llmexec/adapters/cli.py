@@ -33,8 +33,11 @@ def prepare(config_file: Path) -> int:
             print(f"llm-exec: {role}: {spec.artifact}: found in the local Hugging Face cache", file=sys.stderr)
             continue
         elif spec.kind == "tuned":  # trained by the first build that executes a block using it, never here
-            print(f"llm-exec: {role}: {spec.artifact}: tuned on first use by a build that needs it "
-                  "(a build from the lockfile never does)", file=sys.stderr)
+            print(
+                f"llm-exec: {role}: {spec.artifact}: tuned on first use by a build that needs it "
+                "(a build from the lockfile never does)",
+                file=sys.stderr,
+            )
             continue
         else:
             print(f"llm-exec: {role}: {spec.artifact}: local folder", file=sys.stderr)
@@ -43,9 +46,15 @@ def prepare(config_file: Path) -> int:
 
         started = time.perf_counter()
         print(f"llm-exec: {role}: {spec.artifact} ...", file=sys.stderr, flush=True)
-        model = load_model(spec, settings.model_cache_dir, lambda text: print(f"llm-exec:   {text}", file=sys.stderr, flush=True))
-        print(f"llm-exec: {role}: ready in {time.perf_counter() - started:.1f} s "
-              f"({sum(p.numel() for p in model.model.parameters()) / 1e6:.0f}M parameters)", file=sys.stderr, flush=True)
+        model = load_model(
+            spec, settings.model_cache_dir, lambda text: print(f"llm-exec:   {text}", file=sys.stderr, flush=True)
+        )
+        print(
+            f"llm-exec: {role}: ready in {time.perf_counter() - started:.1f} s "
+            f"({sum(p.numel() for p in model.model.parameters()) / 1e6:.0f}M parameters)",
+            file=sys.stderr,
+            flush=True,
+        )
     return 0
 
 
@@ -80,8 +89,10 @@ def run(config_file: Path, mode: str, since: str = "", report: Path | None = Non
     finally:
         engine.close()
     verdict = "FAILED: see the errors above" if errors else "done"
-    print(f"llm-exec {mode}{f' --since {since}' if since else ''}: {verdict} ({time.perf_counter() - started:.1f} s)",
-          file=sys.stderr)
+    print(
+        f"llm-exec {mode}{f' --since {since}' if since else ''}: {verdict} ({time.perf_counter() - started:.1f} s)",
+        file=sys.stderr,
+    )
     return 1 if errors else 0
 
 
@@ -102,13 +113,22 @@ def status(config_file: Path) -> int:
             engine.process_page(page.markdown, page=page.where, line_offset=page.line_offset, place=lambda i, h: [])
         after = engine.resolver.recorder.stats
         missing = after.unexecuted - before.unexecuted
-        rows.append((page.where, after.cached - before.cached + missing, missing,
-                     after.claims - before.claims, after.failed_claims - before.failed_claims))
+        rows.append(
+            (
+                page.where,
+                after.cached - before.cached + missing,
+                missing,
+                after.claims - before.claims,
+                after.failed_claims - before.failed_claims,
+            )
+        )
     stale = engine.resolver.store.lock.keys() - engine.resolver.store.used
     print(f"{'page':34} {'results':>8} {'missing':>8} {'claims':>7} {'false':>6}")
     for where, total, missing, claims, false in rows:
         print(f"{where:34} {total:>8} {missing:>8} {claims:>7} {false:>6}")
-    print(f"\n{len(stale)} lockfile entr{'y' if len(stale) == 1 else 'ies'} no page uses (a complete `lock` prunes them)")
+    print(
+        f"\n{len(stale)} lockfile entr{'y' if len(stale) == 1 else 'ies'} no page uses (a complete `lock` prunes them)"
+    )
     if any(row[2] or row[4] for row in rows):
         print(f"to record the missing results: {LOCK_COMMAND}")
         return 1
@@ -126,14 +146,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
     lock = sub.add_parser("lock", help="execute what has no lockfile entry, record it, prune unused entries")
     lock.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
-    lock.add_argument("--refresh", action="store_true", help="execute every block again (refresh mode); outputs "
-                      "unchanged within the tolerance keep their entries byte for byte")
+    lock.add_argument(
+        "--refresh",
+        action="store_true",
+        help="execute every block again (refresh mode); outputs "
+        "unchanged within the tolerance keep their entries byte for byte",
+    )
     st = sub.add_parser("status", help="per page: results in the lockfile, missing ones, false claims (runs nothing)")
     st.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
     v = sub.add_parser("verify", help="re-execute blocks and compare them with the lockfile; never writes it")
     v.add_argument("-f", "--config-file", type=Path, default=Path("mkdocs.yml"))
-    v.add_argument("--since", default="", metavar="GIT_REF",
-                   help="only the blocks whose lockfile entries were added or changed since this ref (default: all)")
+    v.add_argument(
+        "--since",
+        default="",
+        metavar="GIT_REF",
+        help="only the blocks whose lockfile entries were added or changed since this ref (default: all)",
+    )
     v.add_argument("--report", type=Path, default=None, help="where to write the drift report (Markdown)")
     args = parser.parse_args(argv)
     try:

@@ -34,8 +34,13 @@ _lock = threading.Lock()
 
 class LlmExecExtension(Extension):
     def __init__(self, **kwargs: Any) -> None:
-        self.config = {"lockfile_state": ["", "a digest of the lockfile: Zensical caches pages by their text and "
-                                              "their extensions' options, so a new digest re-renders them"]}
+        self.config = {
+            "lockfile_state": [
+                "",
+                "a digest of the lockfile: Zensical caches pages by their text and "
+                "their extensions' options, so a new digest re-renders them",
+            ]
+        }
         super().__init__(**kwargs)
 
     def extendMarkdown(self, md: Markdown) -> None:  # Python-Markdown's name
@@ -62,8 +67,12 @@ class _Blocks(Preprocessor):
         engine = _engine(root, docs, config.get("extra") or {})
         with _lock:
             engine.sink = errors.append
-            text = engine.process_page("\n".join(lines), page=page, line_offset=offset,
-                                       place=lambda indent, html: ["", indent + self.md.htmlStash.store(html), ""])
+            text = engine.process_page(
+                "\n".join(lines),
+                page=page,
+                line_offset=offset,
+                place=lambda indent, html: ["", indent + self.md.htmlStash.store(html), ""],
+            )
             text = _notebook_links(text, engine.settings.notebooks_elsewhere, root / docs)
         if errors:
             raise LlmExecError("\n".join(errors))
@@ -79,45 +88,66 @@ def _engine(root: Path, docs: str, extra: dict[str, Any]) -> Engine:
         engine = _engines.get(str(root))
         if engine is None or engine.settings != settings:
             _check_notebooks(root / docs, settings, root)
-            engine = _engines[str(root)] = Engine(settings, root, _never, report=lambda m: None, progress=lambda m: None)
+            engine = _engines[str(root)] = Engine(
+                settings, root, _never, report=lambda m: None, progress=lambda m: None
+            )
         return engine
 
 
 def _never(*_: Any) -> Any:
-    raise LlmExecError(with_fix("this renderer builds from the lockfile and never executes blocks",
-                                f"record the missing results first: {LOCK_COMMAND}"))
+    raise LlmExecError(
+        with_fix(
+            "this renderer builds from the lockfile and never executes blocks",
+            f"record the missing results first: {LOCK_COMMAND}",
+        )
+    )
 
 
 def _check_notebooks(docs: Path, settings: Any, root: Path) -> None:
     """Notebooks are rendered by mkdocs-jupyter, which this renderer ignores: say so, or fail (the default)."""
     notebooks = sorted(p.relative_to(root).as_posix() for p in docs.rglob("*.ipynb"))
     if notebooks and settings.notebooks_elsewhere == "fail":
-        raise LlmExecError(with_fix(
-            f"this renderer cannot show notebooks with their outputs (it ignores mkdocs-jupyter): {', '.join(notebooks)} "
-            "would be published as a raw .ipynb download",
-            "build with MkDocs or ProperDocs, or set extra.llm_exec.notebooks_elsewhere: note in mkdocs.yml to publish "
-            "them as downloads, marked as such next to every link to them"))
+        raise LlmExecError(
+            with_fix(
+                f"this renderer cannot show notebooks with their outputs (it ignores mkdocs-jupyter): {', '.join(notebooks)} "
+                "would be published as a raw .ipynb download",
+                "build with MkDocs or ProperDocs, or set extra.llm_exec.notebooks_elsewhere: note in mkdocs.yml to publish "
+                "them as downloads, marked as such next to every link to them",
+            )
+        )
 
 
 def _notebook_links(text: str, policy: str, docs: Path) -> str:
     """With notebooks_elsewhere: note, a link to a notebook says that it leads to the raw file."""
     if policy != "note":
         return text
-    return re.sub(r"(\[[^\]]+\]\(([^)\s]+\.ipynb)\))", r"\1 *(a raw notebook: this renderer cannot show it with its "
-                  r"outputs)*", text)
+    return re.sub(
+        r"(\[[^\]]+\]\(([^)\s]+\.ipynb)\))",
+        r"\1 *(a raw notebook: this renderer cannot show it with its "
+        r"outputs)*",
+        text,
+    )
 
 
 def _without_engine(lines: list[str]) -> list[str]:
     """MkDocs or ProperDocs: the hook replaced the blocks already. If a block is still here, the hook did not run."""
     if hook._engine is not None:
         return lines
-    found = find_blocks("\n".join(lines), page="this page", line_offset=0, project_dir=Path("."),
-                        roles=("base", "tuned", "preferred", "instruct"))  # a Problem too is an executable fence (an evaluate one
-    if found:                                                 # may name a variant this guess of the roles lacks)
+    found = find_blocks(
+        "\n".join(lines),
+        page="this page",
+        line_offset=0,
+        project_dir=Path("."),
+        roles=("base", "tuned", "preferred", "instruct"),
+    )  # a Problem too is an executable fence (an evaluate one
+    if found:  # may name a variant this guess of the roles lacks)
         where = found[0].where if isinstance(found[0], Block) else f"{found[0].page}:{found[0].line}"
-        raise LlmExecError(with_fix(
-            f"{where}: an executable block, and nothing ran it: llmexec.adapters.markdown is loaded, but "
-            "this renderer gives it no page context and neither the llm-exec plugin nor the llm_exec hook is active",
-            "add `plugins: [llm-exec]` (or the hook file: `hooks: [hooks/llm_exec.py]`) to mkdocs.yml (MkDocs, "
-            "ProperDocs), or build with Zensical"))
+        raise LlmExecError(
+            with_fix(
+                f"{where}: an executable block, and nothing ran it: llmexec.adapters.markdown is loaded, but "
+                "this renderer gives it no page context and neither the llm-exec plugin nor the llm_exec hook is active",
+                "add `plugins: [llm-exec]` (or the hook file: `hooks: [hooks/llm_exec.py]`) to mkdocs.yml (MkDocs, "
+                "ProperDocs), or build with Zensical",
+            )
+        )
     return lines

@@ -37,12 +37,14 @@ _rendered: dict[str, str] = {}  # this build's outputs, by the id written into t
 
 def _stops_cleanly(event: Callable[P, R]) -> Callable[P, R]:
     """The one error boundary on the MkDocs side: an engine error aborts the build with its message, no traceback."""
+
     @functools.wraps(event)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return event(*args, **kwargs)
         except LlmExecError as exc:
             raise PluginError(str(exc)) from None
+
     return run
 
 
@@ -112,8 +114,9 @@ def on_files(files: Files, /, *, config: MkDocsConfig) -> Files | None:
 def on_page_markdown(markdown: str, /, *, page: Page, config: MkDocsConfig, files: Files) -> str | None:
     if _engine is None:
         return None
-    return _engine.process_page(markdown, page=_where(page.file, config), line_offset=_offset(page.file, markdown),
-                                place=_place)
+    return _engine.process_page(
+        markdown, page=_where(page.file, config), line_offset=_offset(page.file, markdown), place=_place
+    )
 
 
 def on_post_page(output: str, /, *, page: Page, config: MkDocsConfig) -> str | None:

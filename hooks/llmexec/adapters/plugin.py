@@ -27,10 +27,20 @@ class LlmExecPlugin(BasePlugin):
 
     def load_config(self, options: dict[str, Any], config_file_path: str | None = None) -> tuple[list, list]:
         errors, warnings = super().load_config({}, config_file_path)
-        errors += [(key, ValidationError(with_fix(f"this plugin takes no options: its settings are {SECTION}, which "
-                                                  "the hook, `python -m llmexec` and the Markdown extension (Zensical) "
-                                                  "read too", f"move `{key}` under {SECTION} in mkdocs.yml")))
-                   for key in options]
+        errors += [
+            (
+                key,
+                ValidationError(
+                    with_fix(
+                        f"this plugin takes no options: its settings are {SECTION}, which "
+                        "the hook, `python -m llmexec` and the Markdown extension (Zensical) "
+                        "read too",
+                        f"move `{key}` under {SECTION} in mkdocs.yml",
+                    )
+                ),
+            )
+            for key in options
+        ]
         return errors, warnings
 
     def on_startup(self, *, command: str, dirty: bool) -> None:
@@ -40,10 +50,13 @@ class LlmExecPlugin(BasePlugin):
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
         hooks = [name for name, other in config.plugins.items() if getattr(other, "on_config", None) is hook.on_config]
         if hooks:
-            raise PluginError(with_fix(
-                f"mkdocs.yml configures llm-exec twice: as the plugin `{NAME}` and as the hook {', '.join(hooks)} "
-                "(every block would be processed twice)",
-                f"keep one: remove `{NAME}` from `plugins:` or {', '.join(hooks)} from `hooks:`"))
+            raise PluginError(
+                with_fix(
+                    f"mkdocs.yml configures llm-exec twice: as the plugin `{NAME}` and as the hook {', '.join(hooks)} "
+                    "(every block would be processed twice)",
+                    f"keep one: remove `{NAME}` from `plugins:` or {', '.join(hooks)} from `hooks:`",
+                )
+            )
         return hook.on_config(config)
 
     def on_serve(self, server: Any, /, *, config: MkDocsConfig, builder: Any) -> Any:

@@ -24,5 +24,3 @@ def child_env(environ: Mapping[str, str] | None = None, *, parent: Path = PACKAG
     if parent.resolve() not in _site_dirs():
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(parent), env.get("PYTHONPATH")]))
     return env
-
-

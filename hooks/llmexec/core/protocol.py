@@ -34,7 +34,9 @@ class CodeOutcome:
     error: str = ""  # traceback or reason; empty when status is ok
     seconds: float = 0.0
     models_used: tuple[str, ...] = ()
-    rich: tuple[dict[str, str], ...] = ()  # display() and figures: MIME bundles (image/png base64, text/html, text/plain)
+    rich: tuple[
+        dict[str, str], ...
+    ] = ()  # display() and figures: MIME bundles (image/png base64, text/html, text/plain)
     notes: dict[str, Any] = field(default_factory=dict)  # note(name=value): JSON values that checked claims read
 
 

@@ -31,15 +31,26 @@ _GEMMA_JINJA = (
     "{% set turns = messages[1:] %}{% else %}{% set prefix = '' %}{% set turns = messages %}{% endif %}"
     "{% for m in turns %}{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else m['role']) + '\\n' }}"
     "{{ (prefix if loop.first else '') + m['content'] + '<end_of_turn>\\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}")
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)
 _CHATML_JINJA = (
     "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 
 TEMPLATES: dict[str, TurnTemplate] = {
-    "gemma": TurnTemplate("<start_of_turn>user\n", "<start_of_turn>model\n", "<end_of_turn>", "\n", True, "", _GEMMA_JINJA),
-    "chatml": TurnTemplate("<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>", "\n", False,
-                           "<|im_start|>system\n", _CHATML_JINJA),
+    "gemma": TurnTemplate(
+        "<start_of_turn>user\n", "<start_of_turn>model\n", "<end_of_turn>", "\n", True, "", _GEMMA_JINJA
+    ),
+    "chatml": TurnTemplate(
+        "<|im_start|>user\n",
+        "<|im_start|>assistant\n",
+        "<|im_end|>",
+        "\n",
+        False,
+        "<|im_start|>system\n",
+        _CHATML_JINJA,
+    ),
 }
 
 
@@ -68,11 +79,20 @@ Turn = tuple[str, str]  # (role, content)
 def read_conversations(path: Path) -> list[list[Turn]]:
     """The training conversations, each checked; a malformed one is a ConfigError naming the file and line."""
     if not path.is_file():
-        raise ConfigError(with_fix(f"the tuning data {path} does not exist",
-                                   "set tune.conversations in extra.llm_exec.models.tuned to a JSON-lines file of conversations"))
-    conversations = read_records(path, str(path), lambda record, number: _conversation(record), "a conversation",
-                                 'each line is {"messages": [{"role": "user", "content": "..."}, '
-                                 '{"role": "assistant", "content": "..."}]}, optionally opening with a system message')
+        raise ConfigError(
+            with_fix(
+                f"the tuning data {path} does not exist",
+                "set tune.conversations in extra.llm_exec.models.tuned to a JSON-lines file of conversations",
+            )
+        )
+    conversations = read_records(
+        path,
+        str(path),
+        lambda record, number: _conversation(record),
+        "a conversation",
+        'each line is {"messages": [{"role": "user", "content": "..."}, '
+        '{"role": "assistant", "content": "..."}]}, optionally opening with a system message',
+    )
     if not conversations:
         raise ConfigError(with_fix(f"the tuning data {path} holds no conversation", "add conversations, one per line"))
     return conversations
@@ -144,8 +164,16 @@ TRAINER = 2
 
 def identity(recipe: Recipe, start_identity: str, data_sha256: str, versions: dict[str, str]) -> str:
     """The canonical JSON that is hashed into the tuned model's identity."""
-    return json.dumps({"recipe": recipe.to_json() | {"data": data_sha256}, "start": start_identity,
-                       "trainer": TRAINER, "versions": versions}, sort_keys=True, separators=(",", ":"))
+    return json.dumps(
+        {
+            "recipe": recipe.to_json() | {"data": data_sha256},
+            "start": start_identity,
+            "trainer": TRAINER,
+            "versions": versions,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
 
 
 def library_versions() -> dict[str, str]:

@@ -65,13 +65,24 @@ class Request:
     def keyed(self) -> dict[str, Any]:
         """The fields of a cache key (names and values as keys have always had them): what the model saw and how it
         decoded. Options beyond the first ones join only when set."""
-        return {"prompt": self.prompt, "system": self.system, "template": self.template,
-                "max_new_tokens": self.max_new_tokens, "decoding": self._decoding_key(), **self.extras()}
+        return {
+            "prompt": self.prompt,
+            "system": self.system,
+            "template": self.template,
+            "max_new_tokens": self.max_new_tokens,
+            "decoding": self._decoding_key(),
+            **self.extras(),
+        }
 
     def recorded(self) -> dict[str, Any]:
         """A lockfile entry's settings (its prompt is the entry's source)."""
-        return {"system": self.system, "template": self.template, "max_new_tokens": self.max_new_tokens,
-                "decoding": self.describe(), **self.extras()}
+        return {
+            "system": self.system,
+            "template": self.template,
+            "max_new_tokens": self.max_new_tokens,
+            "decoding": self.describe(),
+            **self.extras(),
+        }
 
     def extras(self) -> dict[str, Any]:
         """Settings that differ from their defaults, as JSON values; the ones always written (and the seeded draw,
@@ -121,4 +132,6 @@ def chat_messages(r: Request, has_chat_template: bool, no_template: str) -> list
             raise ValueError("system= needs a chat template; the prompt is given to this model as raw text")
         return None
     messages = [{"role": "system", "content": r.system}] if r.system else []
-    return messages + ([{"role": role, "content": c} for role, c in r.messages] or [{"role": "user", "content": r.prompt}])
+    return messages + (
+        [{"role": role, "content": c} for role, c in r.messages] or [{"role": "user", "content": r.prompt}]
+    )

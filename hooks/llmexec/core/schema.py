@@ -10,8 +10,11 @@ Schema = dict[str, tuple[Any, Check]]  # key: (default, check); a default of Non
 
 
 def kind(*types: type, name: str) -> Check:
-    return lambda v: "" if isinstance(v, types) and not (isinstance(v, bool) and bool not in types) else \
-        f"expected {name}, got {type(v).__name__} {v!r}"
+    return lambda v: (
+        ""
+        if isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
+        else f"expected {name}, got {type(v).__name__} {v!r}"
+    )
 
 
 def choice(*choices: str) -> Check:
@@ -24,8 +27,12 @@ def positive(name: str) -> Check:
     return lambda v: number(v) or ("" if v > 0 else f"must be a positive {name}, got {v!r}")
 
 
-STRING, NUMBER, INTEGER, BOOLEAN = kind(str, name="text"), kind(int, float, name="a number"), \
-    kind(int, name="a whole number"), kind(bool, name="true or false")
+STRING, NUMBER, INTEGER, BOOLEAN = (
+    kind(str, name="text"),
+    kind(int, float, name="a number"),
+    kind(int, name="a whole number"),
+    kind(bool, name="true or false"),
+)
 
 
 def validate(raw: Any, schema: Schema, where: str, problems: list[str]) -> dict[str, Any]:

@@ -43,14 +43,25 @@ def parse_logprobs(raw: Any) -> tuple[TokenLogprob, ...]:
     if not isinstance(raw, dict):
         return ()
     if isinstance(raw.get("content"), list):
-        return tuple(TokenLogprob(str(e.get("token", "")), _number(e.get("logprob")),
-                                  _ranked((str(t.get("token", "")), _number(t.get("logprob")))
-                                          for t in e.get("top_logprobs") or () if isinstance(t, dict)))
-                     for e in raw["content"] if isinstance(e, dict))
+        return tuple(
+            TokenLogprob(
+                str(e.get("token", "")),
+                _number(e.get("logprob")),
+                _ranked(
+                    (str(t.get("token", "")), _number(t.get("logprob")))
+                    for t in e.get("top_logprobs") or ()
+                    if isinstance(t, dict)
+                ),
+            )
+            for e in raw["content"]
+            if isinstance(e, dict)
+        )
     tokens, values, tops = raw.get("tokens") or [], raw.get("token_logprobs") or [], raw.get("top_logprobs") or []
     values, tops = [*values, *[None] * len(tokens)], [*tops, *[None] * len(tokens)]  # short lists padded
-    return tuple(TokenLogprob(str(token), _number(value), _ranked((str(k), _number(v)) for k, v in (top or {}).items()))
-                 for token, value, top in zip(tokens, values, tops))
+    return tuple(
+        TokenLogprob(str(token), _number(value), _ranked((str(k), _number(v)) for k, v in (top or {}).items()))
+        for token, value, top in zip(tokens, values, tops)
+    )
 
 
 def _ranked(pairs: Iterable[tuple[str, float | None]]) -> tuple[tuple[str, float | None], ...]:

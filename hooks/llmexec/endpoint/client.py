@@ -49,8 +49,14 @@ class ServerInfo:
 class EndpointClient:
     """Talks to one Endpoint on behalf of one model role; every error names the role, host:port and the fix."""
 
-    def __init__(self, endpoint: Endpoint, role: str, environ: Mapping[str, str] = os.environ, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        role: str,
+        environ: Mapping[str, str] = os.environ,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.endpoint, self.role = endpoint, role
         self.http = Transport(endpoint, role, environ, sleep)
         self._exchange, self._fail, self._get_quietly = self.http.exchange, self.http.fail, self.http.get_quietly
@@ -63,30 +69,59 @@ class EndpointClient:
         cards = listing.get("data") if isinstance(listing, dict) else None
         record = next((c for c in cards or () if isinstance(c, dict) and c.get("id") == self.endpoint.model), None)
         if record is None:
-            raise self._fail(f"the server does not serve '{self.endpoint.model}'; it serves: "
-                             f"{', '.join(self.http.served) or 'nothing'}",
-                             "set `model` to one of those ids, or start the server under this name "
-                             "(vLLM, SGLang: --served-model-name; llama-server: --alias; llama-cpp-python: --model_alias)")
+            raise self._fail(
+                f"the server does not serve '{self.endpoint.model}'; it serves: "
+                f"{', '.join(self.http.served) or 'nothing'}",
+                "set `model` to one of those ids, or start the server under this name "
+                "(vLLM, SGLang: --served-model-name; llama-server: --alias; llama-cpp-python: --model_alias)",
+            )
         engine, version, revision, path = self._identify(record, headers.get("Server", ""))
         return ServerInfo(engine, version, self.endpoint.model, revision or self.endpoint.revision, path, record)
 
-    def complete(self, prompt: str, *, max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
-                 seed: int | None = None, stop: Sequence[str] = (), logprobs: int = 0) -> Completion:
+    def complete(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        logprobs: int = 0,
+    ) -> Completion:
         """The raw prompt continued (POST /completions), what a base model needs; logprobs: top alternatives."""
         body = self._body(max_tokens, temperature, top_p, seed, stop, prompt=prompt)
         return self._generate("/completions", {**body, "logprobs": logprobs} if logprobs else body, logprobs)
 
-    def chat(self, messages: list[dict[str, Any]], *, max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
-             seed: int | None = None, stop: Sequence[str] = (), logprobs: int = 0) -> Completion:
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        logprobs: int = 0,
+    ) -> Completion:
         """A reply to chat messages (POST /chat/completions), the server applying the model's chat template."""
         body = self._body(max_tokens, temperature, top_p, seed, stop, messages=list(messages))
-        return self._generate("/chat/completions", {**body, "logprobs": True, "top_logprobs": logprobs} if logprobs
-                              else body, logprobs)
+        return self._generate(
+            "/chat/completions", {**body, "logprobs": True, "top_logprobs": logprobs} if logprobs else body, logprobs
+        )
 
-    def _body(self, max_tokens: int, temperature: float, top_p: float, seed: int | None, stop: Sequence[str],
-              **payload: Any) -> dict[str, Any]:
-        body = {"model": self.endpoint.model, **payload, "max_tokens": max_tokens, "temperature": temperature,
-                "top_p": top_p, "stream": False, **self.extra}
+    def _body(
+        self, max_tokens: int, temperature: float, top_p: float, seed: int | None, stop: Sequence[str], **payload: Any
+    ) -> dict[str, Any]:
+        body = {
+            "model": self.endpoint.model,
+            **payload,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "stream": False,
+            **self.extra,
+        }
         return body | ({"seed": seed} if seed is not None else {}) | ({"stop": list(stop)} if stop else {})
 
     # -- generation -------------------------------------------------------------------------------------------
@@ -96,8 +131,10 @@ class EndpointClient:
         response, _ = self._exchange("POST", path, body)
         choices = response.get("choices") if isinstance(response, dict) else None
         if not choices or not isinstance(choices[0], dict):
-            raise self._fail(f"POST {path} answered without choices: {snippet(json.dumps(response))}",
-                             "check that `url` points at an OpenAI-compatible server")
+            raise self._fail(
+                f"POST {path} answered without choices: {snippet(json.dumps(response))}",
+                "check that `url` points at an OpenAI-compatible server",
+            )
         choice = choices[0]
         message = choice.get("message")
         message = message if isinstance(message, dict) else {}
@@ -106,12 +143,20 @@ class EndpointClient:
         done = int(usage.get("completion_tokens") or 0)
         tokens = parse_logprobs(choice.get("logprobs"))
         if logprobs and not tokens and (done or text):
-            raise self._fail(f"asked for log-probabilities (top {logprobs}) on POST {path}, but the server did not "
-                             "return log-probabilities",
-                             "use a server that returns them (vLLM, SGLang, llama.cpp's llama-server; llama-cpp-python "
-                             "only with logits_all: true), or do not ask for log-probabilities")
-        return Completion(str(text or ""), finish_reason(choice), int(usage.get("prompt_tokens") or 0), done, tokens,
-                          time.monotonic() - started)
+            raise self._fail(
+                f"asked for log-probabilities (top {logprobs}) on POST {path}, but the server did not "
+                "return log-probabilities",
+                "use a server that returns them (vLLM, SGLang, llama.cpp's llama-server; llama-cpp-python "
+                "only with logits_all: true), or do not ask for log-probabilities",
+            )
+        return Completion(
+            str(text or ""),
+            finish_reason(choice),
+            int(usage.get("prompt_tokens") or 0),
+            done,
+            tokens,
+            time.monotonic() - started,
+        )
 
     # -- identity ---------------------------------------------------------------------------------------------
 
@@ -129,8 +174,12 @@ class EndpointClient:
         if engine == "llama.cpp" and "build_info" in (answer := self._get_quietly("/props")):
             return "llama.cpp", str(answer["build_info"]), "", str(answer.get("model_path") or "")
         if engine == "sglang" and "version" in (answer := self._get_quietly("/get_server_info")):
-            return ("sglang", str(answer["version"]), str(answer.get("revision") or ""),
-                    str(answer.get("model_path") or ""))
+            return (
+                "sglang",
+                str(answer["version"]),
+                str(answer.get("revision") or ""),
+                str(answer.get("model_path") or ""),
+            )
         if engine == "llama-cpp-python":
             info = self._get_quietly("/openapi.json").get("info")
             if isinstance(info, dict) and "llama.cpp python" in str(info.get("title", "")).lower():

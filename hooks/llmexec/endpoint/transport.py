@@ -60,8 +60,9 @@ class Endpoint:
 class Transport:
     """The HTTP side of one EndpointClient: the key, the exchange and its retries, and every error it raises."""
 
-    def __init__(self, endpoint: Endpoint, role: str, environ: Mapping[str, str],
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, endpoint: Endpoint, role: str, environ: Mapping[str, str], sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.endpoint, self.role, self._sleep = endpoint, role, sleep
         self._api = endpoint.url.rstrip("/")
         self._key = ""
@@ -71,9 +72,11 @@ class Transport:
             self._key = environ.get(name, "")
             if not self._key:
                 state = "is empty" if name in environ else "is not set"
-                raise self.fail(f"the environment variable {name} (named by `api_key_env`) {state}",
-                                f"export {name}=<the server's API key> before building, or clear `api_key_env` if "
-                                "the server needs no key")
+                raise self.fail(
+                    f"the environment variable {name} (named by `api_key_env`) {state}",
+                    f"export {name}=<the server's API key> before building, or clear `api_key_env` if "
+                    "the server needs no key",
+                )
 
     def get_quietly(self, path: str, base: str = "") -> dict[str, Any]:
         """GET a route (at the server root unless base says), once; {} for any failure: it is only best effort."""
@@ -122,45 +125,70 @@ class Transport:
             try:
                 return json.loads(raw), headers
             except ValueError:
-                raise self.fail(f"{method} {path} answered something that is not JSON: {snippet(raw)!r}",
-                                 "check that `url` is the OpenAI-compatible API base (ending in /v1), not a web page "
-                                 "or a proxy's error page") from None
-        raise self.fail(f"{method} {path} failed on each of {tries} tries; the last: {last}",
-                         f"check the server's log (it may be overloaded, restarting or out of memory); raise "
-                         f"`retries` (now {self.endpoint.retries}) if it is only briefly unavailable", last_status)
+                raise self.fail(
+                    f"{method} {path} answered something that is not JSON: {snippet(raw)!r}",
+                    "check that `url` is the OpenAI-compatible API base (ending in /v1), not a web page "
+                    "or a proxy's error page",
+                ) from None
+        raise self.fail(
+            f"{method} {path} failed on each of {tries} tries; the last: {last}",
+            f"check the server's log (it may be overloaded, restarting or out of memory); raise "
+            f"`retries` (now {self.endpoint.retries}) if it is only briefly unavailable",
+            last_status,
+        )
 
     def _unanswered(self, error: Exception, method: str, path: str) -> str:
         """Why there was no answer: a dropped connection is returned (to retry); anything else raises."""
         reason = error.reason if isinstance(error, urllib.error.URLError) else error
         if isinstance(reason, TimeoutError):
-            raise self.fail(f"no answer to {method} {path} within {self.endpoint.timeout:g} s",
-                             "raise `timeout` (seconds per request), or ask for fewer tokens") from None
-        if isinstance(reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
-                               http.client.HTTPException)):
+            raise self.fail(
+                f"no answer to {method} {path} within {self.endpoint.timeout:g} s",
+                "raise `timeout` (seconds per request), or ask for fewer tokens",
+            ) from None
+        if isinstance(
+            reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.HTTPException)
+        ):
             return f"the connection was dropped ({reason or type(reason).__name__})"
         what = "connection refused" if isinstance(reason, ConnectionRefusedError) else str(reason)
-        raise self.fail(f"cannot connect ({what})",
-                         f"start the server, or check `url` (now {self._public_url()})") from None
+        raise self.fail(
+            f"cannot connect ({what})", f"start the server, or check `url` (now {self._public_url()})"
+        ) from None
 
     def _rejected(self, status: int, message: str, method: str, path: str) -> EndpointError:
         if status in (401, 403):
             name = self.endpoint.api_key_env
-            fix = (f"set {name} to the key the server was started with (its --api-key)" if name else
-                   "put the server's key in an environment variable and set `api_key_env` to that variable's name")
-            return self.fail(f"the server refused the {'key in ' + name if name else 'request without a key'} "
-                              f"(HTTP {status}: {message})", fix, status)
+            fix = (
+                f"set {name} to the key the server was started with (its --api-key)"
+                if name
+                else "put the server's key in an environment variable and set `api_key_env` to that variable's name"
+            )
+            return self.fail(
+                f"the server refused the {'key in ' + name if name else 'request without a key'} "
+                f"(HTTP {status}: {message})",
+                fix,
+                status,
+            )
         if _MODEL_MISSING.search(message):
             served = self.served if self.served is not None else ids(self.get_quietly("/models", self._api))
             listed = f"; it serves: {', '.join(served)}" if served else ""
-            return self.fail(f"the server does not serve '{self.endpoint.model}' (HTTP {status}: {message}){listed}",
-                              "set `model` to a served id, or start the server under this name", status)
+            return self.fail(
+                f"the server does not serve '{self.endpoint.model}' (HTTP {status}: {message}){listed}",
+                "set `model` to a served id, or start the server under this name",
+                status,
+            )
         if status == 404:
-            return self.fail(f"{method} {path} was not found (HTTP 404: {message})",
-                              f"check `url` (now {self._public_url()}): it must be the API base ending in /v1, "
-                              "e.g. http://127.0.0.1:8080/v1", status)
-        return self.fail(f"the server rejected {method} {path} (HTTP {status}): {message}",
-                          "change what the server objects to above (max_tokens, stop, logprobs, seed), or its limits "
-                          "(vLLM: --max-model-len, --max-logprobs)", status)
+            return self.fail(
+                f"{method} {path} was not found (HTTP 404: {message})",
+                f"check `url` (now {self._public_url()}): it must be the API base ending in /v1, "
+                "e.g. http://127.0.0.1:8080/v1",
+                status,
+            )
+        return self.fail(
+            f"the server rejected {method} {path} (HTTP {status}): {message}",
+            "change what the server objects to above (max_tokens, stop, logprobs, seed), or its limits "
+            "(vLLM: --max-model-len, --max-logprobs)",
+            status,
+        )
 
     def _public_url(self) -> str:
         parts = urllib.parse.urlsplit(self.endpoint.url)
@@ -169,8 +197,6 @@ class Transport:
     def fail(self, what: str, fix: str, status: int | None = None) -> EndpointError:
         message = with_fix(f"model '{self.role}' (endpoint {self.endpoint.host_port}): {what}", fix)
         return EndpointError(message.replace(self._key, "***") if self._key else message, status)
-
-
 
 
 def ids(listing: Any) -> tuple[str, ...]:

@@ -22,8 +22,15 @@ _CODE_LANGS = {"python", "py", "python3"}
 _CODE_OPTIONS = {"exec", "file", "timeout", "title", "output", "show", "id"}
 
 
-def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path,
-                roles: tuple[str, ...] = ("base", "instruct"), formats: dict[str, str] | None = None) -> list[Block | Problem]:
+def find_blocks(
+    markdown: str,
+    *,
+    page: str,
+    line_offset: int,
+    project_dir: Path,
+    roles: tuple[str, ...] = ("base", "instruct"),
+    formats: dict[str, str] | None = None,
+) -> list[Block | Problem]:
     """Scan Markdown for ```python exec```, ```generate```, ```evaluate``` and ```tokens``` fences; other fences are skipped whole.
     `formats`: the turn format (template name) of each tuned role, for evaluate variants such as base:tuned-format."""
     lines = markdown.split("\n")
@@ -37,16 +44,22 @@ def find_blocks(markdown: str, *, page: str, line_offset: int, project_dir: Path
             continue
         indent, fence, info = opening["indent"], opening["fence"], opening["info"]
         close = _closing_index(lines, i + 1, indent, fence)
-        body = [line[len(indent):] if line.startswith(indent) else line.lstrip() for line in lines[i + 1 : close]]
+        body = [line[len(indent) :] if line.startswith(indent) else line.lstrip() for line in lines[i + 1 : close]]
         line_no = line_offset + i + 1
-        item = _classify(info, body, page=page, line=line_no, project_dir=project_dir, roles=roles, formats=formats or {})
+        item = _classify(
+            info, body, page=page, line=line_no, project_dir=project_dir, roles=roles, formats=formats or {}
+        )
         if item is not None:
             if close >= len(lines):
                 item = Problem(page, line_no, "this executable fence is never closed", f"add a closing {fence}")
             if isinstance(item, Block) and item.name:
                 if item.name in names:
-                    item = Problem(page, line_no, f"id={item.name} is already used by the block at line {names[item.name]}",
-                                   "give each block on a page its own id")
+                    item = Problem(
+                        page,
+                        line_no,
+                        f"id={item.name} is already used by the block at line {names[item.name]}",
+                        "give each block on a page its own id",
+                    )
                 else:
                     names[item.name] = line_no
             item = replace(item, start=i, end=min(close + 1, len(lines)), indent=indent)
@@ -78,8 +91,16 @@ def _closing_index(lines: list[str], start: int, indent: str, fence: str) -> int
     return len(lines)
 
 
-def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: Path,
-              roles: tuple[str, ...], formats: dict[str, str]) -> Block | Problem | None:
+def _classify(
+    info: str,
+    body: list[str],
+    *,
+    page: str,
+    line: int,
+    project_dir: Path,
+    roles: tuple[str, ...],
+    formats: dict[str, str],
+) -> Block | Problem | None:
     words = info.split(None, 1)
     if not words:
         return None
@@ -89,13 +110,17 @@ def _classify(info: str, body: list[str], *, page: str, line: int, project_dir: 
     try:
         options = _parse_options(rest)
     except ValueError as exc:
-        return Problem(page, line, f"cannot read the fence options ({exc})", 'quote values with spaces: system="You are terse."')
+        return Problem(
+            page, line, f"cannot read the fence options ({exc})", 'quote values with spaces: system="You are terse."'
+        )
     if lang in _CODE_LANGS:
         if "exec" not in options:
             return None
         return _code_block(options, body, page=page, line=line, project_dir=project_dir)
     if lang == "evaluate":
-        return evaluate_block(options, body, page=page, line=line, project_dir=project_dir, roles=roles, formats=formats)
+        return evaluate_block(
+            options, body, page=page, line=line, project_dir=project_dir, roles=roles, formats=formats
+        )
     if lang == "tokens":
         return tokens_block(options, body, page=page, line=line)
     return generate_block(options, body, page=page, line=line, roles=roles, formats=formats)
@@ -109,7 +134,9 @@ def _parse_options(text: str) -> dict[str, str]:
     return options
 
 
-def _code_block(options: dict[str, str], body: list[str], *, page: str, line: int, project_dir: Path) -> Block | Problem:
+def _code_block(
+    options: dict[str, str], body: list[str], *, page: str, line: int, project_dir: Path
+) -> Block | Problem:
     if problem := unknown_options(options, _CODE_OPTIONS, "python exec", page, line):
         return problem
     timeout = timeout_option(options, page, line)
@@ -117,8 +144,12 @@ def _code_block(options: dict[str, str], body: list[str], *, page: str, line: in
         return timeout
     output, show = options.get("output", "text"), options.get("show", "both")
     if output not in OUTPUT_FORMATS:
-        return Problem(page, line, f"output={output!r} is not an output format",
-                       "use output=text (escaped, the default), output=markdown or output=html (rendered: trusted snippets only)")
+        return Problem(
+            page,
+            line,
+            f"output={output!r} is not an output format",
+            "use output=text (escaped, the default), output=markdown or output=html (rendered: trusted snippets only)",
+        )
     if show not in ("both", "output"):
         return Problem(page, line, f"show={show!r} is not a choice", "use show=both (code and output) or show=output")
     if problem := name_option(options, page, line):
@@ -126,21 +157,46 @@ def _code_block(options: dict[str, str], body: list[str], *, page: str, line: in
     inline = "\n".join(body)
     if options.get("file"):
         if inline.strip():
-            return Problem(page, line, "this block has both file= and inline code", "keep one: move the code into the file or drop file=")
+            return Problem(
+                page,
+                line,
+                "this block has both file= and inline code",
+                "keep one: move the code into the file or drop file=",
+            )
         path = (project_dir / options["file"]).resolve()
         if not path.is_file():
-            return Problem(page, line, f"snippet file {options['file']!r} not found (looked at {path})",
-                           "file= is relative to the folder of mkdocs.yml, e.g. file=\"snippets/compare.py\"")
+            return Problem(
+                page,
+                line,
+                f"snippet file {options['file']!r} not found (looked at {path})",
+                'file= is relative to the folder of mkdocs.yml, e.g. file="snippets/compare.py"',
+            )
         text, filename, first = path.read_text(encoding="utf-8"), options["file"], 1
     else:
         text, filename, first = inline, page, line + 1
     code = normalize_code(text)
     if not code:
-        return Problem(page, line, "this python exec block has no code", "add code, or remove `exec` to show it without running it")
+        return Problem(
+            page, line, "this python exec block has no code", "add code, or remove `exec` to show it without running it"
+        )
     first += _leading_blank_lines(textwrap.dedent(text))
-    return Block("code", page, line, 0, 0, "", code, filename, first, timeout=timeout,
-                 title=options.get("title", options.get("file", "")), output=output, show_source=show == "both",
-                 name=options.get("id", ""), options=options)
+    return Block(
+        "code",
+        page,
+        line,
+        0,
+        0,
+        "",
+        code,
+        filename,
+        first,
+        timeout=timeout,
+        title=options.get("title", options.get("file", "")),
+        output=output,
+        show_source=show == "both",
+        name=options.get("id", ""),
+        options=options,
+    )
 
 
 def fence_for(text: str) -> str:

@@ -11,6 +11,7 @@ from .blocks import fence_spans
 
 _OPEN = re.compile(r"\]\{check:")
 
+
 @dataclass(frozen=True)
 class Claim:
     """A sentence of prose and the Python expression that must hold over its page's recorded outcomes."""
@@ -38,15 +39,18 @@ class Claim:
         return list(dict.fromkeys(n for n in found if n not in bound and n not in CLAIM_HELPERS))
 
 
-def find_claims(markdown: str, *, page: str, line_offset: int, cell: int = 0,
-                fences: list[tuple[int, int]] | None = None) -> list[Claim]:
+def find_claims(
+    markdown: str, *, page: str, line_offset: int, cell: int = 0, fences: list[tuple[int, int]] | None = None
+) -> list[Claim]:
     """Every `[sentence]{check: expression}` outside fenced code and inline code, in order."""
     lines = markdown.split("\n")
     starts = [0]
     for text in lines:
         starts.append(starts[-1] + len(text) + 1)
-    masked = _mask(markdown, [(starts[a], starts[min(b, len(lines))]) for a, b in (fences if fences is not None
-                                                                                      else fence_spans(markdown))])
+    masked = _mask(
+        markdown,
+        [(starts[a], starts[min(b, len(lines))]) for a, b in (fences if fences is not None else fence_spans(markdown))],
+    )
     found: list[Claim] = []
     for match in _OPEN.finditer(masked):
         close = match.start()
@@ -56,8 +60,8 @@ def find_claims(markdown: str, *, page: str, line_offset: int, cell: int = 0,
             continue
         if found and opening < found[-1].end:
             continue
-        sentence = markdown[opening + 1:close]
-        expression = " ".join(markdown[match.end():end].split())
+        sentence = markdown[opening + 1 : close]
+        expression = " ".join(markdown[match.end() : end].split())
         line = line_offset + markdown.count("\n", 0, opening) + 1
         found.append(Claim(page, line, opening, end + 1, sentence, expression, cell))
     return found
@@ -106,7 +110,7 @@ def _closing_brace(text: str, start: int) -> int | None:
             if depth == 0:
                 return i
             depth -= 1
-        elif char == "\n" and text[i + 1:i + 2] == "\n":
+        elif char == "\n" and text[i + 1 : i + 2] == "\n":
             return None
         i += 1
     return None

@@ -46,8 +46,16 @@ class Evaluation:
         return list(dict.fromkeys(item.kind for item in self.items))
 
 
-def evaluate_block(options: dict[str, str], body: list[str], *, page: str, line: int, project_dir: Path,
-                   roles: tuple[str, ...], formats: Mapping[str, str]) -> Block | Problem:
+def evaluate_block(
+    options: dict[str, str],
+    body: list[str],
+    *,
+    page: str,
+    line: int,
+    project_dir: Path,
+    roles: tuple[str, ...],
+    formats: Mapping[str, str],
+) -> Block | Problem:
     """An evaluation set on several variants: one generate request per (item, variant), expanded by the planner."""
     if problem := unknown_options(options, OPTIONS, "evaluate", page, line):
         return problem
@@ -62,29 +70,47 @@ def evaluate_block(options: dict[str, str], body: list[str], *, page: str, line:
         found = parse(options, project_dir, roles, formats)
     except Broken as broken:
         return Problem(page, line, broken.what, broken.fix)
-    return Block("evaluate", page, line, 0, 0, "", "", page, line + 1, timeout=timeout, title=found.file,
-                 name=options.get("id", ""), evaluation=found, options=options)
+    return Block(
+        "evaluate",
+        page,
+        line,
+        0,
+        0,
+        "",
+        "",
+        page,
+        line + 1,
+        timeout=timeout,
+        title=found.file,
+        name=options.get("id", ""),
+        evaluation=found,
+        options=options,
+    )
 
 
-def parse(options: dict[str, str], project_dir: Path, roles: tuple[str, ...],
-          formats: Mapping[str, str]) -> Evaluation:
+def parse(options: dict[str, str], project_dir: Path, roles: tuple[str, ...], formats: Mapping[str, str]) -> Evaluation:
     """The fence's options checked and the set read; raises Broken (a line of the set names its file:line)."""
     for name in ("file", "scorers", "variants"):
         if not options.get(name):
-            raise Broken(f"an evaluate block needs {name}=",
-                         "write e.g. ```evaluate file=tuning/evaluation.jsonl scorers=tuning/scorers.py "
-                         "variants=base:raw,tuned id=heldout")
+            raise Broken(
+                f"an evaluate block needs {name}=",
+                "write e.g. ```evaluate file=tuning/evaluation.jsonl scorers=tuning/scorers.py "
+                "variants=base:raw,tuned id=heldout",
+            )
     paths = {}
     for name in ("file", "scorers"):
         paths[name] = (project_dir / options[name]).resolve()
         if not paths[name].is_file():
-            raise Broken(f"{name}={options[name]!r} not found (looked at {paths[name]})",
-                         f"{name}= is relative to the folder of mkdocs.yml")
+            raise Broken(
+                f"{name}={options[name]!r} not found (looked at {paths[name]})",
+                f"{name}= is relative to the folder of mkdocs.yml",
+            )
     variants = tuple(variant(text, roles, formats) for text in options["variants"].split(","))
     if len({v.name for v in variants}) != len(variants):
         raise Broken(f"variants={options['variants']!r} names a variant twice", "name each variant once")
-    return Evaluation(options["file"], options["scorers"], paths["scorers"], read_items(paths["file"], options["file"]),
-                      variants)
+    return Evaluation(
+        options["file"], options["scorers"], paths["scorers"], read_items(paths["file"], options["file"]), variants
+    )
 
 
 def read_items(path: Path, shown: str) -> tuple[Item, ...]:
@@ -97,7 +123,9 @@ def read_items(path: Path, shown: str) -> tuple[Item, ...]:
         try:
             item = _item(line, number)
             if item.id in seen:
-                raise Broken(f"the id {item.id!r} is already used on line {seen[item.id]}", "give each request its own id")
+                raise Broken(
+                    f"the id {item.id!r} is already used on line {seen[item.id]}", "give each request its own id"
+                )
         except Broken as broken:
             raise Broken(f"{shown}:{number}: {broken.what}", broken.fix) from None
         seen[item.id] = number
@@ -107,8 +135,10 @@ def read_items(path: Path, shown: str) -> tuple[Item, ...]:
     return tuple(items)
 
 
-_FIX = ('each line is {"id": "fact-01", "kind": "fact", "messages": [{"role": "user", "content": "..."}], '
-        '"max_new_tokens": 12, "success": {...}}')
+_FIX = (
+    'each line is {"id": "fact-01", "kind": "fact", "messages": [{"role": "user", "content": "..."}], '
+    '"max_new_tokens": 12, "success": {...}}'
+)
 
 
 def _item(line: str, number: int) -> Item:
@@ -121,16 +151,25 @@ def _item(line: str, number: int) -> Item:
     if not all(isinstance(record[k], str) and record[k].strip() for k in ("id", "kind")):
         raise Broken("'id' and 'kind' must be non-empty strings", _FIX)
     if max_new_tokens_problem(record["max_new_tokens"]):
-        raise Broken(f"'max_new_tokens' {max_new_tokens_problem(record['max_new_tokens'])}", 'write e.g. "max_new_tokens": 16')
+        raise Broken(
+            f"'max_new_tokens' {max_new_tokens_problem(record['max_new_tokens'])}", 'write e.g. "max_new_tokens": 16'
+        )
     messages = record["messages"]
-    if not (isinstance(messages, list) and messages and all(
-            isinstance(m, dict) and set(m) == {"role", "content"} and isinstance(m["content"], str) for m in messages)):
-        raise Broken("'messages' must be a non-empty list of {\"role\": ..., \"content\": ...}", _FIX)
+    if not (
+        isinstance(messages, list)
+        and messages
+        and all(
+            isinstance(m, dict) and set(m) == {"role", "content"} and isinstance(m["content"], str) for m in messages
+        )
+    ):
+        raise Broken('\'messages\' must be a non-empty list of {"role": ..., "content": ...}', _FIX)
     turns = tuple((m["role"], m["content"]) for m in messages)
     body = turns[1:] if turns[0][0] == "system" else turns
     if [role for role, _ in body] != ["user", "assistant"] * (len(body) // 2) + ["user"]:
-        raise Broken("the turns must alternate user, assistant, ... and end with the user's question",
-                     "optionally a system message first, then user, assistant, ..., user")
+        raise Broken(
+            "the turns must alternate user, assistant, ... and end with the user's question",
+            "optionally a system message first, then user, assistant, ..., user",
+        )
     if not isinstance(record["success"], dict):
         raise Broken("'success' must be an object (what the scorers read)", _FIX)
     return Item(record["id"], record["kind"], turns, record["max_new_tokens"], record["success"], number)
@@ -150,6 +189,12 @@ def with_request(block: Any, item: Item, v: Variant) -> Any:
     """The evaluate block turned into the generate block that asks one item of one variant."""
     fields: dict[str, Any] = {"system": "", "stop": (), "history": ()} | request(item, v)
     source, history = fields["source"], tuple(fields["history"])
-    asked = Request(source, fields["template"], fields["system"], messages=history + (("user", source),) if history else (),
-                    stop=fields["stop"], max_new_tokens=item.max_new_tokens)
+    asked = Request(
+        source,
+        fields["template"],
+        fields["system"],
+        messages=history + (("user", source),) if history else (),
+        stop=fields["stop"],
+        max_new_tokens=item.max_new_tokens,
+    )
     return replace(block, kind="generate", source=source, models=(v.role,), evaluation=None, options={}, request=asked)

@@ -10,8 +10,21 @@ from ..vocabulary import DISPLAY_ORDER, MAX_NEW_TOKENS, MODEL_SETS, TEMPLATES, T
 from .options import Block, Problem, name_option, timeout_option, unknown_options
 from .variants import Broken, Variant, variant
 
-OPTIONS = {"model", "max_new_tokens", "system", "template", "timeout", "id", "prefill", "stop", "seed",
-           "temperature", "top_p", "generation_prompt", "repetition_penalty"}
+OPTIONS = {
+    "model",
+    "max_new_tokens",
+    "system",
+    "template",
+    "timeout",
+    "id",
+    "prefill",
+    "stop",
+    "seed",
+    "temperature",
+    "top_p",
+    "generation_prompt",
+    "repetition_penalty",
+}
 _ESCAPES = {"\\n": "\n", "\\t": "\t", "\\\\": "\\"}  # what stop="\n" and prefill="...\n" mean
 _TEMPLATES: dict[str, Template] = {t: t for t in TEMPLATES}
 
@@ -26,8 +39,9 @@ class Decoding(TypedDict, total=False):
     generation_prompt: bool
 
 
-def generate_block(options: dict[str, str], body: list[str], *, page: str, line: int,
-                   roles: tuple[str, ...], formats: dict[str, str]) -> Block | Problem:
+def generate_block(
+    options: dict[str, str], body: list[str], *, page: str, line: int, roles: tuple[str, ...], formats: dict[str, str]
+) -> Block | Problem:
     """A generate fence as a Block whose Request is built once here, or the Problem that stops it."""
     if problem := unknown_options(options, OPTIONS, "generate", page, line):
         return problem
@@ -40,22 +54,34 @@ def generate_block(options: dict[str, str], body: list[str], *, page: str, line:
     chosen = {**MODEL_SETS, "all": tuple(r for r in DISPLAY_ORDER if r in roles)}.get(model)
     chosen = chosen or tuple(m.strip() for m in model.split(","))
     if unknown := [r for r in chosen if r.partition(":")[0] not in roles]:
-        return Problem(page, line, f"generate block names unknown model {unknown[0]!r}",
-                       f"use model= one of {', '.join(roles)}, a list such as model=base,{roles[-1]}, model=both "
-                       "(base and instruct) or model=all (the roles configured under extra.llm_exec.models in mkdocs.yml)")
+        return Problem(
+            page,
+            line,
+            f"generate block names unknown model {unknown[0]!r}",
+            f"use model= one of {', '.join(roles)}, a list such as model=base,{roles[-1]}, model=both "
+            "(base and instruct) or model=all (the roles configured under extra.llm_exec.models in mkdocs.yml)",
+        )
     columns = _variants(chosen, options, page, line, roles, formats)
     if isinstance(columns, Problem):
         return columns
     template = _TEMPLATES.get(options.get("template", "auto"))
     if template is None:
-        return Problem(page, line, f"template={options['template']!r} is not a template mode",
-                       "use template=auto (chat template for models that have one), template=chat or template=raw")
+        return Problem(
+            page,
+            line,
+            f"template={options['template']!r} is not a template mode",
+            "use template=auto (chat template for models that have one), template=chat or template=raw",
+        )
     max_new = 0  # the site's max_new_tokens
     if "max_new_tokens" in options:
         if not options["max_new_tokens"].isdigit() or max_new_tokens_problem(int(options["max_new_tokens"])):
             low, high = MAX_NEW_TOKENS
-            return Problem(page, line, f"max_new_tokens={options['max_new_tokens']!r} is not a whole number from {low} to {high}",
-                           "write e.g. max_new_tokens=40")
+            return Problem(
+                page,
+                line,
+                f"max_new_tokens={options['max_new_tokens']!r} is not a whole number from {low} to {high}",
+                "write e.g. max_new_tokens=40",
+            )
         max_new = int(options["max_new_tokens"])
     prompt = normalize_prompt("\n".join(body))
     if not prompt:
@@ -64,26 +90,60 @@ def generate_block(options: dict[str, str], body: list[str], *, page: str, line:
     if isinstance(decoding, Problem):
         return decoding
     stop = tuple(_unescape(s) for s in options["stop"].split("\x1f")) if "stop" in options else ()
-    request = Request(prompt, template, options.get("system", ""), _unescape(options.get("prefill", "")),
-                      stop=stop, max_new_tokens=max_new, **decoding)
-    return Block("generate", page, line, 0, 0, "", prompt, page, line + 1, timeout=timeout, models=chosen,
-                 name=options.get("id", ""), request=request, variants=columns, options=options)
+    request = Request(
+        prompt,
+        template,
+        options.get("system", ""),
+        _unescape(options.get("prefill", "")),
+        stop=stop,
+        max_new_tokens=max_new,
+        **decoding,
+    )
+    return Block(
+        "generate",
+        page,
+        line,
+        0,
+        0,
+        "",
+        prompt,
+        page,
+        line + 1,
+        timeout=timeout,
+        models=chosen,
+        name=options.get("id", ""),
+        request=request,
+        variants=columns,
+        options=options,
+    )
 
 
-def _variants(chosen: tuple[str, ...], options: dict[str, str], page: str, line: int, roles: tuple[str, ...],
-              formats: dict[str, str]) -> tuple[Variant, ...] | Problem:
+def _variants(
+    chosen: tuple[str, ...],
+    options: dict[str, str],
+    page: str,
+    line: int,
+    roles: tuple[str, ...],
+    formats: dict[str, str],
+) -> tuple[Variant, ...] | Problem:
     """Each model= column parsed: a role, or a variant such as base:tuned-format (the role given the request in the
     tuned model's turn format, as raw text) or base:raw."""
     if len(set(chosen)) != len(chosen):
         return Problem(page, line, f"model={options.get('model')!r} names a model twice", "name each model once")
     try:
-        columns = tuple(variant(name, roles, formats) if ":" in name else Variant(name, name, "chat") for name in chosen)
+        columns = tuple(
+            variant(name, roles, formats) if ":" in name else Variant(name, name, "chat") for name in chosen
+        )
     except Broken as broken:
         return Problem(page, line, f"model= {broken.what}", broken.fix)
     if options.get("generation_prompt") == "false" and (v := next((v for v in columns if v.turn_format), None)):
-        return Problem(page, line, f"model={v.name} gives the request in the tuned turn format, which opens the "
-                                   "model's turn, so generation_prompt=false cannot apply",
-                       "drop generation_prompt=false, or that model")
+        return Problem(
+            page,
+            line,
+            f"model={v.name} gives the request in the tuned turn format, which opens the "
+            "model's turn, so generation_prompt=false cannot apply",
+            "drop generation_prompt=false, or that model",
+        )
     return columns
 
 
@@ -103,15 +163,23 @@ def _decoding(options: dict[str, str], page: str, line: int) -> Decoding | Probl
         if name not in options:
             continue
         if "seed" not in options:
-            return Problem(page, line, f"{name}= only applies to sampling, and sampling needs a seed to be reproducible",
-                           f"add seed=N (e.g. seed=1) to sample, or drop {name}= for greedy decoding")
+            return Problem(
+                page,
+                line,
+                f"{name}= only applies to sampling, and sampling needs a seed to be reproducible",
+                f"add seed=N (e.g. seed=1) to sample, or drop {name}= for greedy decoding",
+            )
         try:
             value = float(options[name])
         except ValueError:
             value = -1.0
         if not low < value <= high:
-            return Problem(page, line, f"{name}={options[name]!r} is not a number above {low:g} and at most {high:g}",
-                           f"write e.g. {name}={0.8 if name == 'temperature' else 0.95}")
+            return Problem(
+                page,
+                line,
+                f"{name}={options[name]!r} is not a number above {low:g} and at most {high:g}",
+                f"write e.g. {name}={0.8 if name == 'temperature' else 0.95}",
+            )
         if name == "temperature":
             found["temperature"] = value
         else:
@@ -122,14 +190,22 @@ def _decoding(options: dict[str, str], page: str, line: int) -> Decoding | Probl
         except ValueError:
             penalty = -1.0
         if not 0.0 < penalty <= 5.0:
-            return Problem(page, line, f"repetition_penalty={options['repetition_penalty']!r} is not a number above 0 "
-                                       "and at most 5", "write e.g. repetition_penalty=1.3 (1 leaves repeats alone; "
-                                                        "above 1 makes tokens already seen less likely)")
+            return Problem(
+                page,
+                line,
+                f"repetition_penalty={options['repetition_penalty']!r} is not a number above 0 and at most 5",
+                "write e.g. repetition_penalty=1.3 (1 leaves repeats alone; "
+                "above 1 makes tokens already seen less likely)",
+            )
         found["repetition_penalty"] = penalty
     if "generation_prompt" in options:
         if options["generation_prompt"] not in ("true", "false"):
-            return Problem(page, line, f"generation_prompt={options['generation_prompt']!r} is not true or false",
-                           "write generation_prompt=false to leave the assistant's turn unopened")
+            return Problem(
+                page,
+                line,
+                f"generation_prompt={options['generation_prompt']!r} is not true or false",
+                "write generation_prompt=false to leave the assistant's turn unopened",
+            )
         found["generation_prompt"] = options["generation_prompt"] == "true"
     return found
 

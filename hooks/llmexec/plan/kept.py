@@ -23,8 +23,9 @@ class KeptPlans:
         key = (page, markdown, line_offset)
         kept = self.plans.get(key)
         if kept is None or any(_text(path) != text for path, text in kept[1]):
-            plan = plan_page(markdown, page=page, line_offset=line_offset, project_dir=self.project_dir,
-                             settings=settings)
+            plan = plan_page(
+                markdown, page=page, line_offset=line_offset, project_dir=self.project_dir, settings=settings
+            )
             self.planned += 1
             for old in [k for k in self.plans if k[0] == page]:
                 del self.plans[old]  # one plan a page: the text edited under `serve` does not pile up

@@ -17,8 +17,9 @@ def code_keys(blocks: Sequence[Block], models: Mapping[str, ModelSpec]) -> list[
     keys: list[str] = []
     previous = ""
     for block in blocks:
-        previous = digest({"schema": SCHEMA_VERSION, "kind": "code", "code": block.source,
-                           "models": identities, "previous": previous})
+        previous = digest(
+            {"schema": SCHEMA_VERSION, "kind": "code", "code": block.source, "models": identities, "previous": previous}
+        )
         keys.append(previous)
     return keys
 

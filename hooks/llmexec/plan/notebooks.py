@@ -17,7 +17,9 @@ def load(path: Path, page: str) -> dict[str, Any]:
         notebook: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         notebook["cells"]  # a notebook without cells is not a notebook
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise LlmExecError(with_fix(f"{page}: cannot read this notebook ({exc})", "open and save it in Jupyter, or fix the JSON")) from None
+        raise LlmExecError(
+            with_fix(f"{page}: cannot read this notebook ({exc})", "open and save it in Jupyter, or fix the JSON")
+        ) from None
     return notebook
 
 
@@ -34,12 +36,34 @@ def code_blocks(notebook: dict[str, Any], page: str, timeout_of: Any = None) -> 
         options = cell.get("metadata", {}).get("llm-exec") or {}
         timeout, name = options.get("timeout"), str(options.get("id", ""))
         if timeout is not None and (reason := seconds_problem(timeout)):
-            raise LlmExecError(with_fix(f"{page}: cell {number}: the cell's timeout {reason}",
-                                        'set "llm-exec": {"timeout": 30} in the cell\'s metadata (seconds, a number '
-                                        "above 0), or remove it to use extra.llm_exec.timeout"))
+            raise LlmExecError(
+                with_fix(
+                    f"{page}: cell {number}: the cell's timeout {reason}",
+                    'set "llm-exec": {"timeout": 30} in the cell\'s metadata (seconds, a number '
+                    "above 0), or remove it to use extra.llm_exec.timeout",
+                )
+            )
         if name and (reason := name_problem(name)):
-            raise LlmExecError(with_fix(f"{page}: cell {number}: {reason}", 'set "llm-exec": {"id": "capital"} in '
-                                        "the cell's metadata (letters, digits and _)"))
-        blocks.append(Block("code", page, number, 0, 0, "", code, f"{page}: cell {number}", 1,
-                            timeout=float(timeout) if timeout is not None else None, cell=True, name=name))
+            raise LlmExecError(
+                with_fix(
+                    f"{page}: cell {number}: {reason}",
+                    'set "llm-exec": {"id": "capital"} in the cell\'s metadata (letters, digits and _)',
+                )
+            )
+        blocks.append(
+            Block(
+                "code",
+                page,
+                number,
+                0,
+                0,
+                "",
+                code,
+                f"{page}: cell {number}",
+                1,
+                timeout=float(timeout) if timeout is not None else None,
+                cell=True,
+                name=name,
+            )
+        )
     return blocks

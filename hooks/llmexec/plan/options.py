@@ -74,9 +74,12 @@ def name_problem(name: str) -> str:
 def unknown_options(options: dict[str, str], allowed: set[str], what: str, page: str, line: int) -> Problem | None:
     unknown = sorted(set(options) - allowed)
     if unknown:
-        return Problem(page, line, f"unknown option {', '.join(map(repr, unknown))} on {'an' if what[0] in 'aeiou' else 'a'} "
-                                   f"{what} block",
-                       f"the options are: {', '.join(sorted(allowed))}")
+        return Problem(
+            page,
+            line,
+            f"unknown option {', '.join(map(repr, unknown))} on {'an' if what[0] in 'aeiou' else 'a'} {what} block",
+            f"the options are: {', '.join(sorted(allowed))}",
+        )
     return None
 
 
@@ -94,5 +97,7 @@ def timeout_option(options: dict[str, str], page: str, line: int) -> float | Pro
     except ValueError:
         value = -1
     if seconds_problem(value):
-        return Problem(page, line, f"timeout={options['timeout']!r} is not a positive number of seconds", "write e.g. timeout=30")
+        return Problem(
+            page, line, f"timeout={options['timeout']!r} is not a positive number of seconds", "write e.g. timeout=30"
+        )
     return value

@@ -63,8 +63,16 @@ class PagePlan:
 
 
 def plan_page(markdown: str, *, page: str, line_offset: int, project_dir: Path, settings: Settings) -> PagePlan:
-    items = tuple(find_blocks(markdown, page=page, line_offset=line_offset, project_dir=project_dir,
-                              roles=tuple(settings.models), formats=turn_formats(settings)))
+    items = tuple(
+        find_blocks(
+            markdown,
+            page=page,
+            line_offset=line_offset,
+            project_dir=project_dir,
+            roles=tuple(settings.models),
+            formats=turn_formats(settings),
+        )
+    )
     code = tuple(b for b in items if isinstance(b, Block) and b.kind == "code")
     generate = [b for b in items if isinstance(b, Block) and b.kind == "generate"]
     evaluations = [b for b in items if isinstance(b, Block) and b.kind == "evaluate"]
@@ -72,10 +80,21 @@ def plan_page(markdown: str, *, page: str, line_offset: int, project_dir: Path, 
     if any(isinstance(b, Block) and b.kind == "tokens" for b in items):
         keys = {(j.block.line, j.item, j.variant): j.key for j in planned if j.variant}
         named = {b.name: b for b in evaluations if b.name}
-        items = tuple(tokens.link(b, named, keys, tuple(settings.models), turn_formats(settings))
-                      if isinstance(b, Block) and b.kind == "tokens" else b for b in items)
-    return PagePlan(page, markdown, items, tuple(find_claims(markdown, page=page, line_offset=line_offset)), code,
-                    tuple(code_keys(code, settings.models)), tuple(planned))
+        items = tuple(
+            tokens.link(b, named, keys, tuple(settings.models), turn_formats(settings))
+            if isinstance(b, Block) and b.kind == "tokens"
+            else b
+            for b in items
+        )
+    return PagePlan(
+        page,
+        markdown,
+        items,
+        tuple(find_claims(markdown, page=page, line_offset=line_offset)),
+        code,
+        tuple(code_keys(code, settings.models)),
+        tuple(planned),
+    )
 
 
 def plan_notebook(path: Path, *, page: str, settings: Settings) -> PagePlan:
@@ -93,8 +112,16 @@ def jobs(blocks: list[Block], settings: Settings) -> list[Job]:
         for v in block.variants:
             asked = variants.generate_as(block, v)
             request = replace(asked.request, max_new_tokens=asked.request.max_new_tokens or settings.max_new_tokens)
-            found.append(Job(asked, v.role, generate_key(request, settings.models[v.role]), request, index,
-                             v.name if v.layout != "chat" else ""))
+            found.append(
+                Job(
+                    asked,
+                    v.role,
+                    generate_key(request, settings.models[v.role]),
+                    request,
+                    index,
+                    v.name if v.layout != "chat" else "",
+                )
+            )
     return found
 
 
@@ -104,8 +131,17 @@ def evaluation_jobs(block: Block, settings: Settings) -> list[Job]:
     for item in block.evaluation.items:
         for variant in block.evaluation.variants:
             asked = evaluate.with_request(block, item, variant)
-            found.append(Job(asked, variant.role, generate_key(asked.request, settings.models[variant.role]),
-                             asked.request, f"{item.id} {variant.name}", variant.name, item.id))
+            found.append(
+                Job(
+                    asked,
+                    variant.role,
+                    generate_key(asked.request, settings.models[variant.role]),
+                    asked.request,
+                    f"{item.id} {variant.name}",
+                    variant.name,
+                    item.id,
+                )
+            )
     return found
 
 

@@ -52,8 +52,11 @@ def read_config(config_file: Path) -> dict[str, Any]:
     try:
         data = yaml.load(config_file.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - tags read as values
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(with_fix(f"cannot read {config_file}: {exc}", "run from the folder of mkdocs.yml, or pass "
-                                   "-f path/to/mkdocs.yml")) from None
+        raise ConfigError(
+            with_fix(
+                f"cannot read {config_file}: {exc}", "run from the folder of mkdocs.yml, or pass -f path/to/mkdocs.yml"
+            )
+        ) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -66,7 +69,8 @@ def pages(config_file: Path, config: dict[str, Any]) -> list[SitePage]:
     for path in sorted(p for p in docs.rglob("*") if p.suffix in (".md", ".ipynb") and p.is_file()):
         relative = path.relative_to(docs).as_posix()
         if any(part.startswith(".") for part in path.relative_to(docs).parts) or any(
-                fnmatch.fnmatch(relative, pattern) for pattern in excluded):
+            fnmatch.fnmatch(relative, pattern) for pattern in excluded
+        ):
             continue
         text = "" if path.suffix == ".ipynb" else path.read_text(encoding="utf-8-sig")
         markdown = _FRONT_MATTER.sub("", text, count=1)

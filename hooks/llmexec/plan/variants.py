@@ -46,8 +46,10 @@ class Variant:
 def variant(text: str, roles: Sequence[str], formats: Mapping[str, str]) -> Variant:
     """ROLE, ROLE:raw or ROLE:TUNED-format, checked against the configured roles and the tuned roles' turn formats."""
     role, _, layout = text.strip().partition(":")
-    fix = (f"write ROLE (its chat template), ROLE:raw or ROLE:TUNED-format, with roles from {', '.join(roles)}; "
-           "e.g. base:raw,base:tuned-format,tuned,instruct")
+    fix = (
+        f"write ROLE (its chat template), ROLE:raw or ROLE:TUNED-format, with roles from {', '.join(roles)}; "
+        "e.g. base:raw,base:tuned-format,tuned,instruct"
+    )
     if role not in roles:
         raise Broken(f"variant {text!r} names unknown model {role!r}", fix)
     if not layout:
@@ -58,8 +60,10 @@ def variant(text: str, roles: Sequence[str], formats: Mapping[str, str]) -> Vari
     if not other:
         raise Broken(f"variant {text!r}: {layout!r} is not a layout", fix)
     if other not in formats:
-        raise Broken(f"variant {text!r}: {other!r} is not a tuned model, so its turn format is not known without "
-                     "loading it", f"use the turn format of a role configured with tune: ({', '.join(formats) or 'none'})")
+        raise Broken(
+            f"variant {text!r}: {other!r} is not a tuned model, so its turn format is not known without loading it",
+            f"use the turn format of a role configured with tune: ({', '.join(formats) or 'none'})",
+        )
     return Variant(text, role, other, formats[other])
 
 
@@ -83,6 +87,12 @@ def generate_as(block: Any, v: Variant) -> Any:
     asked = block.request
     turns = (("system", asked.system),) if asked.system else ()
     fields = laid_out(v, turns + tuple(asked.history) + (("user", asked.prompt),))
-    request = replace(asked, prompt=fields["source"], template="raw", system="", messages=(),
-                      stop=tuple(dict.fromkeys(asked.stop + fields.get("stop", ()))))
+    request = replace(
+        asked,
+        prompt=fields["source"],
+        template="raw",
+        system="",
+        messages=(),
+        stop=tuple(dict.fromkeys(asked.stop + fields.get("stop", ()))),
+    )
     return replace(block, source=fields["source"], request=request)

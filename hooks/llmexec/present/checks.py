@@ -42,17 +42,74 @@ def about(value: float, stated: float | int | str) -> bool:
 
 
 HELPERS: dict[str, Any] = {
-    "len": len, "any": any, "all": all, "min": min, "max": max, "abs": abs, "round": round, "sum": sum,
-    "sorted": sorted, "set": set, "list": list, "str": str, "int": int, "float": float,
-    "matches": _matches, "words": _words, "about": about, "True": True, "False": False, "None": None,
+    "len": len,
+    "any": any,
+    "all": all,
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "round": round,
+    "sum": sum,
+    "sorted": sorted,
+    "set": set,
+    "list": list,
+    "str": str,
+    "int": int,
+    "float": float,
+    "matches": _matches,
+    "words": _words,
+    "about": about,
+    "True": True,
+    "False": False,
+    "None": None,
 }
 assert set(HELPERS) == set(CLAIM_HELPERS), "vocabulary.CLAIM_HELPERS names exactly these"
 
-_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd, ast.BinOp, ast.Add,
-          ast.Sub, ast.Mult, ast.Div, ast.Mod, ast.FloorDiv, ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt,
-          ast.GtE, ast.In, ast.NotIn, ast.Is, ast.IsNot, ast.Call, ast.keyword, ast.Attribute, ast.Subscript, ast.Slice,
-          ast.Name, ast.Load, ast.Store, ast.Constant, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.IfExp,
-          ast.GeneratorExp, ast.ListComp, ast.comprehension)
+_NODES = (
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.UnaryOp,
+    ast.Not,
+    ast.USub,
+    ast.UAdd,
+    ast.BinOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.Mod,
+    ast.FloorDiv,
+    ast.Compare,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.In,
+    ast.NotIn,
+    ast.Is,
+    ast.IsNot,
+    ast.Call,
+    ast.keyword,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Slice,
+    ast.Name,
+    ast.Load,
+    ast.Store,
+    ast.Constant,
+    ast.List,
+    ast.Tuple,
+    ast.Set,
+    ast.Dict,
+    ast.IfExp,
+    ast.GeneratorExp,
+    ast.ListComp,
+    ast.comprehension,
+)
 
 
 def check_syntax(expression: str) -> str:
@@ -78,15 +135,20 @@ def evaluate(claim: Claim, results: dict[str, Any]) -> Verdict:
     if missing:
         known = ", ".join(sorted(results)) or "none"
         if hasattr(builtins, missing[0]):  # e.g. zip: a function, not a block id
-            return Verdict("error", f"{missing[0]}() is not one of the functions a check may call (those are: "
-                                    f"{', '.join(h for h in HELPERS if h[0].islower())})")
+            return Verdict(
+                "error",
+                f"{missing[0]}() is not one of the functions a check may call (those are: "
+                f"{', '.join(h for h in HELPERS if h[0].islower())})",
+            )
         return Verdict("error", f"no block on this page has id={missing[0]} (the ids here: {known})")
     pending = [name for name in claim.names() if getattr(results[name], "unavailable", "")]
     if pending:
         return Verdict("unchecked", results[pending[0]].unavailable)
     scope = {**HELPERS, **{name: results[name] for name in claim.names()}}
     try:
-        value = eval(compile(ast.parse(claim.expression, mode="eval"), claim.where, "eval"), {"__builtins__": {}, **scope})
+        value = eval(
+            compile(ast.parse(claim.expression, mode="eval"), claim.where, "eval"), {"__builtins__": {}, **scope}
+        )
     except Unavailable as exc:  # it read a model's answer this build does not have (the others' were there)
         return Verdict("unchecked", str(exc))
     except Exception as exc:  # a claim that cannot be evaluated is reported, never raised
@@ -104,7 +166,8 @@ def _values(expression: str, scope: dict[str, Any]) -> list[str]:
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)) and any(
-                isinstance(n, ast.Name) and n.id in scope and n.id not in HELPERS for n in ast.walk(node)):
+            isinstance(n, ast.Name) and n.id in scope and n.id not in HELPERS for n in ast.walk(node)
+        ):
             source = ast.get_source_segment(expression, node) or ""
             try:
                 value = eval(compile(ast.Expression(node), "<claim>", "eval"), {"__builtins__": {}, **scope})
@@ -122,15 +185,21 @@ def _values(expression: str, scope: dict[str, Any]) -> list[str]:
 
 def message(claim: Claim, verdict: Verdict, wheres: dict[str, str]) -> str:
     """The build error for a false claim or a check that cannot run: where, the sentence, the block, the output."""
-    about = ", ".join(f"the block id={name} at {wheres[name]}" for name in claim.names() if name in wheres) or "no block"
+    about = (
+        ", ".join(f"the block id={name} at {wheres[name]}" for name in claim.names() if name in wheres) or "no block"
+    )
     sentence = " ".join(claim.sentence.split())
     if verdict.state == "false":
         seen = "\n".join(f"      {value}" for value in verdict.values) or "      (no value to show)"
-        return (f"{claim.where}: this sentence is not true of the output it describes: \"{sentence}\"\n"
-                f"    check: {claim.expression}\n    about: {about}\n    the output says:\n{seen}\n"
-                "  --> rewrite the sentence so that it holds for this output (or so that it does not depend on one "
-                "particular output), or correct the check; a changed prompt or model is the usual cause")
-    return (f"{claim.where}: cannot check the sentence \"{sentence}\": {verdict.detail}\n"
-            f"    check: {claim.expression}\n"
-            "  --> write the check as a Python expression over the ids of this page's blocks, e.g. "
-            "{check: capital.instruct.finish_reason == \"eos\"} (README, 'Checked claims')")
+        return (
+            f'{claim.where}: this sentence is not true of the output it describes: "{sentence}"\n'
+            f"    check: {claim.expression}\n    about: {about}\n    the output says:\n{seen}\n"
+            "  --> rewrite the sentence so that it holds for this output (or so that it does not depend on one "
+            "particular output), or correct the check; a changed prompt or model is the usual cause"
+        )
+    return (
+        f'{claim.where}: cannot check the sentence "{sentence}": {verdict.detail}\n'
+        f"    check: {claim.expression}\n"
+        "  --> write the check as a Python expression over the ids of this page's blocks, e.g. "
+        "{check: capital.instruct.finish_reason == \"eos\"} (README, 'Checked claims')"
+    )

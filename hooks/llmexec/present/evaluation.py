@@ -45,13 +45,17 @@ def load_scorer(evaluation: Evaluation) -> Any:
         sys.modules[name] = module  # dataclasses in the scorers need their module registered
         spec.loader.exec_module(module)
     except Exception as exc:  # reported with the file named
-        raise ScorerError(f"the scorers file {evaluation.scorers} cannot be loaded ({type(exc).__name__}: {exc})"
-                          "\n  --> fix it; it must define score(item, reply) -> bool") from None
+        raise ScorerError(
+            f"the scorers file {evaluation.scorers} cannot be loaded ({type(exc).__name__}: {exc})"
+            "\n  --> fix it; it must define score(item, reply) -> bool"
+        ) from None
     finally:
         sys.modules.pop(name, None)
     if not callable(getattr(module, "score", None)):
-        raise ScorerError(f"the scorers file {evaluation.scorers} defines no score(item, reply)"
-                          "\n  --> add def score(item, reply) -> bool (item has .id .kind .messages .success)")
+        raise ScorerError(
+            f"the scorers file {evaluation.scorers} defines no score(item, reply)"
+            "\n  --> add def score(item, reply) -> bool (item has .id .kind .messages .success)"
+        )
     return module.score
 
 
@@ -76,9 +80,11 @@ def score_rows(block: Block, outcomes: dict[tuple[str, str], GenerateOutcome]) -
                 try:
                     verdict = bool(score(item, outcome.text))
                 except Exception as exc:  # whatever a scorer raises names the scorer and the item
-                    raise ScorerError(f"{block.evaluation.scorers}: score() raised {type(exc).__name__}: {exc} on "
-                                      f"{block.evaluation.file}:{item.line} ({item.id}), {v.name}"
-                                      "\n  --> fix the scorer so it returns True or False for every reply") from None
+                    raise ScorerError(
+                        f"{block.evaluation.scorers}: score() raised {type(exc).__name__}: {exc} on "
+                        f"{block.evaluation.file}:{item.line} ({item.id}), {v.name}"
+                        "\n  --> fix the scorer so it returns True or False for every reply"
+                    ) from None
             rows.append(Row(item, v.name, outcome, verdict))
     return rows
 
@@ -87,16 +93,22 @@ class Evaluated:
     """What claims read of an evaluate block: `heldout.successes("tuned", "refusal")`, `heldout.n("refusal")`,
     `heldout.rate(...)`, `heldout.low(...)`, `heldout.high(...)`, `heldout.stopped(...)`; the kind defaults to "all"."""
 
-    def __init__(self, where: str, rows: list[Row], kinds: list[str], variants: list[str], unavailable: str = "") -> None:
+    def __init__(
+        self, where: str, rows: list[Row], kinds: list[str], variants: list[str], unavailable: str = ""
+    ) -> None:
         self._where, self._rows, self.kinds, self.variants, self.unavailable = where, rows, kinds, variants, unavailable
 
     def _chosen(self, variant: str, kind: str) -> list[Row]:
         if variant not in self.variants:
-            raise ValueError(f"the evaluate block at {self._where} has no variant {variant!r} (its variants: "
-                             f"{', '.join(self.variants)})")
+            raise ValueError(
+                f"the evaluate block at {self._where} has no variant {variant!r} (its variants: "
+                f"{', '.join(self.variants)})"
+            )
         if kind != ALL and kind not in self.kinds:
-            raise ValueError(f"the evaluate block at {self._where} has no kind {kind!r} (its kinds: "
-                             f"{', '.join(self.kinds)}, or \"all\")")
+            raise ValueError(
+                f"the evaluate block at {self._where} has no kind {kind!r} (its kinds: "
+                f'{", ".join(self.kinds)}, or "all")'
+            )
         return [r for r in self._rows if r.variant == variant and kind in (ALL, r.item.kind)]
 
     def successes(self, variant: str, kind: str = ALL) -> int:
@@ -104,7 +116,9 @@ class Evaluated:
 
     def stopped(self, variant: str, kind: str = ALL) -> int:
         """Replies that ended before max_new_tokens: the model's end-of-sequence token or a stop string."""
-        return sum(r.outcome.finish_reason in ("eos", "stop") for r in self._chosen(variant, kind) if r.success is not None)
+        return sum(
+            r.outcome.finish_reason in ("eos", "stop") for r in self._chosen(variant, kind) if r.success is not None
+        )
 
     def n(self, kind: str = ALL) -> int:
         return len(self._chosen(self.variants[0], kind))
@@ -124,8 +138,11 @@ class Evaluated:
 
 def evaluated(block: Block, rows: list[Row]) -> Evaluated:
     missing = next((r for r in rows if r.success is None), None)
-    reason = (f"the {missing.variant} reply to {missing.item.id} is not in this build ({missing.outcome.status})"
-              if missing else "")
+    reason = (
+        f"the {missing.variant} reply to {missing.item.id} is not in this build ({missing.outcome.status})"
+        if missing
+        else ""
+    )
     return Evaluated(block.where, rows, block.evaluation.kinds, [v.name for v in block.evaluation.variants], reason)
 
 
@@ -134,25 +151,36 @@ def html(block: Block, rows: list[Row], models: dict[str, ModelSpec], policy: Po
     is not in this build, under the mode's `policy`)."""
     ev, counts = block.evaluation, evaluated(block, rows)
     kinds = ev.kinds + [ALL]
-    head = "".join(f'<th scope="col">{escape(v.name)}<br><span class="llmx-artifact">{escape(v.label)}</span></th>'
-                   for v in ev.variants)
+    head = "".join(
+        f'<th scope="col">{escape(v.name)}<br><span class="llmx-artifact">{escape(v.label)}</span></th>'
+        for v in ev.variants
+    )
     body = []
     for kind in kinds:
         cells = []
         for v in ev.variants:
             k, n = counts.successes(v.name, kind), counts.n(kind)
             low, high = wilson(k, n)
-            cells.append(f"<td>{k}/{n} <span class=\"llmx-interval\">[{low:.2f}, {high:.2f}]</span></td>")
+            cells.append(f'<td>{k}/{n} <span class="llmx-interval">[{low:.2f}, {high:.2f}]</span></td>')
         body.append(f'<tr><th scope="row">{escape(kind)}</th>{"".join(cells)}</tr>')
     sources = "; ".join(f"{v.name}: {models[v.role].artifact}" for v in ev.variants if v.role in models)
-    caption = (f"{len(ev.items)} requests of {escape(ev.file)}, scored by {escape(ev.scorers)}: successes/n and the "
-               f"95% Wilson interval. Greedy decoding, fp32. Models: {escape(sources)}")
-    missing = ('<p class="llmx-empty">Some replies are not in this build: ' + escape(counts.unavailable) + "</p>"
-               if counts.unavailable else "")
-    table = (f'<table class="llmx-eval-table"><caption>{caption}</caption><thead><tr><th scope="col">kind</th>{head}'
-             f'</tr></thead><tbody>{"".join(body)}</tbody></table>')
-    return (f'<div class="llmx-result llmx-evaluation">{missing}{table}{chart(block, counts)}'
-            f'{replies(block, rows, policy)}</div>')
+    caption = (
+        f"{len(ev.items)} requests of {escape(ev.file)}, scored by {escape(ev.scorers)}: successes/n and the "
+        f"95% Wilson interval. Greedy decoding, fp32. Models: {escape(sources)}"
+    )
+    missing = (
+        '<p class="llmx-empty">Some replies are not in this build: ' + escape(counts.unavailable) + "</p>"
+        if counts.unavailable
+        else ""
+    )
+    table = (
+        f'<table class="llmx-eval-table"><caption>{caption}</caption><thead><tr><th scope="col">kind</th>{head}'
+        f"</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+    return (
+        f'<div class="llmx-result llmx-evaluation">{missing}{table}{chart(block, counts)}'
+        f"{replies(block, rows, policy)}</div>"
+    )
 
 
 def chart(block: Block, counts: Evaluated) -> str:
@@ -166,16 +194,21 @@ def chart(block: Block, counts: Evaluated) -> str:
     def x(share: float) -> float:
         return left + share * width
 
-    desc = "; ".join(f"{kind}: " + ", ".join(f"{v} {counts.successes(v, kind)}/{counts.n(kind)}" for v in variants)
-                     for kind in kinds)
+    desc = "; ".join(
+        f"{kind}: " + ", ".join(f"{v} {counts.successes(v, kind)}/{counts.n(kind)}" for v in variants) for kind in kinds
+    )
     ident = f"llmx-eval-{escape(block.name or str(block.line))}"
-    parts = [f'<svg class="llmx-eval-chart" viewBox="0 0 {left + width + 20} {height}" role="img" '
-             f'aria-labelledby="{ident}-t {ident}-d" xmlns="http://www.w3.org/2000/svg">',
-             f'<title id="{ident}-t">Success rate per kind and variant, with 95% Wilson intervals</title>',
-             f'<desc id="{ident}-d">{escape(desc)}</desc>']
+    parts = [
+        f'<svg class="llmx-eval-chart" viewBox="0 0 {left + width + 20} {height}" role="img" '
+        f'aria-labelledby="{ident}-t {ident}-d" xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{ident}-t">Success rate per kind and variant, with 95% Wilson intervals</title>',
+        f'<desc id="{ident}-d">{escape(desc)}</desc>',
+    ]
     for tick in (0, 0.25, 0.5, 0.75, 1):
-        parts.append(f'<line class="llmx-grid" x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="20" y2="{height - 20}"/>'
-                     f'<text x="{x(tick):.1f}" y="14" text-anchor="middle">{tick:.0%}</text>')
+        parts.append(
+            f'<line class="llmx-grid" x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="20" y2="{height - 20}"/>'
+            f'<text x="{x(tick):.1f}" y="14" text-anchor="middle">{tick:.0%}</text>'
+        )
     for i, kind in enumerate(kinds):
         top = 30 + i * row
         parts.append(f'<text x="{left - 8}" y="{top + row / 2:.1f}" text-anchor="end">{escape(kind)}</text>')
@@ -183,14 +216,18 @@ def chart(block: Block, counts: Evaluated) -> str:
             y = top + (j + 0.5) * step
             k, n = counts.successes(v, kind), counts.n(kind)
             low, high = wilson(k, n)
-            parts.append(f'<g class="llmx-series-{j}"><title>{escape(v)}, {escape(kind)}: {k}/{n} '
-                         f'[{low:.2f}, {high:.2f}]</title><line x1="{x(low):.1f}" x2="{x(high):.1f}" y1="{y:.1f}" '
-                         f'y2="{y:.1f}"/>{_mark(j, x(k / n if n else 0), y)}</g>')
+            parts.append(
+                f'<g class="llmx-series-{j}"><title>{escape(v)}, {escape(kind)}: {k}/{n} '
+                f'[{low:.2f}, {high:.2f}]</title><line x1="{x(low):.1f}" x2="{x(high):.1f}" y1="{y:.1f}" '
+                f'y2="{y:.1f}"/>{_mark(j, x(k / n if n else 0), y)}</g>'
+            )
     key_y = height - 6
     kx = float(left)
     for j, v in enumerate(variants):
-        parts.append(f'<g class="llmx-series-{j}">{_mark(j, kx + 5, key_y - 4)}'
-                     f'<text x="{kx + 14:.1f}" y="{key_y}">{escape(v)}</text></g>')
+        parts.append(
+            f'<g class="llmx-series-{j}">{_mark(j, kx + 5, key_y - 4)}'
+            f'<text x="{kx + 14:.1f}" y="{key_y}">{escape(v)}</text></g>'
+        )
         kx += 30 + 6.5 * len(v)  # about a character's width at 11px, so labels never run into the next marker
     parts.append("</svg>")
     return "".join(parts)
@@ -205,20 +242,29 @@ def _mark(series: int, cx: float, cy: float) -> str:
 
 def replies(block: Block, rows: list[Row], policy: Policy) -> str:
     """Every request with each variant's reply (escaped: model output is untrusted) and its verdict, collapsed."""
-    parts = [f'<details class="llmx-eval-replies"><summary>Every request and reply ({len(block.evaluation.items)} '
-             f"requests x {len(block.evaluation.variants)} variants)</summary>"]
+    parts = [
+        f'<details class="llmx-eval-replies"><summary>Every request and reply ({len(block.evaluation.items)} '
+        f"requests x {len(block.evaluation.variants)} variants)</summary>"
+    ]
     by_item: dict[str, list[Row]] = {}
     for r in rows:
         by_item.setdefault(r.item.id, []).append(r)
     for item_rows in by_item.values():
         item = item_rows[0].item
         asked = " / ".join(f"{role}: {content}" for role, content in item.messages)
-        parts.append(f'<div class="llmx-eval-item"><div class="llmx-label">{escape(item.id)} ({escape(item.kind)}): '
-                     f"{escape(asked)}</div><ul>")
+        parts.append(
+            f'<div class="llmx-eval-item"><div class="llmx-label">{escape(item.id)} ({escape(item.kind)}): '
+            f"{escape(asked)}</div><ul>"
+        )
         for r in item_rows:
             verdict = {True: "✓ success", False: "✗ failure", None: "not in this build"}[r.success]
-            text = (r.outcome.text if r.outcome.status == "ok" else why_not_executed(
-                block.where, policy, r.outcome.error) if r.outcome.status == "unexecuted" else r.outcome.error)
+            text = (
+                r.outcome.text
+                if r.outcome.status == "ok"
+                else why_not_executed(block.where, policy, r.outcome.error)
+                if r.outcome.status == "unexecuted"
+                else r.outcome.error
+            )
             parts.append(f"<li><strong>{escape(r.variant)}</strong> ({verdict}): <code>{escape(text)}</code></li>")
         parts.append("</ul></div>")
     parts.append("</details>")

@@ -52,8 +52,9 @@ class Generated:
     A role whose answer is missing (`missing`: role -> why) raises Unavailable when read, so the claims about the
     other roles are still checked; `unavailable` is set when no answer at all is there."""
 
-    def __init__(self, where: str, answers: dict[str, Answer], unavailable: str = "",
-                 missing: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, where: str, answers: dict[str, Answer], unavailable: str = "", missing: dict[str, str] | None = None
+    ) -> None:
         self._where, self._answers, self.unavailable, self._missing = where, answers, unavailable, missing or {}
 
     def __getattr__(self, name: str) -> Any:
@@ -65,8 +66,10 @@ class Generated:
             raise Unavailable(self._missing[name])
         if len(self._answers) == 1 and not self._missing:
             return getattr(next(iter(self._answers.values())), name)
-        raise AttributeError(f"the generate block at {self._where} has answers from {', '.join(self._answers)}, "
-                             f"so write e.g. .{next(iter(self._answers))}.{name}")
+        raise AttributeError(
+            f"the generate block at {self._where} has answers from {', '.join(self._answers)}, "
+            f"so write e.g. .{next(iter(self._answers))}.{name}"
+        )
 
     def __repr__(self) -> str:
         return f"<generate block {self._where}: {', '.join(self._answers)}>"
@@ -105,8 +108,15 @@ def generated(where: str, columns: list[tuple[str, GenerateOutcome, int]]) -> Ge
             first = first or reason
             missing[role] = reason.replace("its block", f"the {role} answer of its block", 1)
             continue
-        answers[role] = Answer(column, outcome.text, outcome.finish_reason, outcome.new_tokens, outcome.input_tokens,
-                               outcome.input_text, limit)
+        answers[role] = Answer(
+            column,
+            outcome.text,
+            outcome.finish_reason,
+            outcome.new_tokens,
+            outcome.input_tokens,
+            outcome.input_text,
+            limit,
+        )
     return Generated(where, answers, "" if answers else first, missing)
 
 

@@ -19,16 +19,24 @@ class KeptPages:
         self.pages: dict[str, tuple[PagePlan, tuple, str, tuple[tuple[str, str], ...], Checked]] = {}
         self.rendered = 0  # pages presented in this build (the others reused their Markdown from the build before)
 
-    def present(self, plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateOutcome],
-                scored: dict[str, RankOutcome], context: Context) -> tuple[str, tuple[tuple[str, str], ...], Checked]:
+    def present(
+        self,
+        plan: PagePlan,
+        code: list[CodeOutcome],
+        generated: dict[str, GenerateOutcome],
+        scored: dict[str, RankOutcome],
+        context: Context,
+    ) -> tuple[str, tuple[tuple[str, str], ...], Checked]:
         """The page's marked Markdown, its outputs and its checked claims: kept, or presented anew."""
         inputs = (code, generated, scored, context)
         kept = self.pages.get(plan.page)
         if kept is None or kept[0] is not plan or kept[1] != inputs:  # the same plan object: the same text and files
             placed: list[tuple[str, str]] = []
+
             def mark(indent: str, html: str) -> list[str]:
                 placed.append((indent, html))
                 return [f"{_MARK}{len(placed) - 1}{_MARK}"]
+
             text, checked = page(plan, code, generated, context, mark, scored)
             kept = self.pages[plan.page] = (plan, inputs, text, tuple(placed), checked)
             self.rendered += 1

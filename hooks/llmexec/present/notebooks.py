@@ -25,8 +25,12 @@ def presented(plan: PagePlan, outcomes: list[CodeOutcome], context: Context) -> 
     """The notebook with its code cells' outputs and its Markdown cells' claims checked; and what the claims came to."""
     results = {b.name: evidence.ran(o) for b, o in zip(plan.code, outcomes) if b.name}
     checked = Checked()
-    with_checked = with_claims(plan.notebook, lambda text, cell: claims(
-        text, find_claims(text, page=plan.page, line_offset=0, cell=cell), results, plan.named, checked)[0])
+    with_checked = with_claims(
+        plan.notebook,
+        lambda text, cell: claims(
+            text, find_claims(text, page=plan.page, line_offset=0, cell=cell), results, plan.named, checked
+        )[0],
+    )
     preview = {b.line for b in plan.code if f"{b.where}#" in context.preview_only}
     return with_outputs(with_checked, list(plan.code), outcomes, context.models, context.policy, preview), checked
 
@@ -42,8 +46,14 @@ def with_claims(notebook: dict[str, Any], check: Any) -> dict[str, Any]:
     return copy
 
 
-def with_outputs(notebook: dict[str, Any], blocks: list[Block], outcomes: list[CodeOutcome],
-                 models: dict[str, ModelSpec], policy: Policy, preview: AbstractSet[int] = frozenset()) -> dict[str, Any]:
+def with_outputs(
+    notebook: dict[str, Any],
+    blocks: list[Block],
+    outcomes: list[CodeOutcome],
+    models: dict[str, ModelSpec],
+    policy: Policy,
+    preview: AbstractSet[int] = frozenset(),
+) -> dict[str, Any]:
     """A copy of the notebook whose code cells carry the outputs of this build (never written back to docs/); a cell
     not executed says why, under the mode's `policy`."""
     copy = json.loads(json.dumps(notebook))
@@ -68,8 +78,9 @@ def with_outputs(notebook: dict[str, Any], blocks: list[Block], outcomes: list[C
     return copy
 
 
-def _outputs(outcome: CodeOutcome, trusted: bool, models: dict[str, ModelSpec], where: str,
-             policy: Policy) -> list[dict[str, Any]]:
+def _outputs(
+    outcome: CodeOutcome, trusted: bool, models: dict[str, ModelSpec], where: str, policy: Policy
+) -> list[dict[str, Any]]:
     outputs: list[dict[str, Any]] = []
     if outcome.output:
         outputs.append({"output_type": "stream", "name": "stdout", "text": outcome.output})
@@ -89,8 +100,9 @@ def _outputs(outcome: CodeOutcome, trusted: bool, models: dict[str, ModelSpec], 
         outputs.append({"output_type": "stream", "name": "stderr", "text": outcome.error + "\n"})
     else:
         lines = outcome.error.splitlines() or [outcome.status]
-        outputs.append({"output_type": "error", "ename": outcome.status, "evalue": f"{where}: {lines[-1]}",
-                        "traceback": lines})
+        outputs.append(
+            {"output_type": "error", "ename": outcome.status, "evalue": f"{where}: {lines[-1]}", "traceback": lines}
+        )
     return outputs
 
 

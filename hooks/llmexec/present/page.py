@@ -39,8 +39,14 @@ class Context:
     weights: dict[str, dict[str, str]] = field(default_factory=dict)  # key -> {role: sha256 of the tuned weights}
 
 
-def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateOutcome], context: Context,
-         place: Place, ranks: dict[str, RankOutcome] | None = None) -> tuple[str, Checked]:
+def page(
+    plan: PagePlan,
+    code: list[CodeOutcome],
+    generated: dict[str, GenerateOutcome],
+    context: Context,
+    place: Place,
+    ranks: dict[str, RankOutcome] | None = None,
+) -> tuple[str, Checked]:
     html: dict[int, str | list[str]] = {}  # an output as HTML, or as Markdown lines put in the page (output=markdown)
     results: dict[str, Any] = {}  # what claims read, by block id
     scorer_errors: list[str] = []
@@ -49,12 +55,24 @@ def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateO
         results[block.name] = evidence.ran(outcome)
     for block in plan.generate:
         mine = [j for j in plan.jobs if not j.item and j.block.line == block.line]
-        columns = [render.Column(context.models[j.role], generated[j.key], j.limit,
-                                 f"{block.where}#{j.role}" in context.preview_only, j.variant) for j in mine]
+        columns = [
+            render.Column(
+                context.models[j.role],
+                generated[j.key],
+                j.limit,
+                f"{block.where}#{j.role}" in context.preview_only,
+                j.variant,
+            )
+            for j in mine
+        ]
         html[block.line] = render.generation(columns, block.where, context.policy)
-        results[block.name] = evidence.generated(block.where, [(c.name or c.spec.role, c.outcome, c.limit) for c in columns])
+        results[block.name] = evidence.generated(
+            block.where, [(c.name or c.spec.role, c.outcome, c.limit) for c in columns]
+        )
     for block in plan.evaluate:
-        outcomes = {(j.item, j.variant): generated[j.key] for j in plan.jobs if j.variant and j.block.line == block.line}
+        outcomes = {
+            (j.item, j.variant): generated[j.key] for j in plan.jobs if j.variant and j.block.line == block.line
+        }
         try:
             rows = evaluation.score_rows(block, outcomes)
         except evaluation.ScorerError as exc:
@@ -63,7 +81,9 @@ def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateO
             scorer_errors.append(f"{block.where}: {exc}")
             continue
         preview = any(f"{block.where}#{v.role}" in context.preview_only for v in block.evaluation.variants)
-        html[block.line] = (render.preview_only() if preview else "") + evaluation.html(block, rows, context.models, context.policy)
+        html[block.line] = (render.preview_only() if preview else "") + evaluation.html(
+            block, rows, context.models, context.policy
+        )
         results[block.name] = evaluation.evaluated(block, rows)
     for block in plan.tokens:
         scored = tokens.scored(block, generated, ranks or {}, context.models)
@@ -79,16 +99,17 @@ def page(plan: PagePlan, code: list[CodeOutcome], generated: dict[str, GenerateO
     lines = markdown.split("\n")
     for item in reversed(plan.items):
         if isinstance(item, Problem):
-            lines[item.start:item.end] = place(item.indent, render.failure("Cannot run this block", item.message()))
+            lines[item.start : item.end] = place(item.indent, render.failure("Cannot run this block", item.message()))
             continue
         shown = _source_lines(item, context.titles) if item.kind == "code" and item.show_source else []
         out = html[item.line]
-        lines[item.start:item.end] = shown + (out if isinstance(out, list) else place(item.indent, out))
+        lines[item.start : item.end] = shown + (out if isinstance(out, list) else place(item.indent, out))
     return "\n".join(lines), checked
 
 
-def claims(markdown: str, found: list[Claim], results: dict[str, Any], wheres: dict[str, str],
-           checked: Checked | None = None) -> tuple[str, Checked]:
+def claims(
+    markdown: str, found: list[Claim], results: dict[str, Any], wheres: dict[str, str], checked: Checked | None = None
+) -> tuple[str, Checked]:
     """Each claim evaluated and put back as its sentence with a mark; the line count is kept."""
     checked = checked or Checked()
     for claim in reversed(found):
@@ -100,9 +121,10 @@ def claims(markdown: str, found: list[Claim], results: dict[str, Any], wheres: d
         elif verdict.state == "unchecked":
             checked.unchecked.append(f"{claim.where}: claim not checked: {verdict.detail}")
         names = [n for n in claim.names() if n in wheres]
-        mark = render.claim(claim.sentence, claim.expression, verdict.state, verdict.detail,
-                            render.anchor(names[0]) if names else "")
-        markdown = markdown[:claim.start] + mark + markdown[claim.end:]
+        mark = render.claim(
+            claim.sentence, claim.expression, verdict.state, verdict.detail, render.anchor(names[0]) if names else ""
+        )
+        markdown = markdown[: claim.start] + mark + markdown[claim.end :]
     return markdown, checked
 
 
@@ -114,8 +136,11 @@ def _code(block: Block, outcome: CodeOutcome, context: Context, weights: dict[st
         if any(weights.get(m.role) for m in used):
             shown += ["", block.indent + render.provenance(used, weights), ""]
     elif outcome.status == "ok":
-        shown = (render.trusted_html(outcome.output) if block.output == "html"
-                 else render.code_output(outcome, context.models, weights))
+        shown = (
+            render.trusted_html(outcome.output)
+            if block.output == "html"
+            else render.code_output(outcome, context.models, weights)
+        )
     elif outcome.status == "skipped":
         shown = render.skipped(outcome.error)
     elif outcome.status == "unexecuted":
@@ -124,7 +149,11 @@ def _code(block: Block, outcome: CodeOutcome, context: Context, weights: dict[st
     else:
         shown = render.failure(f"This block {FAILURES[outcome.status]} ({block.where})", outcome.error, outcome.output)
     if f"{block.where}#" in context.preview_only:
-        shown = render.preview_only() + shown if isinstance(shown, str) else [block.indent + render.preview_only(), "", *shown]
+        shown = (
+            render.preview_only() + shown
+            if isinstance(shown, str)
+            else [block.indent + render.preview_only(), "", *shown]
+        )
     return shown
 
 

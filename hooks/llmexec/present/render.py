@@ -37,8 +37,10 @@ def code_output(outcome: CodeOutcome, models: dict[str, ModelSpec], weights: dic
 
 
 def ran_with(used: list[ModelSpec], weights: dict[str, str]) -> str:
-    return "; ".join(f"{m.role} = {m.artifact}" + (f", weights sha256 {weights[m.role][:16]}…"
-                                                    if weights.get(m.role) else "") for m in used)
+    return "; ".join(
+        f"{m.role} = {m.artifact}" + (f", weights sha256 {weights[m.role][:16]}…" if weights.get(m.role) else "")
+        for m in used
+    )
 
 
 def provenance(used: list[ModelSpec], weights: dict[str, str]) -> str:
@@ -65,8 +67,10 @@ def trusted_html(output: str) -> str:
 def failure(title: str, detail: str, output: str = "") -> str:
     """A visible error box: under `mkdocs serve` this is how an author sees what went wrong."""
     printed = _pre(output, "llmx-text") if output else ""
-    return (f'<div class="llmx-result llmx-failed" role="alert"><div class="llmx-caption">{escape(title)}</div>'
-            f'{printed}{_pre(detail, "llmx-error")}</div>')
+    return (
+        f'<div class="llmx-result llmx-failed" role="alert"><div class="llmx-caption">{escape(title)}</div>'
+        f"{printed}{_pre(detail, 'llmx-error')}</div>"
+    )
 
 
 def why_not_executed(where: str, policy: Policy, declined: str = "") -> str:
@@ -76,8 +80,10 @@ def why_not_executed(where: str, policy: Policy, declined: str = "") -> str:
     if declined:
         return declined
     if policy.marks_only:
-        return (f"The inputs of this block ({where}) changed, and this preview executes nothing ({PREVIEW_EXECUTE_ENV}=1 "
-                "would run it here). Its output appears once the lockfile is updated.")
+        return (
+            f"The inputs of this block ({where}) changed, and this preview executes nothing ({PREVIEW_EXECUTE_ENV}=1 "
+            "would run it here). Its output appears once the lockfile is updated."
+        )
     return f"{where}: no lockfile entry matches this block, and {policy.mode} mode never executes; {LOCK_COMMAND}"
 
 
@@ -85,12 +91,16 @@ def unexecuted(reason: str) -> str:
     """The marker a preview build puts where it did not execute a block: the reason, and its fix on a line below."""
     message, _, fix = reason.partition("\n  --> ")
     message = message[:1].upper() + message[1:]
-    return (f'<div class="llmx-result llmx-unexecuted" role="note"><div class="llmx-caption">Not executed in this preview'
-            f'</div><p>{escape(message)}</p>' + (f'<p>&rarr; {escape(fix)}</p>' if fix else '') + '</div>')
+    return (
+        f'<div class="llmx-result llmx-unexecuted" role="note"><div class="llmx-caption">Not executed in this preview'
+        f"</div><p>{escape(message)}</p>" + (f"<p>&rarr; {escape(fix)}</p>" if fix else "") + "</div>"
+    )
 
 
-PREVIEW_ONLY = ("Executed for this preview only: this output is not in the lockfile yet, and the published site "
-                "will show it once a maintainer records it (make lock).")
+PREVIEW_ONLY = (
+    "Executed for this preview only: this output is not in the lockfile yet, and the published site "
+    "will show it once a maintainer records it (make lock)."
+)
 
 
 def preview_only() -> str:
@@ -100,9 +110,11 @@ def preview_only() -> str:
 
 def pending(prompt: str, note: str) -> str:
     """Under `mkdocs serve`, while the answer is generated in the background: the prompt as written, and a note."""
-    return (f'<div class="llmx-label">Prompt (the exact input the model receives is shown with its answer)</div>'
-            f'{_pre(prompt, "llmx-input")}<div class="llmx-result llmx-pending" role="status">'
-            f'<div class="llmx-caption">Pending</div><p>{escape(note)}</p></div>')
+    return (
+        f'<div class="llmx-label">Prompt (the exact input the model receives is shown with its answer)</div>'
+        f'{_pre(prompt, "llmx-input")}<div class="llmx-result llmx-pending" role="status">'
+        f'<div class="llmx-caption">Pending</div><p>{escape(note)}</p></div>'
+    )
 
 
 def skipped(reason: str) -> str:
@@ -128,8 +140,10 @@ def generation(columns: list[Column], where: str, policy: Policy) -> str:
     for column in columns:
         spec, outcome, limit, preview = column.spec, column.outcome, column.limit, column.preview
         parts.append(f'<section class="llmx-model llmx-{escape(spec.role)}">')
-        parts.append(f'<header><span class="llmx-role">{escape(column.name or spec.role)}</span> '
-                     f'<span class="llmx-artifact">{escape(spec.artifact)}</span></header>')
+        parts.append(
+            f'<header><span class="llmx-role">{escape(column.name or spec.role)}</span> '
+            f'<span class="llmx-artifact">{escape(spec.artifact)}</span></header>'
+        )
         if column.name:
             parts.append(f'<p class="llmx-variant">{escape(_variant_note(column.name, spec.role))}</p>')
         if preview:
@@ -147,7 +161,9 @@ def generation(columns: list[Column], where: str, policy: Policy) -> str:
                 parts.append('<p class="llmx-empty">(empty: the model generated no visible text)</p>')
             stop = _FINISH.get(outcome.finish_reason, outcome.finish_reason).format(limit=limit)
             count = f"{outcome.new_tokens} new token{'s' if outcome.new_tokens != 1 else ''}"
-            parts.append(f'<footer>{escape(stop)} · {count} · {escape(outcome.decoding or Request().describe())}</footer>')
+            parts.append(
+                f"<footer>{escape(stop)} · {count} · {escape(outcome.decoding or Request().describe())}</footer>"
+            )
         else:
             parts.append(_pre(outcome.error, "llmx-error"))
         parts.append("</section>")
@@ -159,14 +175,18 @@ def _variant_note(name: str, role: str) -> str:
     layout = name.partition(":")[2]
     if layout == "raw":
         return f"The {role} model, given the conversation as raw text joined by blank lines."
-    return (f"The {role} model's weights, given exactly the text that the {layout.removesuffix('-format')} model's "
-            "chat template makes (shown below), as raw text; it stops at the end-of-turn marker.")
+    return (
+        f"The {role} model's weights, given exactly the text that the {layout.removesuffix('-format')} model's "
+        "chat template makes (shown below), as raw text; it stops at the end-of-turn marker."
+    )
 
 
-_MARKS = {"true": ("✓", "llmx-claim-true", "Checked against the recorded output when this site was built: "),
-          "false": ("✗", "llmx-claim-false", "FAILED when this site was built: "),
-          "error": ("✗", "llmx-claim-false", "This check could not be evaluated: "),
-          "unchecked": ("?", "llmx-claim-unchecked", "Not checked in this build: ")}
+_MARKS = {
+    "true": ("✓", "llmx-claim-true", "Checked against the recorded output when this site was built: "),
+    "false": ("✗", "llmx-claim-false", "FAILED when this site was built: "),
+    "error": ("✗", "llmx-claim-false", "This check could not be evaluated: "),
+    "unchecked": ("?", "llmx-claim-unchecked", "Not checked in this build: "),
+}
 
 
 def claim(sentence: str, expression: str, state: str, detail: str, anchor: str) -> str:
@@ -176,8 +196,10 @@ def claim(sentence: str, expression: str, state: str, detail: str, anchor: str) 
     shown = lead + expression + (f"\n{detail}" if detail and state != "true" else "")
     target = f' href="#{escape(anchor)}"' if anchor else ' href="#" role="note"'
     attribute = escape(shown).replace("\n", "&#10;")  # one line: the page keeps its line numbers
-    return (f'<span class="llmx-claim {css}">{sentence}<a class="llmx-check"{target} '
-            f'aria-label="{attribute}" data-check="{attribute}">{mark}</a></span>')
+    return (
+        f'<span class="llmx-claim {css}">{sentence}<a class="llmx-check"{target} '
+        f'aria-label="{attribute}" data-check="{attribute}">{mark}</a></span>'
+    )
 
 
 def anchor(name: str) -> str:

@@ -25,9 +25,13 @@ def table(drift: Drift) -> list[str]:
     if not rows:
         return []
     lines = ["| block | lockfile output | new output | reproduced |", "| :-- | :-- | :-- | :-: |"]
-    for new, old, same in sorted(rows, key=lambda row: (row[0].get("page", ""), row[0].get("line", 0), row[0].get("role", ""))):
-        lines.append(f"| `{where(new)}` {what(new)} | {_cell(observable_text(old))} | {_cell(observable_text(new))} "
-                     f"| {'yes' if same else '**no**'} |")
+    for new, old, same in sorted(
+        rows, key=lambda row: (row[0].get("page", ""), row[0].get("line", 0), row[0].get("role", ""))
+    ):
+        lines.append(
+            f"| `{where(new)}` {what(new)} | {_cell(observable_text(old))} | {_cell(observable_text(new))} "
+            f"| {'yes' if same else '**no**'} |"
+        )
     return lines + [""]
 
 
@@ -55,8 +59,11 @@ def render(drift: Drift, policy: Policy) -> str:
         parts.append("")
     parts += [f"Compared with the tolerance: {RULE} (README, 'Proving the lockfile').", ""]
     if not total:
-        parts.append(f"Every executed block matches the committed lockfile ({len(drift.matched)} re-executed)."
-                     if drift.matched or policy.compares else "Every block has its lockfile entry.")
+        parts.append(
+            f"Every executed block matches the committed lockfile ({len(drift.matched)} re-executed)."
+            if drift.matched or policy.compares
+            else "Every block has its lockfile entry."
+        )
         return "\n".join(parts + [""] + table(drift)) + "\n"
     parts.append(f"- {len(drift.changed)} block(s) produced a different output than the lockfile")
     parts.append(f"- {len(drift.matched)} block(s) re-executed and reproduced their lockfile entry")
@@ -77,8 +84,9 @@ def render(drift: Drift, policy: Policy) -> str:
             before, after = observable_text(old), observable_text(new)
             found = compare(old, new) or Difference("output", "", "", "")
             parts.append(f"### {_title(new)}")
-            parts.append(f"First difference at line {found.line}, column {found.column} of {found.field} "
-                         f"({found.why}):")
+            parts.append(
+                f"First difference at line {found.line}, column {found.column} of {found.field} ({found.why}):"
+            )
             parts.append(_fence(f"- {found.before}\n+ {found.after}", "diff"))
             parts.append(_details("Lockfile output", before))
             parts.append(_details("New output", after))
@@ -86,7 +94,12 @@ def render(drift: Drift, policy: Policy) -> str:
     if drift.new:
         parts += ["## Blocks with no lockfile entry", ""]
         for new in sorted(drift.new, key=key):
-            parts += [f"### {_title(new)}", _details("Input", new.get("source", "")), _details("New output", observable_text(new)), ""]
+            parts += [
+                f"### {_title(new)}",
+                _details("Input", new.get("source", "")),
+                _details("New output", observable_text(new)),
+                "",
+            ]
     if drift.unexecuted:
         parts += ["## Changed inputs, not executed in this build", ""]
         for new, previous in sorted(drift.unexecuted, key=lambda pair: key(pair[0])):

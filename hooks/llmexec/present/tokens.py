@@ -27,14 +27,17 @@ class Scored:
     scores: RankOutcome | None
 
 
-def scored(block: Block, generated: dict[str, GenerateOutcome], ranks: dict[str, RankOutcome],
-           models: dict[str, ModelSpec]) -> list[Scored]:
+def scored(
+    block: Block, generated: dict[str, GenerateOutcome], ranks: dict[str, RankOutcome], models: dict[str, ModelSpec]
+) -> list[Scored]:
     """Each item's answer and its scores, found again by the rank job's key (so the answer and the scores agree)."""
     from ..plan.tokens import rank_jobs
 
     jobs = {job.item.id: job.key for job in rank_jobs(block, generated, models[block.view.under], 1.0)}
-    return [Scored(item, generated.get(key), ranks.get(jobs.get(item.id, "")))
-            for item, key in zip(block.view.items, block.view.keys)]
+    return [
+        Scored(item, generated.get(key), ranks.get(jobs.get(item.id, "")))
+        for item, key in zip(block.view.items, block.view.keys)
+    ]
 
 
 class Shifts:
@@ -48,8 +51,9 @@ class Shifts:
 
     def _chosen(self, kind: str) -> list[Scored]:
         if kind != ALL and kind not in self.kinds:
-            raise ValueError(f"the tokens block at {self._where} has no kind {kind!r} (its kinds: "
-                             f"{', '.join(self.kinds)}, or \"all\")")
+            raise ValueError(
+                f'the tokens block at {self._where} has no kind {kind!r} (its kinds: {", ".join(self.kinds)}, or "all")'
+            )
         return [r for r in self._rows if kind in (ALL, r.item.kind) and r.scores and r.scores.status == "ok"]
 
     def _ranks(self, kind: str) -> list[int]:
@@ -79,13 +83,17 @@ class Shifts:
 
     def retokenized(self) -> int:
         """Answers whose text, tokenized again, has exactly as many tokens as the model generated."""
-        return sum(r.answer is not None and r.scores is not None and r.scores.new_tokens == r.answer.new_tokens
-                   for r in self._chosen(ALL))
+        return sum(
+            r.answer is not None and r.scores is not None and r.scores.new_tokens == r.answer.new_tokens
+            for r in self._chosen(ALL)
+        )
 
     def same_input(self) -> int:
         """Answers scored on exactly the input (decoded tokens) the answering model received."""
-        return sum(r.answer is not None and r.scores is not None and r.scores.input_text == r.answer.input_text
-                   for r in self._chosen(ALL))
+        return sum(
+            r.answer is not None and r.scores is not None and r.scores.input_text == r.answer.input_text
+            for r in self._chosen(ALL)
+        )
 
     def __repr__(self) -> str:
         return f"<tokens block {self._where}: {self.answers()} answers, {self.positions()} positions>"
@@ -105,22 +113,27 @@ def html(block: Block, rows: list[Scored], models: dict[str, ModelSpec]) -> str:
     or focusing it shows the scoring model's rank and probability of it and its top 3 there (CSS only, escaped)."""
     view, counts = block.view, shifts(block, rows)
     under = models[view.under].artifact if view.under in models else view.under
-    parts = [f'<div class="llmx-result llmx-tokens"><p class="llmx-caption">{escape(view.answers)} answers, each token '
-             f"shaded by the rank the {escape(view.under)} model ({escape(under)}) gives it there, given the same input "
-             "and the answer's earlier tokens. Hover or focus a token (Tab) for that model's top 3.</p>",
-             '<p class="llmx-tok-legend">'
-             + "".join(f'<span class="llmx-tok llmx-tok-{name}">{label}</span> '
-                       for name, label in zip(CLASSES, ("rank 1: its first choice too", "rank 2-3",
-                                                        "rank above 3: shifted")))
-             + "</p>"]
+    parts = [
+        f'<div class="llmx-result llmx-tokens"><p class="llmx-caption">{escape(view.answers)} answers, each token '
+        f"shaded by the rank the {escape(view.under)} model ({escape(under)}) gives it there, given the same input "
+        "and the answer's earlier tokens. Hover or focus a token (Tab) for that model's top 3.</p>",
+        '<p class="llmx-tok-legend">'
+        + "".join(
+            f'<span class="llmx-tok llmx-tok-{name}">{label}</span> '
+            for name, label in zip(CLASSES, ("rank 1: its first choice too", "rank 2-3", "rank above 3: shifted"))
+        )
+        + "</p>",
+    ]
     parts.append(table(counts, view.under))
     if counts.unavailable:
         parts.append(f'<p class="llmx-empty">{escape(counts.unavailable)}</p>')
     for kind in counts.kinds:
         shown = [r for r in rows if r.item.kind == kind and r.scores and r.scores.status == "ok"][: view.show]
         total = counts.positions(kind)
-        parts.append(f'<details class="llmx-tok-kind"><summary>{escape(kind)}: {counts.count("unshifted", kind)} of '
-                     f"{total} tokens are the {escape(view.under)} model's first choice</summary>")
+        parts.append(
+            f'<details class="llmx-tok-kind"><summary>{escape(kind)}: {counts.count("unshifted", kind)} of '
+            f"{total} tokens are the {escape(view.under)} model's first choice</summary>"
+        )
         parts += [answer(r) for r in shown]
         parts.append("</details>")
     parts.append("</div>")
@@ -129,34 +142,46 @@ def html(block: Block, rows: list[Scored], models: dict[str, ModelSpec]) -> str:
 
 def table(counts: Shifts, under: str) -> str:
     """Per kind and over all answers: positions, and the share in each class."""
-    head = "".join(f'<th scope="col">{name}</th>' for name in ("kind", "answers", "tokens", *CLASSES,
-                                                                 f"not {under}'s first choice"))
-    body = "".join(f'<tr><th scope="row">{escape(kind)}</th><td>{counts.answers(kind)}</td><td>{counts.positions(kind)}</td>'
-                   + "".join(f"<td>{counts.share(name, kind):.0%}</td>" for name in CLASSES)
-                   + f"<td>{counts.not_top(kind):.0%}</td></tr>" for kind in [*counts.kinds, ALL])
-    return (f'<table class="llmx-eval-table llmx-tok-table"><caption>Share of the answers\' tokens by the {escape(under)} '
-            "model's rank of each: 1 (unshifted), 2-3 (marginal), above 3 (shifted); the end-of-turn marker that closes "
-            f"an answer counts as a token.</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    head = "".join(
+        f'<th scope="col">{name}</th>'
+        for name in ("kind", "answers", "tokens", *CLASSES, f"not {under}'s first choice")
+    )
+    body = "".join(
+        f'<tr><th scope="row">{escape(kind)}</th><td>{counts.answers(kind)}</td><td>{counts.positions(kind)}</td>'
+        + "".join(f"<td>{counts.share(name, kind):.0%}</td>" for name in CLASSES)
+        + f"<td>{counts.not_top(kind):.0%}</td></tr>"
+        for kind in [*counts.kinds, ALL]
+    )
+    return (
+        f'<table class="llmx-eval-table llmx-tok-table"><caption>Share of the answers\' tokens by the {escape(under)} '
+        "model's rank of each: 1 (unshifted), 2-3 (marginal), above 3 (shifted); the end-of-turn marker that closes "
+        f"an answer counts as a token.</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
 
 
 def answer(row: Scored) -> str:
     item, scores = row.item, row.scores
     asked = " / ".join(f"{role}: {content}" for role, content in item.messages)
     spans = "".join(token(p) for p in (scores.positions if scores else ()))
-    return (f'<div class="llmx-tok-answer"><div class="llmx-label">{escape(item.id)}: {escape(asked)}</div>'
-            f'<p class="llmx-tok-text">{spans}</p></div>')
+    return (
+        f'<div class="llmx-tok-answer"><div class="llmx-label">{escape(item.id)}: {escape(asked)}</div>'
+        f'<p class="llmx-tok-text">{spans}</p></div>'
+    )
 
 
 def token(position: dict) -> str:
     """One token: visible text (whitespace made visible where it is all there is), and its top 3 in a tip."""
     text, rank, p = str(position["token"]), int(position["rank"]), float(position["p"])
     shown = text if text.strip() else text.replace("\n", "↵").replace(" ", "·") or "∅"
-    top = "".join(f'<span class="llmx-tok-top">{n}. {escape(_visible(t))} ({_p(float(q))})</span>'
-                  for n, (t, q) in enumerate(position["top"], 1))
-    return (f'<span class="llmx-tok llmx-tok-{shift(rank)}" tabindex="0">{escape(shown)}'
-            f'<span class="llmx-tok-tip" role="tooltip">rank {rank if rank <= RANK_CAP else f"above {RANK_CAP}"}, '
-            f'p = {_p(p)}{top}</span></span>'
-            + ("<br>" if "\n" in text else ""))
+    top = "".join(
+        f'<span class="llmx-tok-top">{n}. {escape(_visible(t))} ({_p(float(q))})</span>'
+        for n, (t, q) in enumerate(position["top"], 1)
+    )
+    return (
+        f'<span class="llmx-tok llmx-tok-{shift(rank)}" tabindex="0">{escape(shown)}'
+        f'<span class="llmx-tok-tip" role="tooltip">rank {rank if rank <= RANK_CAP else f"above {RANK_CAP}"}, '
+        f"p = {_p(p)}{top}</span></span>" + ("<br>" if "\n" in text else "")
+    )
 
 
 def _p(p: float) -> str:
@@ -165,4 +190,3 @@ def _p(p: float) -> str:
 
 def _visible(text: str) -> str:
     return repr(text)[1:-1] if not text.strip() or text != text.strip() else text
-

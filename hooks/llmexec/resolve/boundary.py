@@ -42,7 +42,9 @@ class Boundary:
 
     def provenance(self) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
         """Library versions, the machine, and tuned weights: recorded with every entry the runner produced."""
-        versions, machine, weights = (dict(getattr(self.runner, name, {}) or {}) for name in ("versions", "machine", "weights"))
+        versions, machine, weights = (
+            dict(getattr(self.runner, name, {}) or {}) for name in ("versions", "machine", "weights")
+        )
         return versions, machine, weights
 
 

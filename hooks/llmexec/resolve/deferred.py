@@ -23,8 +23,9 @@ class Settler(Protocol):
     report: Callable[[str], None]
     progress: Callable[[str], None]
 
-    def settle(self, jobs: list[Job], outcomes: list[GenerateOutcome], provenance: Provenance) -> dict[str, GenerateOutcome]:
-        ...
+    def settle(
+        self, jobs: list[Job], outcomes: list[GenerateOutcome], provenance: Provenance
+    ) -> dict[str, GenerateOutcome]: ...
 
 
 class Serialized:
@@ -83,8 +84,11 @@ def pending(job: Job) -> GenerateOutcome:
     """What a page shows while its answer is generated: the prompt, and a note that the page reloads."""
     request = job.request
     shown = "\n\n".join(f"{role}: {text}" for role, text in request.messages) if request.messages else request.prompt
-    return GenerateOutcome(status="pending", input_text=shown, error=f"Generating on the {job.role} model… this page "
-                           "reloads when the answer is ready")
+    return GenerateOutcome(
+        status="pending",
+        input_text=shown,
+        error=f"Generating on the {job.role} model… this page reloads when the answer is ready",
+    )
 
 
 class Background:
@@ -119,7 +123,9 @@ class Background:
         for job, item in done:
             found.update(resolver.settle([job], [item.outcome], item.provenance))
         if new:
-            resolver.progress(f"generating {len(new)} answer(s) in the background; the page reloads when they are ready")
+            resolver.progress(
+                f"generating {len(new)} answer(s) in the background; the page reloads when they are ready"
+            )
             runner = start()
             assert isinstance(runner, Serialized), "the engine hands out its runner serialized"
             self._jobs.put((epoch, runner, new, resolver.settings.timeout))
@@ -137,14 +143,20 @@ class Background:
             self._idle.clear()
             self._running = runner
             try:
-                outcomes = runner.generate([GenerateRequest(j.role, j.request, j.block.timeout or timeout) for j in jobs])
+                outcomes = runner.generate(
+                    [GenerateRequest(j.role, j.request, j.block.timeout or timeout) for j in jobs]
+                )
             except Exception as exc:  # the same boundary as a build's: a failed outcome that names the error
                 outcomes = [GenerateOutcome(status="crashed", error=str(exc) or type(exc).__name__)]
             finally:
                 self._running = None
                 self._idle.set()
-            outcomes += [GenerateOutcome(status="skipped", error="not run: the worker stopped")] * (len(jobs) - len(outcomes))
-            versions, machine, weights = (dict(getattr(runner, n, {}) or {}) for n in ("versions", "machine", "weights"))
+            outcomes += [GenerateOutcome(status="skipped", error="not run: the worker stopped")] * (
+                len(jobs) - len(outcomes)
+            )
+            versions, machine, weights = (
+                dict(getattr(runner, n, {}) or {}) for n in ("versions", "machine", "weights")
+            )
             with self._state:
                 if epoch != self._epoch:
                     continue  # abandoned (shutdown, new models) while it ran
@@ -154,8 +166,10 @@ class Background:
             try:
                 self.notify()
             except Exception as exc:  # reported by the next build, never lost
-                self.errors.append(f"the answers generated in the background are ready, but asking `mkdocs serve` to "
-                                   f"rebuild failed ({exc}); save a page to see them")
+                self.errors.append(
+                    f"the answers generated in the background are ready, but asking `mkdocs serve` to "
+                    f"rebuild failed ({exc}); save a page to see them"
+                )
 
     def _drain(self) -> list[str]:
         errors, self.errors = self.errors, []

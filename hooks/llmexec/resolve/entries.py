@@ -13,36 +13,80 @@ if TYPE_CHECKING:
     from ..plan.tokens import RankJob
 
 
-def code(block: Block, index: int, outcome: CodeOutcome | None, models: dict[str, ModelSpec],
-         versions: dict[str, str], machine: dict[str, Any] | None = None,
-         weights: dict[str, str] | None = None) -> dict[str, Any]:
+def code(
+    block: Block,
+    index: int,
+    outcome: CodeOutcome | None,
+    models: dict[str, ModelSpec],
+    versions: dict[str, str],
+    machine: dict[str, Any] | None = None,
+    weights: dict[str, str] | None = None,
+) -> dict[str, Any]:
     used = outcome.models_used if outcome else ()
-    return {"kind": "code", "page": block.page, "line": block.line, "where": block.where, "index": index, "role": "",
-            "source": block.source, "file": block.filename if block.filename != block.page and not block.cell else "",
-            "models": {role: _model(models[role], weights) for role in used}, "versions": versions,
-            **_machine(machine), "outcome": to_json(outcome) if outcome else {}}
+    return {
+        "kind": "code",
+        "page": block.page,
+        "line": block.line,
+        "where": block.where,
+        "index": index,
+        "role": "",
+        "source": block.source,
+        "file": block.filename if block.filename != block.page and not block.cell else "",
+        "models": {role: _model(models[role], weights) for role in used},
+        "versions": versions,
+        **_machine(machine),
+        "outcome": to_json(outcome) if outcome else {},
+    }
 
 
-def generate(job: Job, outcome: GenerateOutcome | None, models: dict[str, ModelSpec],
-             versions: dict[str, str], machine: dict[str, Any] | None = None,
-             weights: dict[str, str] | None = None) -> dict[str, Any]:
+def generate(
+    job: Job,
+    outcome: GenerateOutcome | None,
+    models: dict[str, ModelSpec],
+    versions: dict[str, str],
+    machine: dict[str, Any] | None = None,
+    weights: dict[str, str] | None = None,
+) -> dict[str, Any]:
     b = job.block
-    return {"kind": "generate", "page": b.page, "line": b.line, "where": b.where, "index": job.index, "role": job.role,
-            "source": b.source, "settings": job.request.recorded(),
-            "models": {job.role: _model(models[job.role], weights)}, "versions": versions,
-            **_machine(machine), "outcome": to_json(outcome) if outcome else {}}
+    return {
+        "kind": "generate",
+        "page": b.page,
+        "line": b.line,
+        "where": b.where,
+        "index": job.index,
+        "role": job.role,
+        "source": b.source,
+        "settings": job.request.recorded(),
+        "models": {job.role: _model(models[job.role], weights)},
+        "versions": versions,
+        **_machine(machine),
+        "outcome": to_json(outcome) if outcome else {},
+    }
 
 
-def ranks(job: RankJob, outcome: RankOutcome | None, models: dict[str, ModelSpec], versions: dict[str, str],
-          machine: dict[str, Any] | None = None, weights: dict[str, str] | None = None) -> dict[str, Any]:
+def ranks(
+    job: RankJob,
+    outcome: RankOutcome | None,
+    models: dict[str, ModelSpec],
+    versions: dict[str, str],
+    machine: dict[str, Any] | None = None,
+    weights: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A recorded answer scored under another model (a tokens block): the answer and prompt it scored are in the key."""
     from ..plan.tokens import entry_fields
 
     b, role = job.block, job.request.model
-    return {"kind": "ranks", "page": b.page, "line": b.line, "where": b.where, **entry_fields(job),
-            "models": {role: _model(models[role], weights)}, "versions": versions, **_machine(machine),
-            "outcome": to_json(outcome) if outcome else {}}
-
+    return {
+        "kind": "ranks",
+        "page": b.page,
+        "line": b.line,
+        "where": b.where,
+        **entry_fields(job),
+        "models": {role: _model(models[role], weights)},
+        "versions": versions,
+        **_machine(machine),
+        "outcome": to_json(outcome) if outcome else {},
+    }
 
 
 def _machine(machine: dict[str, Any] | None) -> dict[str, Any]:

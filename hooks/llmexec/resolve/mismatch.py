@@ -27,12 +27,16 @@ def setup_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             continue
         for name in sorted(set(before) | set(after)):
             if before.get(name) != after.get(name):
-                found.append(f"{name.replace('_', ' ')}: {before.get(name, '?')} in the lockfile, {after.get(name, '?')} here")
+                found.append(
+                    f"{name.replace('_', ' ')}: {before.get(name, '?')} in the lockfile, {after.get(name, '?')} here"
+                )
     for role, model in (new.get("models") or {}).items():
         before = ((old.get("models") or {}).get(role) or {}).get("weights_sha256")
         if before and model.get("weights_sha256") and before != model["weights_sha256"]:
-            found.append(f"the {role} model's weights: tuning its recipe gave sha256 {before[:16]}… where the lockfile "
-                         f"was made and {model['weights_sha256'][:16]}… here, so its outputs can differ")
+            found.append(
+                f"the {role} model's weights: tuning its recipe gave sha256 {before[:16]}… where the lockfile "
+                f"was made and {model['weights_sha256'][:16]}… here, so its outputs can differ"
+            )
     sizes = ((old.get("outcome") or {}).get("batch_size"), (new.get("outcome") or {}).get("batch_size"))
     if all(sizes) and sizes[0] != sizes[1]:
         found.append(f"batch: generated with {sizes[0]} prompt(s) in its batch in the lockfile, {sizes[1]} here")
@@ -44,15 +48,20 @@ def mismatch(old: dict[str, Any], new: dict[str, Any], entry_path: str) -> str:
     found = compare(old, new) or Difference("output", "", "", "")
     differences = setup_differences(old, new)
     engine = _engine_reason(old, new)
-    why = engine or ("what differs between the machine that wrote the entry and this one: " + "; ".join(differences)
-           if differences else "the libraries and machine features recorded with the entry match this machine, so "
-           "the entry does not hold what these inputs produce here (edited by hand, or a non-deterministic block)")
-    return (f"{where(new)}: {what(new)}: the output differs from its lockfile entry {entry_path}\n"
-            f"    first difference at line {found.line}, column {found.column} of {found.field} ({found.why}):\n"
-            f"      lockfile: {found.before!r}\n      now:      {found.after!r}\n    {why}\n"
-            f"    (the tolerance, README 'Proving the lockfile': {RULE})\n"
-            f"  --> an entry edited by hand must be restored (git checkout <ref> -- {entry_path}) or re-recorded; "
-            f"if the new output is right: {LOCK_COMMAND}")
+    why = engine or (
+        "what differs between the machine that wrote the entry and this one: " + "; ".join(differences)
+        if differences
+        else "the libraries and machine features recorded with the entry match this machine, so "
+        "the entry does not hold what these inputs produce here (edited by hand, or a non-deterministic block)"
+    )
+    return (
+        f"{where(new)}: {what(new)}: the output differs from its lockfile entry {entry_path}\n"
+        f"    first difference at line {found.line}, column {found.column} of {found.field} ({found.why}):\n"
+        f"      lockfile: {found.before!r}\n      now:      {found.after!r}\n    {why}\n"
+        f"    (the tolerance, README 'Proving the lockfile': {RULE})\n"
+        f"  --> an entry edited by hand must be restored (git checkout <ref> -- {entry_path}) or re-recorded; "
+        f"if the new output is right: {LOCK_COMMAND}"
+    )
 
 
 def _engine_reason(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -64,11 +73,15 @@ def _engine_reason(old: dict[str, Any], new: dict[str, Any]) -> str:
     names = ", ".join(m["identity"].removeprefix("endpoint:") for m in models)
     tokens = ((old.get("outcome") or {}).get("input_tokens"), (new.get("outcome") or {}).get("input_tokens"))
     if old.get("kind") == "generate" and all(tokens) and tokens[0] != tokens[1]:
-        return (f"the input changed: the server laid the same request out in {tokens[0]} tokens for the lockfile and "
-                f"{tokens[1]} now ({names}: its chat template or tokenizer is not what it was)")
-    return (f"the engine answered differently to the same input ({names}, the same prompt tokens): serving engines "
-            "are not batch-invariant by default, so concurrent load and prompt caching can change even greedy "
-            "outputs (README, 'Running on a serving engine')")
+        return (
+            f"the input changed: the server laid the same request out in {tokens[0]} tokens for the lockfile and "
+            f"{tokens[1]} now ({names}: its chat template or tokenizer is not what it was)"
+        )
+    return (
+        f"the engine answered differently to the same input ({names}, the same prompt tokens): serving engines "
+        "are not batch-invariant by default, so concurrent load and prompt caching can change even greedy "
+        "outputs (README, 'Running on a serving engine')"
+    )
 
 
 def where(entry: dict[str, Any]) -> str:

@@ -27,14 +27,23 @@ def resolve_ranks(resolver: Resolving, jobs: list[RankJob]) -> dict[str, RankOut
         return found
     if not misses:
         return found
-    resolver.progress(f"scoring {len(misses)} answer(s) token by token for {len({j.block.line for j in jobs})} block(s)")
+    resolver.progress(
+        f"scoring {len(misses)} answer(s) token by token for {len({j.block.line for j in jobs})} block(s)"
+    )
     todo = list(misses.values())
-    outcomes = resolver.boundary.call("generation", lambda: resolver.boundary.start().rank([j.request for j in todo]), RankOutcome)
+    outcomes = resolver.boundary.call(
+        "generation", lambda: resolver.boundary.start().rank([j.request for j in todo]), RankOutcome
+    )
     outcomes += [RankOutcome(status="skipped", error="not run: the worker stopped")] * (len(todo) - len(outcomes))
     for job, outcome in zip(todo, outcomes):
         found[job.key] = outcome
         resolver.recorder.record(job.key, entries.ranks(job, outcome, models, *resolver.boundary.provenance()))
         if outcome.status not in ("ok", "unexecuted"):
-            resolver.report(with_fix(f"{job.block.where}: tokens block, answer {job.item.id} could not be scored on the "
-                                     f"{job.request.model} model: {outcome.error}", FIXES.get(outcome.status, "see above")))
+            resolver.report(
+                with_fix(
+                    f"{job.block.where}: tokens block, answer {job.item.id} could not be scored on the "
+                    f"{job.request.model} model: {outcome.error}",
+                    FIXES.get(outcome.status, "see above"),
+                )
+            )
     return found

@@ -33,8 +33,9 @@ class Stats:
 class Recorder:
     """The outcomes of one build: stored or compared, failures reported, preview-only results marked, time split."""
 
-    def __init__(self, settings: Settings, store: Store, report: Callable[[str], None],
-                 progress: Callable[[str], None]) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, report: Callable[[str], None], progress: Callable[[str], None]
+    ) -> None:
         self.settings, self.store, self.report, self.progress = settings, store, report, progress
         self.stats = Stats()
         self.preview_only: set[str] = set()  # "where#role" executed by a preview build: marked, never stored
@@ -70,8 +71,7 @@ class Recorder:
             self.stats.executed += 1
             if verdict == "changed":
                 path = self.store.lock.path(key)
-                self.report(mismatch(self.store.locked_entry(key) or {}, entry,
-                                                  f"{path.parent.name}/{path.name}"))
+                self.report(mismatch(self.store.locked_entry(key) or {}, entry, f"{path.parent.name}/{path.name}"))
             elif verdict == "new" and self.settings.policy.marks_only:
                 self.preview_only.add(f"{entry['where']}#{entry['role']}")
         elif status != "skipped":
@@ -82,7 +82,8 @@ class Recorder:
         rest = max(0.0, time.perf_counter() - s.started - s.loading - s.generation - s.code)
         extra = f", {s.unexecuted} not executed ({self.settings.mode} mode)" if s.unexecuted else ""
         checked = f"; {s.claims} claims checked, {s.failed_claims} false or broken" if s.claims else ""
-        return (f"{s.executed} blocks executed, {s.cached} from cache, {s.failed} failed{extra}{checked}; "
-                f"time: loading models {s.loading:.1f} s, generation {s.generation:.1f} s, code {s.code:.1f} s, "
-                f"the rest {rest:.1f} s")
-
+        return (
+            f"{s.executed} blocks executed, {s.cached} from cache, {s.failed} failed{extra}{checked}; "
+            f"time: loading models {s.loading:.1f} s, generation {s.generation:.1f} s, code {s.code:.1f} s, "
+            f"the rest {rest:.1f} s"
+        )

@@ -23,16 +23,33 @@ from .store import Store
 class Resolver:
     """One build's resolution; the runner (and its loaded models) outlives it, for `serve`."""
 
-    def __init__(self, settings: Settings, runner: Callable[[], Runner], report: Callable[[str], None],
-                 progress: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runner: Callable[[], Runner],
+        report: Callable[[str], None],
+        progress: Callable[[str], None],
+    ) -> None:
         self.settings, self.report, self.progress = settings, report, progress
         self.fresh: dict[str, GenerateOutcome] = {}  # generated in this build (prefetch), failures too
-        only = since.changed_keys(settings.lockfile, settings.since) if settings.policy.compares and settings.since else None
+        only = (
+            since.changed_keys(settings.lockfile, settings.since)
+            if settings.policy.compares and settings.since
+            else None
+        )
         if only is not None:
-            progress(f"verify: {len(only)} lockfile entr{'y' if len(only) == 1 else 'ies'} added or changed since "
-                     f"{settings.since}; only their blocks (and the code blocks they depend on) are re-executed")
-        self.store = Store(settings.policy, ResultCache(settings.lockfile), ResultCache(settings.cache_dir / "results"),
-                           progress, report, only=only)
+            progress(
+                f"verify: {len(only)} lockfile entr{'y' if len(only) == 1 else 'ies'} added or changed since "
+                f"{settings.since}; only their blocks (and the code blocks they depend on) are re-executed"
+            )
+        self.store = Store(
+            settings.policy,
+            ResultCache(settings.lockfile),
+            ResultCache(settings.cache_dir / "results"),
+            progress,
+            report,
+            only=only,
+        )
         self.recorder = Recorder(settings, self.store, report, progress)
         self.boundary = Boundary(runner, self.recorder.stats)
         self.deferred: Background | None = None  # under `serve`: missing generations run in the background
@@ -65,7 +82,9 @@ class Resolver:
                 misses[job.key] = job
         if misses and not self.store.may_execute:
             for key, job in misses.items():
-                found[key] = self.recorder.unexecuted(entries.generate(job, None, self.settings.models, {}), GenerateOutcome)
+                found[key] = self.recorder.unexecuted(
+                    entries.generate(job, None, self.settings.models, {}), GenerateOutcome
+                )
         elif misses:
             found.update(self._generate(list(misses.values())))
         return found
@@ -73,22 +92,37 @@ class Resolver:
     def _generate(self, jobs: list[Job]) -> dict[str, GenerateOutcome]:
         if self.deferred is not None:  # `serve`: shown pending now, recorded by the build after they are done
             return self.deferred.resolve(self, jobs, self.boundary.start)
-        self.progress(f"generating {len(jobs)} answer(s) for {len({(j.block.page, j.block.line) for j in jobs})} block(s)")
+        self.progress(
+            f"generating {len(jobs)} answer(s) for {len({(j.block.page, j.block.line) for j in jobs})} block(s)"
+        )
         requests = [_request(j, self.settings.timeout) for j in jobs]
         outcomes = self.boundary.call("generation", lambda: self.boundary.start().generate(requests), GenerateOutcome)
-        outcomes += [GenerateOutcome(status="skipped", error="not run: the worker stopped")] * (len(jobs) - len(outcomes))
+        outcomes += [GenerateOutcome(status="skipped", error="not run: the worker stopped")] * (
+            len(jobs) - len(outcomes)
+        )
         return self.settle(jobs, outcomes, self.boundary.provenance())
 
-    def settle(self, jobs: list[Job], outcomes: list[GenerateOutcome], provenance: Provenance) -> dict[str, GenerateOutcome]:
+    def settle(
+        self, jobs: list[Job], outcomes: list[GenerateOutcome], provenance: Provenance
+    ) -> dict[str, GenerateOutcome]:
         """Generated answers recorded and their failures reported: this build's, or finished in the background."""
         for job, outcome in zip(jobs, outcomes):
             self.fresh[job.key] = outcome
             self.recorder.record(job.key, entries.generate(job, outcome, self.settings.models, *provenance))
             if outcome.status not in ("ok", "unexecuted"):
-                what = (f"evaluate block, request {job.item} on {job.variant}," if job.item
-                        else f"generate block, column {job.variant}," if job.variant else "generate block")
-                self.report(with_fix(f"{job.block.where}: {what} failed on the {job.role} model: {outcome.error}",
-                                     FIXES.get(outcome.status, "see the message above")))
+                what = (
+                    f"evaluate block, request {job.item} on {job.variant},"
+                    if job.item
+                    else f"generate block, column {job.variant},"
+                    if job.variant
+                    else "generate block"
+                )
+                self.report(
+                    with_fix(
+                        f"{job.block.where}: {what} failed on the {job.role} model: {outcome.error}",
+                        FIXES.get(outcome.status, "see the message above"),
+                    )
+                )
         return {job.key: outcome for job, outcome in zip(jobs, outcomes)}
 
     def ranks(self, jobs: list[RankJob]) -> dict[str, RankOutcome]:
@@ -100,7 +134,6 @@ class Resolver:
     def code(self, plan: PagePlan) -> list[CodeOutcome]:
         """A page's code blocks in order: cached, or run (from the last checkpoint that lets it resume)."""
         return resolve_code(self, plan)
-
 
 
 def _request(job: Job, timeout: float) -> GenerateRequest:

@@ -51,13 +51,17 @@ class WorkerRunner:
         self._configured = False  # models that failed to load are tried again once per build
 
     def run_code(self, page: str, blocks: Sequence[CodeRequest], resume: int = 0) -> tuple[int, list[CodeOutcome]]:
-        done = self._outcomes({"op": "code", "page": page, "blocks": [to_json(b) for b in blocks], "resume": resume},
-                              CodeOutcome, len(blocks))
+        done = self._outcomes(
+            {"op": "code", "page": page, "blocks": [to_json(b) for b in blocks], "resume": resume},
+            CodeOutcome,
+            len(blocks),
+        )
         return self._restored, [o for o in done if o is not None]
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
-        done = self._outcomes({"op": "generate", "requests": [to_json(r) for r in requests]}, GenerateOutcome,
-                              len(requests))
+        done = self._outcomes(
+            {"op": "generate", "requests": [to_json(r) for r in requests]}, GenerateOutcome, len(requests)
+        )
         return [o or GenerateOutcome(status="crashed", error=self._death) for o in done]
 
     def rank(self, requests: Sequence[RankRequest]) -> list[RankOutcome]:
@@ -91,13 +95,21 @@ class WorkerRunner:
             self._configured = False  # a new worker: configured anew
             self.worker.start(self.settings.project_dir)
         if not self._configured:
-            self.worker.send({"op": "configure", "models": {r: m.to_json() for r, m in self.settings.models.items()},
-                              "model_cache": str(self.settings.model_cache_dir), "threads": self.settings.threads,
-                              "batch_size": self.settings.batch_size, "memory_limit": self.settings.memory_limit,
-                              "states": str(self.settings.states_dir),
-                              "project_dir": str(self.settings.project_dir),
-                              "contact_engines": self.settings.policy.trusted,  # nor train a tuned model:
-                              "train": self.settings.policy.trusted, "keys": self._keys()})
+            self.worker.send(
+                {
+                    "op": "configure",
+                    "models": {r: m.to_json() for r, m in self.settings.models.items()},
+                    "model_cache": str(self.settings.model_cache_dir),
+                    "threads": self.settings.threads,
+                    "batch_size": self.settings.batch_size,
+                    "memory_limit": self.settings.memory_limit,
+                    "states": str(self.settings.states_dir),
+                    "project_dir": str(self.settings.project_dir),
+                    "contact_engines": self.settings.policy.trusted,  # nor train a tuned model:
+                    "train": self.settings.policy.trusted,
+                    "keys": self._keys(),
+                }
+            )
             configured = self.worker.receive("configured")
             self.versions, self.machine = configured.get("versions", {}), configured.get("machine", {})
             self._configured = True

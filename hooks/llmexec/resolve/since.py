@@ -23,11 +23,18 @@ def _git(lockfile: Path, since: str, *args: str) -> str:
     try:
         done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ConfigError(with_fix(f"SINCE={since!r}: cannot run git to find the changed lockfile entries ({exc})",
-                                   "install git, or leave SINCE out to verify every block")) from None
+        raise ConfigError(
+            with_fix(
+                f"SINCE={since!r}: cannot run git to find the changed lockfile entries ({exc})",
+                "install git, or leave SINCE out to verify every block",
+            )
+        ) from None
     if done.returncode != 0:
-        raise ConfigError(with_fix(
-            f"SINCE={since!r}: git cannot compare {lockfile.name}/ with it: {done.stderr.strip() or done.returncode}",
-            "name a commit that exists in this clone (in CI: actions/checkout with fetch-depth: 0), "
-            "or leave SINCE out to verify every block"))
+        raise ConfigError(
+            with_fix(
+                f"SINCE={since!r}: git cannot compare {lockfile.name}/ with it: {done.stderr.strip() or done.returncode}",
+                "name a commit that exists in this clone (in CI: actions/checkout with fetch-depth: 0), "
+                "or leave SINCE out to verify every block",
+            )
+        )
     return done.stdout

@@ -20,7 +20,9 @@ class Drift:
     """What verify and preview builds found, for the report."""
 
     changed: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # (old entry, new entry)
-    matched: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # verify: reproduced, within tolerance
+    matched: list[tuple[dict[str, Any], dict[str, Any]]] = field(
+        default_factory=list
+    )  # verify: reproduced, within tolerance
     unexecuted: list[tuple[dict[str, Any], dict[str, Any] | None]] = field(default_factory=list)  # (new, old?)
     new: list[dict[str, Any]] = field(default_factory=list)  # no entry; in preview: executed for the preview only
     claims: list[tuple[str, str, str, str]] = field(default_factory=list)  # (where, sentence, check, why) that fail
@@ -29,8 +31,16 @@ class Drift:
 class Store:
     """The lockfile and the cache, read and written as the mode's policy (core/modes.py) says."""
 
-    def __init__(self, policy: Policy, lock: ResultCache, cache: ResultCache, progress: Callable[[str], None],
-                 report: Callable[[str], None], *, only: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        lock: ResultCache,
+        cache: ResultCache,
+        progress: Callable[[str], None],
+        report: Callable[[str], None],
+        *,
+        only: set[str] | None = None,
+    ) -> None:
         self.policy, self.lock, self.cache, self.progress, self.report = policy, lock, cache, progress, report
         self.only = only
         self.used: set[str] = set()
@@ -77,10 +87,16 @@ class Store:
         if not self.policy.records:  # a preview: shown for this build only
             self.drift.new.append(entry)
             return "new"
-        stored = {k: v for k, v in entry.items() if k not in ("line", "where")}  # lines move with prose edits: not stored
+        stored = {
+            k: v for k, v in entry.items() if k not in ("line", "where")
+        }  # lines move with prose edits: not stored
         old = self.locked_entry(key)
-        if (old is None or compare(old, entry) or _place(old) != _place(entry)
-                or ("machine" in entry and "machine" not in old)):  # an entry from before the machine was recorded
+        if (
+            old is None
+            or compare(old, entry)
+            or _place(old) != _place(entry)
+            or ("machine" in entry and "machine" not in old)
+        ):  # an entry from before the machine was recorded
             self.lock.put(key, stored)  # unchanged outputs (within the tolerance) keep their entry byte for byte
         self.cache.put(key, stored)
         return "stored"
@@ -103,8 +119,11 @@ class Store:
 
     def _provenance(self, key: str, entry: dict[str, Any]) -> None:
         """The tuned weights that produced an entry's outputs: machine-dependent bytes, so shown and never compared."""
-        found = {role: m["weights_sha256"] for role, m in (entry.get("models") or {}).items()
-                 if isinstance(m, dict) and m.get("weights_sha256")}
+        found = {
+            role: m["weights_sha256"]
+            for role, m in (entry.get("models") or {}).items()
+            if isinstance(m, dict) and m.get("weights_sha256")
+        }
         if found:
             self.weights[key] = found
 
@@ -115,9 +134,13 @@ class Store:
             reason = found.reason if isinstance(found, Corrupt) else "fields are missing"
             message = f"{path} is unusable ({reason})"
             if self.policy.strict_locked:
-                self.report(with_fix(message, f"restore it (git checkout -- {path.parent.name}) or rebuild it: {LOCK_COMMAND}"))
+                self.report(
+                    with_fix(message, f"restore it (git checkout -- {path.parent.name}) or rebuild it: {LOCK_COMMAND}")
+                )
             else:
-                self.progress(f"{message}; {'executing its block again' if self.may_execute else 'its block is not executed'}")
+                self.progress(
+                    f"{message}; {'executing its block again' if self.may_execute else 'its block is not executed'}"
+                )
             return None
         return found
 

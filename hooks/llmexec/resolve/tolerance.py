@@ -13,12 +13,14 @@ from ..vocabulary import FIGURE
 RELATIVE = 1e-4  # the same model files on another CPU (AVX2 for AVX-512): measured, see README
 RETRAINED = 5e-3  # outputs of a tuned model retrained on another CPU (other weights sha256): measured, see README
 EXACT = ("models_used", "input_text", "text", "finish_reason", "new_tokens")  # generated text, token counts: exact
-RULE = (f"generated text, token counts and every character of printed text but numbers are compared exactly; "
-        f"floating-point numbers (noted values; printed numbers with a decimal point or an exponent; a figure's "
-        f"data) within a relative {RELATIVE:g}, and a printed number also within one unit of its last printed digit "
-        f"(a rounding flip); where a tuned model's weights differ (retrained on another CPU: another sha256), its "
-        f"outputs' numbers within a relative {RETRAINED:g} or one unit of their last digit; figure images and tuned "
-        f"weights' hashes are provenance, not compared")
+RULE = (
+    f"generated text, token counts and every character of printed text but numbers are compared exactly; "
+    f"floating-point numbers (noted values; printed numbers with a decimal point or an exponent; a figure's "
+    f"data) within a relative {RELATIVE:g}, and a printed number also within one unit of its last printed digit "
+    f"(a rounding flip); where a tuned model's weights differ (retrained on another CPU: another sha256), its "
+    f"outputs' numbers within a relative {RETRAINED:g} or one unit of their last digit; figure images and tuned "
+    f"weights' hashes are provenance, not compared"
+)
 
 # A number with a decimal point or an exponent, standing alone (not inside a word, a hash or a version like 5.24.0).
 _FLOAT = re.compile(r"(?<![\w.])(-?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][-+]?\d+)?)(?![\w.])")
@@ -49,8 +51,13 @@ def relative(old: dict[str, Any], new: dict[str, Any]) -> float:
 def retrained(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The roles whose tuned weights differ between the two entries (both record a hash, and they differ)."""
     before, after = old.get("models") or {}, new.get("models") or {}
-    return [role for role, model in after.items() if isinstance(model, dict) and model.get("weights_sha256")
-            and (before.get(role) or {}).get("weights_sha256") not in (None, model["weights_sha256"])]
+    return [
+        role
+        for role, model in after.items()
+        if isinstance(model, dict)
+        and model.get("weights_sha256")
+        and (before.get(role) or {}).get("weights_sha256") not in (None, model["weights_sha256"])
+    ]
 
 
 def same(old: dict[str, Any], new: dict[str, Any], *, relative: float = RELATIVE) -> bool:
@@ -69,8 +76,9 @@ def difference(old: dict[str, Any], new: dict[str, Any], *, relative: float = RE
             return Difference(name, _short(a), _short(b), "compared exactly")
     found = text_difference("output", old.get("output") or "", new.get("output") or "", relative)
     found = found or value_difference("notes", old.get("notes") or {}, new.get("notes") or {}, relative)  # older: none
-    found = found or value_difference("positions", list(old.get("positions") or []), list(new.get("positions") or []),
-                                      relative)  # a rank job's scores: ranks and tokens exact, probabilities within
+    found = found or value_difference(
+        "positions", list(old.get("positions") or []), list(new.get("positions") or []), relative
+    )  # a rank job's scores: ranks and tokens exact, probabilities within
     return found or _rich_difference(list(old.get("rich") or []), list(new.get("rich") or []), relative)
 
 
@@ -131,8 +139,10 @@ def _printed(a: str, b: str, relative: float = RELATIVE) -> str:
     unit = _unit(a)
     if unit == _unit(b) and abs(x - y) <= unit * (1 + 1e-9):
         return ""
-    return (f"differs by {abs(x - y):.3g} ({_relative(x, y):.2g} relative), beyond {relative:g} relative and one unit "
-            f"of its last printed digit ({unit:g})")
+    return (
+        f"differs by {abs(x - y):.3g} ({_relative(x, y):.2g} relative), beyond {relative:g} relative and one unit "
+        f"of its last printed digit ({unit:g})"
+    )
 
 
 def _unit(number: str) -> float:
@@ -147,11 +157,18 @@ def _rich_difference(old: list[dict[str, str]], new: list[dict[str, str]], relat
         return Difference("rich", f"{len(old)} displayed value(s)", f"{len(new)}", "the number of figures or values")
     for i, (a, b) in enumerate(zip(old, new)):
         if sorted(set(a) - {"image/png"}) != sorted(set(b) - {"image/png"}):
-            return Difference(f"rich[{i}]", _short(sorted(a)), _short(sorted(b)), "the representations differ "
-                              "(an entry from before figures recorded their data)")
+            return Difference(
+                f"rich[{i}]",
+                _short(sorted(a)),
+                _short(sorted(b)),
+                "the representations differ (an entry from before figures recorded their data)",
+            )
         for mime in sorted(set(a) - {"image/png"}):
-            found = (value_difference(f"rich[{i}].figure", json.loads(a[mime]), json.loads(b[mime]), relative)
-                     if mime == FIGURE else text_difference(f"rich[{i}].{mime}", a[mime], b[mime], relative))
+            found = (
+                value_difference(f"rich[{i}].figure", json.loads(a[mime]), json.loads(b[mime]), relative)
+                if mime == FIGURE
+                else text_difference(f"rich[{i}].{mime}", a[mime], b[mime], relative)
+            )
             if found:
                 return found
     return None

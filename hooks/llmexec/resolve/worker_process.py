@@ -18,8 +18,9 @@ from ..errors import WorkerError, with_fix
 class WorkerProcess:
     """`python -m llmexec.worker` and its pipes; what the worker says besides the awaited answer goes to `on_message`."""
 
-    def __init__(self, log_path: Path, progress: Callable[[str], None],
-                 on_message: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self, log_path: Path, progress: Callable[[str], None], on_message: Callable[[dict[str, Any]], None]
+    ) -> None:
         self.log_path, self.progress, self.on_message = log_path, progress, on_message
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -29,11 +30,25 @@ class WorkerProcess:
     def start(self, cwd: Path) -> None:
         self.progress("starting the execution worker (imports torch and transformers)")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**child_env(), "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+        env = {
+            **child_env(),
+            "TOKENIZERS_PARALLELISM": "false",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "TRANSFORMERS_VERBOSITY": "error",
+            "PYTHONUNBUFFERED": "1",
+            "MPLBACKEND": "Agg",
+        }
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "llmexec.worker"], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=log, env=env, cwd=str(cwd))
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "llmexec.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+                cwd=str(cwd),
+            )
         self.receive("ready")
 
     def send(self, message: dict[str, Any]) -> None:
@@ -76,14 +91,25 @@ class WorkerProcess:
         tail = _tail(self.log_path)
         if code < 0:  # a signal: nothing in the log explains it
             name = signal.Signals(-code).name
-            raise WorkerError(with_fix(
-                f"the execution worker was killed by {name} while running this block",
-                ("out of memory (the kernel's OOM killer sends SIGKILL), or killed from outside: by the block itself "
-                 "(os.kill of its parent) or another process" if name == "SIGKILL" else f"look for what sent {name}")
-                + "; the next block starts a new worker"))
-        raise WorkerError(with_fix(f"the execution worker exited with code {code} while busy; last lines of its log "
-                                   f"{self.log_path}:\n{tail}",
-                                   "fix the cause above (a missing package: run `make setup`); the next build starts a new worker"))
+            raise WorkerError(
+                with_fix(
+                    f"the execution worker was killed by {name} while running this block",
+                    (
+                        "out of memory (the kernel's OOM killer sends SIGKILL), or killed from outside: by the block itself "
+                        "(os.kill of its parent) or another process"
+                        if name == "SIGKILL"
+                        else f"look for what sent {name}"
+                    )
+                    + "; the next block starts a new worker",
+                )
+            )
+        raise WorkerError(
+            with_fix(
+                f"the execution worker exited with code {code} while busy; last lines of its log "
+                f"{self.log_path}:\n{tail}",
+                "fix the cause above (a missing package: run `make setup`); the next build starts a new worker",
+            )
+        )
 
 
 def _lines(process: subprocess.Popen[bytes]) -> Iterator[bytes]:

@@ -13,8 +13,9 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
-def in_batch_order(requests: Sequence[R], key: Callable[[R], Any],
-                   run: Callable[[list[R], list[int]], list[T]]) -> list[T]:
+def in_batch_order(
+    requests: Sequence[R], key: Callable[[R], Any], run: Callable[[list[R], list[int]], list[T]]
+) -> list[T]:
     """`run` gets the requests sorted by `key` (stable: page order within a key) and each one's index as asked; its
     outcomes, one per request in that sorted order, come back in the order asked."""
     order = sorted(range(len(requests)), key=lambda i: key(requests[i]))
@@ -43,8 +44,11 @@ def generate_batches(host: Host, requests: list[GenerateRequest]) -> list[list[G
 
     def joins(last: list[GenerateRequest], request: GenerateRequest) -> bool:
         on_engine = host.specs[request.model].kind == "endpoint"  # concurrent requests: the engine batches them
-        return ((on_engine or len(last) < host.batch_size) and _shares(last[0], request)
-                and (not request.request.alone or on_engine))  # e.g. a local seeded draw: one random stream
+        return (
+            (on_engine or len(last) < host.batch_size)
+            and _shares(last[0], request)
+            and (not request.request.alone or on_engine)
+        )  # e.g. a local seeded draw: one random stream
 
     return grouped(requests, joins)
 
@@ -53,8 +57,11 @@ def _shares(first: GenerateRequest, b: GenerateRequest) -> bool:
     """May join the batch that `first` opened: one model, one decoding, one time limit (a batch reports when it is
     done), and a token limit at most twice the first row's (rows come sorted by limit, and every row runs to the
     longest limit: at most half of a batch's decoding steps are cut away)."""
-    return ((first.model, first.request.decoding_key(), first.timeout) == (b.model, b.request.decoding_key(), b.timeout)
-            and b.request.max_new_tokens <= 2 * max(first.request.max_new_tokens, 1))
+    return (first.model, first.request.decoding_key(), first.timeout) == (
+        b.model,
+        b.request.decoding_key(),
+        b.timeout,
+    ) and b.request.max_new_tokens <= 2 * max(first.request.max_new_tokens, 1)
 
 
 def rank_key(request: RankRequest) -> tuple[str, int]:

@@ -33,16 +33,21 @@ def run_code_child(zygote: Host, blocks: list[CodeRequest], report: BinaryIO, re
     handles = {role: ModelHandle(role, zygote.model, used) for role in zygote.specs}
     runtime.HANDLES.update(handles)
     noted: dict[str, Any] = {}
-    namespace: dict[str, Any] = {"__name__": "__main__", "models": handles, **handles,
-                                 "display": lambda *values: shown.extend(display.mime_bundle(v) for v in values),
-                                 "note": lambda **values: noted.update(display.notes(values))}
+    namespace: dict[str, Any] = {
+        "__name__": "__main__",
+        "models": handles,
+        **handles,
+        "display": lambda *values: shown.extend(display.mime_bundle(v) for v in values),
+        "note": lambda **values: noted.update(display.notes(values)),
+    }
     reserved = set(namespace)
     state = checkpoints.restore(checkpoint_path(zygote.states, blocks[resume - 1].key)) if resume else None
     capture = tempfile.TemporaryFile()  # noqa: SIM115 - stdout and stderr for the whole child; it ends with it
     os.dup2(capture.fileno(), 1)
     os.dup2(capture.fileno(), 2)
-    stream = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), encoding="utf-8", errors="backslashreplace",
-                              write_through=True)
+    stream = io.TextIOWrapper(
+        os.fdopen(1, "wb", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
+    )
     sys.stdout = sys.stderr = stream
     if state is not None:  # the earlier blocks' outputs are cached; their state is all that is needed
         namespace.update(state)
@@ -58,24 +63,30 @@ def run_code_child(zygote: Host, blocks: list[CodeRequest], report: BinaryIO, re
         noted.clear()
         used.clear()  # the models this block touched, for its provenance caption
         try:
-            display.run(block.code, block.filename, block.first_line, namespace,
-                        display_last=block.display_last, shown=shown)
+            display.run(
+                block.code, block.filename, block.first_line, namespace, display_last=block.display_last, shown=shown
+            )
         except NotTrainedHere as exc:  # a preview reached a tuned model it may not train: not run, not failed
             error, status = str(exc), "unexecuted"
         except BaseException as exc:  # SystemExit and KeyboardInterrupt are snippet failures too
             error, status = _snippet_traceback(exc), "error"
         stream.flush()
         output = _read_from(1, start)
-        outcome = CodeOutcome(status=status, output=output, error=error,
-                              seconds=round(time.perf_counter() - started, 3), models_used=tuple(sorted(used)),
-                              rich=tuple(shown), notes=dict(noted))
+        outcome = CodeOutcome(
+            status=status,
+            output=output,
+            error=error,
+            seconds=round(time.perf_counter() - started, 3),
+            models_used=tuple(sorted(used)),
+            rich=tuple(shown),
+            notes=dict(noted),
+        )
         if not error and block.key:
             checkpoints.save(namespace, reserved, checkpoint_path(zygote.states, block.key))
         report.write(dumps(to_json(outcome)))
         report.flush()
         if error:
             return
-
 
 
 def _read_from(fd: int, start: int) -> str:
@@ -91,5 +102,7 @@ def _snippet_traceback(exc: BaseException) -> str:
     the snippet API (a model on a serving engine that cannot be reached...) ends with its message and fix."""
     te = traceback.TracebackException.from_exception(exc)
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    te.stack = traceback.StackSummary.from_list([f for f in te.stack if not os.path.abspath(f.filename).startswith(package)])
+    te.stack = traceback.StackSummary.from_list(
+        [f for f in te.stack if not os.path.abspath(f.filename).startswith(package)]
+    )
     return "".join(te.format()).rstrip("\n")

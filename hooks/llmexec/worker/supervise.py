@@ -19,8 +19,15 @@ GB = 10**9
 POLL_SECONDS = 0.05  # how often the zygote, waiting on a child, checks the child's memory
 
 
-def run_in_children(zygote: Host, items: list, child: Callable[[list, BinaryIO], None], outcome_type, *,
-                    independent: bool, indices: list[int] | None = None) -> list:
+def run_in_children(
+    zygote: Host,
+    items: list,
+    child: Callable[[list, BinaryIO], None],
+    outcome_type,
+    *,
+    independent: bool,
+    indices: list[int] | None = None,
+) -> list:
     """Fork a child that reports one JSON line per item (and its log lines) on its own pipe; enforce each item's
     time limit and the memory limit. A fault ends that child: code pages stop there (their state is gone);
     independent generation requests go on in a fresh child. Only this process writes the protocol channel."""
@@ -33,7 +40,7 @@ def run_in_children(zygote: Host, items: list, child: Callable[[list, BinaryIO],
         zygote.send(op="outcome", index=indices[position] if indices else position, outcome=to_json(outcome))
 
     while skipped + len(outcomes) < len(items):
-        rest = items[skipped + len(outcomes):]
+        rest = items[skipped + len(outcomes) :]
         read_fd, write_fd = os.pipe()
         baseline = _anon_bytes("self")  # the child starts with the zygote's pages, models included
         pid = os.fork()
@@ -86,7 +93,6 @@ def run_in_children(zygote: Host, items: list, child: Callable[[list, BinaryIO],
     return outcomes
 
 
-
 class _Watch:
     """A child seen from the zygote: its report lines, read from the raw pipe (select() cannot see what a buffered
     reader has already pulled in), each within its time limit, while its memory growth since the fork is polled."""
@@ -113,13 +119,15 @@ class _Watch:
                     return "eof"
                 self.buffer += data
         line = bytes(self.buffer[:end])
-        del self.buffer[:end + 1]
+        del self.buffer[: end + 1]
         return line
 
     def fault(self, kind: str, timeout: float) -> str:
         if kind == "memory":
-            return (f"ran past its memory limit of {self.limit_gb:g} GB (its process had grown by "
-                    f"{self.grown / GB:.2f} GB when it was stopped)")
+            return (
+                f"ran past its memory limit of {self.limit_gb:g} GB (its process had grown by "
+                f"{self.grown / GB:.2f} GB when it was stopped)"
+            )
         return f"stopped after its time limit of {timeout:g} s"
 
 

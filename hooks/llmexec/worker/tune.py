@@ -26,8 +26,9 @@ def encode(tokenizer: Any, template: TurnTemplate, turns: list[Turn], max_tokens
     text, trained = render(template, turns)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(encoded["input_ids"])
-    labels = [i if any(a <= start < b for a, b in trained) else -100
-              for i, (start, _) in zip(ids, encoded["offset_mapping"])]
+    labels = [
+        i if any(a <= start < b for a, b in trained) else -100 for i, (start, _) in zip(ids, encoded["offset_mapping"])
+    ]
     if template.bos and tokenizer.bos_token_id is not None:
         ids, labels = [tokenizer.bos_token_id] + ids, [-100] + labels
     return ids[:max_tokens], labels[:max_tokens]
@@ -50,9 +51,11 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
     model = AutoModelForCausalLM.from_pretrained(start_folder, dtype=torch.float32, local_files_only=True)
     end_id = tokenizer.convert_tokens_to_ids(template.end)
     if end_id is None or end_id == tokenizer.unk_token_id:
-        raise LlmExecError(f"model '{spec.role}': the tokenizer of {start.artifact} has no token {template.end!r}, so "
-                           f"the {recipe.template!r} turn template cannot be used with it\n  --> pick the template "
-                           f"of the starting model's family (tune.template: {', '.join(TEMPLATES)})")
+        raise LlmExecError(
+            f"model '{spec.role}': the tokenizer of {start.artifact} has no token {template.end!r}, so "
+            f"the {recipe.template!r} turn template cannot be used with it\n  --> pick the template "
+            f"of the starting model's family (tune.template: {', '.join(TEMPLATES)})"
+        )
     examples = [encode(tokenizer, template, turns, recipe.max_tokens) for turns in conversations]
     if recipe.method == "layers":
         model.get_input_embeddings().weight.requires_grad_(False)  # tied to the output layer in these models
@@ -69,7 +72,7 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
     for step in range(1, recipe.steps + 1):
         if len(order) < recipe.batch_size:  # a new epoch, in the seed's order
             order += rng.sample(range(len(examples)), len(examples))
-        batch, order = [examples[i] for i in order[: recipe.batch_size]], order[recipe.batch_size:]
+        batch, order = [examples[i] for i in order[: recipe.batch_size]], order[recipe.batch_size :]
         width = max(len(ids) for ids, _ in batch)
         ids = torch.tensor([row + [pad] * (width - len(row)) for row, _ in batch])
         labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
@@ -88,8 +91,11 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
         losses.append(round(float(loss.detach()), 4))
         if step == 1 or step % max(1, recipe.steps // 10) == 0 or step == recipe.steps:
             elapsed = time.perf_counter() - started
-            print(f"{PROGRESS_MARK}{spec.role}: step {step}/{recipe.steps}, loss {losses[-1]:.3f}, {elapsed:.0f} s so far, "
-                  f"about {elapsed / step * (recipe.steps - step):.0f} s left", flush=True)
+            print(
+                f"{PROGRESS_MARK}{spec.role}: step {step}/{recipe.steps}, loss {losses[-1]:.3f}, {elapsed:.0f} s so far, "
+                f"about {elapsed / step * (recipe.steps - step):.0f} s left",
+                flush=True,
+            )
     scratch = target.parent / f".{target.name}.{os.getpid()}.tmp"
     shutil.rmtree(scratch, ignore_errors=True)
     try:
@@ -99,12 +105,20 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
         tokenizer.chat_template = template.jinja
         tokenizer.save_pretrained(scratch)
         weights = listing_sha256(scratch, sorted(scratch.glob("*.safetensors")))
-        record = {"identity": spec.identity, "recipe": recipe.to_json(), "start": start.identity,
-                  "data_sha256": file_sha256(data), "conversations": len(examples), "losses": losses,
-                  "trained_tokens": sum(sum(1 for x in lab if x != -100) for _, lab in examples),
-                  "seconds": round(time.perf_counter() - started, 1), "threads": threads,
-                  "torch": torch.__version__, "transformers": transformers.__version__,
-                  "weights_sha256": weights}
+        record = {
+            "identity": spec.identity,
+            "recipe": recipe.to_json(),
+            "start": start.identity,
+            "data_sha256": file_sha256(data),
+            "conversations": len(examples),
+            "losses": losses,
+            "trained_tokens": sum(sum(1 for x in lab if x != -100) for _, lab in examples),
+            "seconds": round(time.perf_counter() - started, 1),
+            "threads": threads,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "weights_sha256": weights,
+        }
         (scratch / "training.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         os.replace(scratch, target)
     finally:

@@ -85,16 +85,21 @@ class Zygote:
             try:
                 self.loaded[role] = self._load(spec)
             except NotTrainedHere as exc:
-                self.log(f"{role} model: not trained on this machine, and a preview never trains: its blocks are "
-                         "marked not executed")
+                self.log(
+                    f"{role} model: not trained on this machine, and a preview never trains: its blocks are "
+                    "marked not executed"
+                )
                 self.failed[role] = exc
                 raise
             except Exception as exc:  # every load failure becomes a message on the blocks that needed it
                 self.failed[role] = ModelUnavailable(f"model '{role}' could not be loaded: {exc}")
                 raise self.failed[role] from None
             weights = self.loaded[role].training.get("weights_sha256", "")
-            self.log(f"loaded {role} model in {time.perf_counter() - started:.1f} s",
-                     load_seconds=time.perf_counter() - started, weights={role: weights} if weights else {})
+            self.log(
+                f"loaded {role} model in {time.perf_counter() - started:.1f} s",
+                load_seconds=time.perf_counter() - started,
+                weights={role: weights} if weights else {},
+            )
         return self.loaded[role]
 
     def _load(self, spec: ModelSpec) -> Any:
@@ -124,20 +129,43 @@ class Zygote:
             except SyntaxError:
                 pass  # the child reports it with its page line
         self.preload(names | (set(self.specs) if "models" in names else set()))
-        return run_in_children(self, blocks, lambda rest, report: run_code_child(self, rest, report, resume),
-                               CodeOutcome, independent=False)
+        return run_in_children(
+            self,
+            blocks,
+            lambda rest, report: run_code_child(self, rest, report, resume),
+            CodeOutcome,
+            independent=False,
+        )
 
     def generate(self, requests: list[GenerateRequest]) -> list[GenerateOutcome]:
         """Requests that may share a batch are brought together here (the build sends them in page order), and
         the outcomes go back in the order they were asked for."""
         self.preload({r.model for r in requests})
-        return in_batch_order(requests, generate_key, lambda ordered, order: run_in_children(
-            self, ordered, lambda rest, report: run_generate_child(self, rest, report), GenerateOutcome,
-            independent=True, indices=order))
+        return in_batch_order(
+            requests,
+            generate_key,
+            lambda ordered, order: run_in_children(
+                self,
+                ordered,
+                lambda rest, report: run_generate_child(self, rest, report),
+                GenerateOutcome,
+                independent=True,
+                indices=order,
+            ),
+        )
 
     def rank(self, requests: list[RankRequest]) -> list[RankOutcome]:
         """Recorded answers scored under a model (token-level views), in the order asked."""
         self.preload({r.model for r in requests})
-        return in_batch_order(requests, rank_key, lambda ordered, order: run_in_children(
-            self, ordered, lambda rest, report: run_rank_child(self, rest, report), RankOutcome,
-            independent=True, indices=order))
+        return in_batch_order(
+            requests,
+            rank_key,
+            lambda ordered, order: run_in_children(
+                self,
+                ordered,
+                lambda rest, report: run_rank_child(self, rest, report),
+                RankOutcome,
+                independent=True,
+                indices=order,
+            ),
+        )
