@@ -6,11 +6,10 @@ import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
-from mkdocs.livereload import LiveReloadServer
 from mkdocs.plugins import get_plugin_logger
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
@@ -23,6 +22,9 @@ from ..errors import LlmExecError
 from ..present import assets, notebooks, render
 from ..resolve.deferred import Background
 from ..resolve.runner import runner_factory
+
+if TYPE_CHECKING:  # imported by on_serve only: its watchdog, http.server and ssl would cost every build ~10 ms
+    from mkdocs.livereload import LiveReloadServer
 
 log = get_plugin_logger("llm_exec")
 OUTPUT_FENCE = "llmx-output"  # a superfences custom fence: the HTML of an output goes in where the block was
@@ -58,6 +60,8 @@ def on_serve(server: LiveReloadServer, /, *, config: MkDocsConfig, builder: Call
     the background; when they are ready a file in a folder MkDocs now watches is written, and MkDocs rebuilds.
     Another server (ProperDocs') or `serve --clean`: every build waits for its answers, as `mkdocs build` does."""
     global _background
+    from mkdocs.livereload import LiveReloadServer  # already loaded by `serve`
+
     if _engine is not None and _serving and isinstance(server, LiveReloadServer):
         ready = _engine.settings.cache_dir / "serve" / "answers-ready"  # written by nothing else: never a loop
         ready.parent.mkdir(parents=True, exist_ok=True)
