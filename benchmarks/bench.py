@@ -372,9 +372,9 @@ def serve_figures(args: argparse.Namespace, n: int, ratios: dict[str, list[float
         figures.update(
             {
                 f"{kind} edit under serve, {n} p.": f"{t['total']:.2f} s",
-                f"{kind}: ours (worker + hook)": f"{t['ours']:.2f} s ({t['worker']:.2f} + {t['hook']:.3f})",
-                f"{kind}: MkDocs (plain rebuild)": f"{t['mkdocs']:.2f} s ({t['plain']:.2f} s)",
-                **({f"{kind}: answers shown": f"{t['answers']:.2f} s"} if kind == "prompt" else {}),
+                f"{kind}: ours (worker + hook), {n} p.": f"{t['ours']:.2f} s ({t['worker']:.2f} + {t['hook']:.3f})",
+                f"{kind}: MkDocs (plain rebuild), {n} p.": f"{t['mkdocs']:.2f} s ({t['plain']:.2f} s)",
+                **({f"{kind}: answers shown, {n} p.": f"{t['answers']:.2f} s"} if kind == "prompt" else {}),
             }
         )
     ratios["edit/cold"].append(found["prompt"]["total"] / found["cold"])
