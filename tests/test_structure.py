@@ -150,3 +150,18 @@ def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:
     assert {n: k for n, k in module_lengths(found).items() if k > MAX_MODULE_LINES} == {}
     (package / "present" / "report.py").write_text("x = 1\n" * 301)
     assert {n: k for n, k in module_lengths(found).items() if k > MAX_MODULE_LINES} == {"llmexec.present.report": 301}
+
+
+def unnamed_in_readme(found: dict[str, Path], readme: str) -> list[str]:
+    """Modules the README's "How it works" map does not name (by file name, e.g. `deferred.py`)."""
+    start = readme.index("## How it works")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    return sorted(name for name, path in found.items() if path.name != "__init__.py" and path.name not in section)
+
+
+def test_the_readme_map_names_every_module() -> None:
+    """README "How it works" is the reader's map of the package: a module added or renamed must appear there."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert unnamed_in_readme(modules(), readme) == []
+    # the check itself: a map without one module's name is caught
+    assert unnamed_in_readme(modules(), readme.replace("deferred.py", "deferred")) == ["llmexec.resolve.deferred"]
