@@ -128,9 +128,9 @@ def _worker_for_in_process_builds(request: pytest.FixtureRequest, shared_worker:
 
 
 # The files whose tests take longest (worker starts, trainings, whole-site builds), longest first: run first, so
-# that `pytest -n 2` hands the two workers the short tests last and both finish together (run in file order, the
-# slowest files came last and one worker ran them alone).
+# that the two test processes of `pytest -n 2` get the short tests last and both finish together.
 SLOW_FIRST = (
+    "test_preferences.py",
     "test_worker_builds.py",
     "test_tuning.py",
     "test_renderers.py",
@@ -141,11 +141,31 @@ SLOW_FIRST = (
     "test_endpoint_builds.py",
     "test_faults.py",
 )
+# Files whose tests share a module-scoped fixture that costs a build or more: their tests stay on one process.
+ONE_PROCESS = ("tests/test_renderers.py",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: file order within a rank
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`pytest -n 2` hands out one test at a time, in the order above. xdist's default (`--dist load`) first sends
+    each process a quarter of the run in one contiguous chunk: the first process got the 48 slowest tests (every
+    worker start and training of test_worker_builds and test_tuning), ran 206 s while the other ran the other 340
+    tests in 187 s, then waited. Another `--dist` given on the command line is kept."""
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneTestAtATime(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in ONE_PROCESS else nodeid
+
+    return OneTestAtATime(config, log)
 
 
 @pytest.hookimpl(wrapper=True)
