@@ -104,7 +104,8 @@ test-models: models setup-test browser
 	@start=$$(date +%s); $(PY) -m pytest -m "real_models and not site_cold and not engine" && \
 	  echo "make test-models: took $$(( $$(date +%s) - start )) s"
 
-# The whole site from nothing with the real models: every page executes and every claim holds (CI runs it).
+# The whole site from nothing with the real models: every page executes, every claim holds, and the lockfile it
+# makes equals the committed one within verify's tolerance (CI runs it).
 test-site: models setup-test
 	$(PY) -m pytest -m site_cold
 
