@@ -385,7 +385,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pages", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench")
-    parser.add_argument("--batch-size", type=int, default=16, help="batch_size of the batched builds")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch_size of the batched builds (the default)")
     parser.add_argument("--record", action="store_true", help=f"append the figures as a row to {RECORD.name}")
     parser.add_argument("--serve-only", action="store_true", help="only the edit under serve (cold build, then edits)")
     parser.add_argument("--edits", type=int, default=3, help="edits under serve (medians are printed)")

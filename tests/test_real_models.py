@@ -102,7 +102,7 @@ def test_batching_never_changes_what_the_real_models_generate(tmp_path):
     ]
     page = "# B\n\n" + "\n".join(f"```generate max_new_tokens=24\n{p}\n```\n" for p in prompts)
     outputs = []
-    for batch_size in (16, 1):
+    for batch_size in (32, 1):  # the default, and one prompt at a time
         project = tmp_path / f"batch-{batch_size}"
         (project / "docs").mkdir(parents=True)
         (project / "docs" / "index.md").write_text(page)
