@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import resource
-import shutil
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..core.files import file_sha256, listing_sha256
+from ..core.files import file_sha256
 from ..core.models import ModelSpec
 from ..core.preferences import Pair, PreferenceRecipe, read_pairs
 from ..core.recipes import TEMPLATES, TurnTemplate
 from ..errors import LlmExecError
-from .tune import MESSAGE_MARK, PROGRESS_MARK, encode
+from .tune import MESSAGE_MARK, PROGRESS_MARK, encode, save_trained
 
 Row = tuple[list[int], list[int]]  # token ids, labels (-100 where no log-probability is summed)
 
@@ -140,7 +138,6 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
     """Preference-tune, then write the model, its tokenizer (the start's, with its chat template) and training.json
     into a scratch folder that is renamed into place: a crash never leaves half a model."""
     import torch
-    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     recipe, data, start = spec.tune_parts()
@@ -154,30 +151,17 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
     record = optimize(
         model, tokenizer, pairs, recipe, lambda line: print(f"{PROGRESS_MARK}{spec.role}: {line}", flush=True)
     )
-    scratch = target.parent / f".{target.name}.{os.getpid()}.tmp"
-    shutil.rmtree(scratch, ignore_errors=True)
-    try:
-        model.save_pretrained(scratch)
-        tokenizer.save_pretrained(scratch)
-        weights = listing_sha256(scratch, sorted(scratch.glob("*.safetensors")))
-        start_record = json.loads((start_folder / "training.json").read_text())
-        record |= {
-            "identity": spec.identity,
-            "recipe": recipe.to_json(),
-            "start": start.identity,
-            "start_weights_sha256": start_record.get("weights_sha256", ""),
-            "data_sha256": file_sha256(data),
-            "seconds": round(time.perf_counter() - started, 1),
-            "threads": threads,
-            "peak_memory_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 2),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "weights_sha256": weights,
-        }
-        (scratch / "training.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        os.replace(scratch, target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    start_record = json.loads((start_folder / "training.json").read_text())
+    record |= {
+        "identity": spec.identity,
+        "recipe": recipe.to_json(),
+        "start": start.identity,
+        "start_weights_sha256": start_record.get("weights_sha256", ""),
+        "data_sha256": file_sha256(data),
+        "threads": threads,
+        "peak_memory_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 2),
+    }
+    save_trained(model, tokenizer, target, record, started)
 
 
 if __name__ == "__main__":

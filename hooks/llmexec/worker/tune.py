@@ -38,7 +38,6 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
     """Tune, then write the model, its tokenizer (with the turn template as chat template) and training.json
     into a scratch folder that is renamed into place: a crash never leaves half a model."""
     import torch
-    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     recipe, data, start = spec.tune_parts()
@@ -96,28 +95,40 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
                 f"about {elapsed / step * (recipe.steps - step):.0f} s left",
                 flush=True,
             )
+    model.eval()
+    model.generation_config.eos_token_id = sorted({*_ids(model.generation_config.eos_token_id), end_id})
+    tokenizer.chat_template = template.jinja
+    record = {
+        "identity": spec.identity,
+        "recipe": recipe.to_json(),
+        "start": start.identity,
+        "data_sha256": file_sha256(data),
+        "conversations": len(examples),
+        "losses": losses,
+        "trained_tokens": sum(sum(1 for x in lab if x != -100) for _, lab in examples),
+        "threads": threads,
+    }
+    save_trained(model, tokenizer, target, record, started)
+
+
+def save_trained(model: Any, tokenizer: Any, target: Path, record: dict[str, Any], started: float) -> None:
+    """The model, its tokenizer and training.json (the record, plus the seconds since `started`, the libraries and
+    the weights' sha256) written into a scratch folder renamed into place: a crash never leaves half a model. Both
+    trainers (this one and prefer.py) end here."""
+    import torch
+    import transformers
+
     scratch = target.parent / f".{target.name}.{os.getpid()}.tmp"
     shutil.rmtree(scratch, ignore_errors=True)
     try:
-        model.eval()
-        model.generation_config.eos_token_id = sorted({*_ids(model.generation_config.eos_token_id), end_id})
         model.save_pretrained(scratch)
-        tokenizer.chat_template = template.jinja
         tokenizer.save_pretrained(scratch)
-        weights = listing_sha256(scratch, sorted(scratch.glob("*.safetensors")))
         record = {
-            "identity": spec.identity,
-            "recipe": recipe.to_json(),
-            "start": start.identity,
-            "data_sha256": file_sha256(data),
-            "conversations": len(examples),
-            "losses": losses,
-            "trained_tokens": sum(sum(1 for x in lab if x != -100) for _, lab in examples),
+            **record,
             "seconds": round(time.perf_counter() - started, 1),
-            "threads": threads,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
-            "weights_sha256": weights,
+            "weights_sha256": listing_sha256(scratch, sorted(scratch.glob("*.safetensors"))),
         }
         (scratch / "training.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         os.replace(scratch, target)
