@@ -6,6 +6,7 @@ import ast
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -140,32 +141,22 @@ class Zygote:
     def generate(self, requests: list[GenerateRequest]) -> list[GenerateOutcome]:
         """Requests that may share a batch are brought together here (the build sends them in page order), and
         the outcomes go back in the order they were asked for."""
-        self.preload({r.model for r in requests})
-        return in_batch_order(
-            requests,
-            generate_key,
-            lambda ordered, order: run_in_children(
-                self,
-                ordered,
-                lambda rest, report: run_generate_child(self, rest, report),
-                GenerateOutcome,
-                independent=True,
-                indices=order,
-            ),
-        )
+        return self._batched(requests, generate_key, run_generate_child, GenerateOutcome)
 
     def rank(self, requests: list[RankRequest]) -> list[RankOutcome]:
         """Recorded answers scored under a model (token-level views), in the order asked."""
+        return self._batched(requests, rank_key, run_rank_child, RankOutcome)
+
+    def _batched(
+        self, requests: list[Any], key: Callable[[Any], Any], child: Callable[..., None], outcome: type
+    ) -> list[Any]:
+        """Independent requests for models: sorted by `key` so that batches form, run in forked children by `child`,
+        their outcomes back in the order asked."""
         self.preload({r.model for r in requests})
         return in_batch_order(
             requests,
-            rank_key,
+            key,
             lambda ordered, order: run_in_children(
-                self,
-                ordered,
-                lambda rest, report: run_rank_child(self, rest, report),
-                RankOutcome,
-                independent=True,
-                indices=order,
+                self, ordered, lambda rest, report: child(self, rest, report), outcome, independent=True, indices=order
             ),
         )
