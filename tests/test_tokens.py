@@ -224,7 +224,7 @@ def test_a_build_shades_each_token_escaped_with_a_focusable_top_three_and_checks
     assert all(r.prompt.startswith("<start_of_turn>user\n") and r.end == "<end_of_turn>" for r in rank_calls(scoring))
     assert page.count('class="llmx-tok llmx-tok-unshifted" tabindex="0"') == 4  # show=1: one answer per kind
     assert page.count('class="llmx-tok llmx-tok-shifted" tabindex="0"') == 2
-    view = page.split('class="llmx-result llmx-tokens"')[1].split("</article>")[0]
+    view = page.split('class="llmx-result llmx-tokens"')[1].split("<footer")[0]  # the theme's scripts come after
     assert "&lt;script&gt;" in view and "<script" not in view
     assert "x&lt;/b&gt;" in page and "1. &lt;i&gt; (0.500)" in page and "<b>x</b>" not in page
     assert page.count("llmx-claim-true") == 3
