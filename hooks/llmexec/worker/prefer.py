@@ -1,11 +1,10 @@
-"""Worker side: preference-tune a tuned model by DPO on the recipe's pairs (run once, as its own process)."""
+"""Worker side: preference-tune a tuned model by DPO on the recipe's pairs (run once, in a forked child)."""
 
 from __future__ import annotations
 
 import json
 import random
 import resource
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +14,7 @@ from ..core.files import file_sha256
 from ..core.models import ModelSpec
 from ..core.preferences import Pair, PreferenceRecipe, read_pairs
 from ..core.recipes import TEMPLATES, TurnTemplate
-from ..errors import LlmExecError
-from .tune import MESSAGE_MARK, PROGRESS_MARK, encode, save_trained
+from .tune import PROGRESS_MARK, encode, save_trained
 
 Row = tuple[list[int], list[int]]  # token ids, labels (-100 where no log-probability is summed)
 
@@ -162,11 +160,3 @@ def train(spec: ModelSpec, start_folder: Path, target: Path, threads: int) -> No
         "peak_memory_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 2),
     }
     save_trained(model, tokenizer, target, record, started)
-
-
-if __name__ == "__main__":
-    try:
-        train(ModelSpec.from_json(json.loads(sys.argv[1])), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
-    except LlmExecError as exc:  # the message (file, line, fix) is what the build reports, not a traceback
-        print(f"{MESSAGE_MARK}{exc}", file=sys.stderr, flush=True)
-        sys.exit(2)

@@ -1,4 +1,4 @@
-"""Worker side: instruction-tune a starting model on the recipe's conversations (run once, as its own process)."""
+"""Worker side: instruction-tune a starting model on the recipe's conversations (run once, in a forked child)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import os
 import random
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -138,11 +137,3 @@ def save_trained(model: Any, tokenizer: Any, target: Path, record: dict[str, Any
 
 def _ids(value: Any) -> list[int]:
     return [value] if isinstance(value, int) else list(value or [])
-
-
-if __name__ == "__main__":
-    try:
-        train(ModelSpec.from_json(json.loads(sys.argv[1])), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
-    except LlmExecError as exc:  # the message (file, line, fix) is what the build reports, not a traceback
-        print(f"{MESSAGE_MARK}{exc}", file=sys.stderr, flush=True)
-        sys.exit(2)

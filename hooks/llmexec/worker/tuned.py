@@ -1,20 +1,24 @@
-"""Worker side: a tuned model's folder in the model cache, trained once (lock-protected) by `python -m llmexec.tune`."""
+"""Worker side: a tuned model's folder in the model cache, trained once (lock-protected) in a forked child."""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib
+import io
 import json
-import subprocess
+import os
+import signal
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from ..core.launch import child_env
 from ..core.models import ModelSpec
 from ..core.preferences import read_pairs
 from ..core.recipes import read_conversations
-from ..errors import NotTrainedHere, WorkerError, with_fix
+from ..errors import LlmExecError, NotTrainedHere, WorkerError, with_fix
 from .tune import MESSAGE_MARK, PROGRESS_MARK
 
 
@@ -63,29 +67,77 @@ def tuned_folder(
         if (target / "config.json").is_file():
             return target
         log(f"{stage} model '{spec.role}' once: {recipe.steps} steps on {data.name}, from {start.artifact}")
-        process = subprocess.Popen(
-            [sys.executable, "-m", module, json.dumps(spec.to_json()), str(source), str(target), str(threads)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=child_env(),
-        )
-        assert process.stdout is not None and process.stderr is not None
-        for line in process.stdout:
-            if line.startswith(PROGRESS_MARK):
-                log(line[len(PROGRESS_MARK) :].rstrip())
-        errors = process.stderr.read()
+        returncode, errors = _train_forked(module, spec, source, target, threads, log)
         sys.stderr.write(errors)  # kept in the worker log
-        if process.wait() != 0:
+        if returncode != 0:
             reason = errors.partition(MESSAGE_MARK)[2].strip()
             raise WorkerError(
                 reason
                 or with_fix(
-                    f"{stage} model '{spec.role}' failed with exit code {process.returncode}: {errors.strip()[-600:]}",
+                    f"{stage} model '{spec.role}' failed with exit code {returncode}: {errors.strip()[-600:]}",
                     "see the worker log for the cause",
                 )
             )
     return target
+
+
+def _train_forked(
+    module: str, spec: ModelSpec, source: Path, target: Path, threads: int, log: Callable[[str], None]
+) -> tuple[int, str]:
+    """The trainer's `train` in a forked child of this process (the zygote, which has imported torch and
+    transformers but never runs a model: a child's OpenMP starts fresh): a new interpreter spent 2.5-4 s of CPU
+    importing them again. Like a subprocess, the child holds only its own pipes (progress lines on stdout, passed
+    to `log`; stderr into a file, returned with the exit code) and dies with its parent."""
+    trainer = importlib.import_module(module)
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - read back below; a pipe could fill while progress is read
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(write_fd, 1)
+            os.dup2(errors.fileno(), 2)
+            os.closerange(3, _max_fd())  # the worker's protocol pipe and every other inherited file, as Popen does
+            sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), write_through=True)
+            sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), write_through=True)
+            _die_with_parent()
+            trainer.train(spec, source, target, threads)
+        except LlmExecError as exc:  # the message (file, line, fix) is what the build reports, not a traceback
+            print(f"{MESSAGE_MARK}{exc}", file=sys.stderr, flush=True)
+            code = 2
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, encoding="utf-8", errors="replace") as progress:
+        for line in progress:
+            if line.startswith(PROGRESS_MARK):
+                log(line[len(PROGRESS_MARK) :].rstrip())
+    _, status = os.waitpid(pid, 0)
+    with errors:
+        errors.seek(0)
+        text = errors.read().decode("utf-8", errors="replace")
+    return (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)), text
+
+
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        return 4096
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except Exception:  # prctl is Linux-only
+        pass
 
 
 def training_record(folder: Path) -> dict:
