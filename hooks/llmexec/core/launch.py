@@ -1,4 +1,4 @@
-"""How the engine starts its own Python processes (the worker, a training run): they import this very package."""
+"""How the engine starts its own Python processes (the worker): they import this very package."""
 
 from __future__ import annotations
 
