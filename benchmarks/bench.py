@@ -34,7 +34,7 @@ FLOOR_TARGET = 1.5  # a cold build's generation + code time over the site's toke
 HOOK = ROOT / "hooks" / "llm_exec.py"
 ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
 SUMMARY = re.compile(
-    r"(\d+) blocks executed, (\d+) from cache, (\d+) failed.*loading models ([\d.]+) s, "
+    r"(\d+) blocks executed, (\d+) from cache, (\d+) failed.*loading \(the worker and models\) ([\d.]+) s, "
     r"generation ([\d.]+) s, code ([\d.]+) s"
 )
 SUBJECTS = ["rivers", "volcanoes", "bread", "bicycles", "owls", "glaciers", "violins", "comets", "bees", "lighthouses"]

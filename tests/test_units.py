@@ -85,7 +85,7 @@ def test_the_resolver_records_what_the_runner_reports_then_serves_it_without_sta
     assert all(e["versions"]["torch"] == "0.fake" and e["machine"]["arch"] == "fake64" for e in recorded)
     stats = resolver.recorder.stats
     assert (stats.executed, stats.cached, stats.loading) == (4, 0, FakeRunner.LOAD_SECONDS)  # one role loaded
-    assert "loading models 1.5 s" in resolver.recorder.summary()
+    assert "loading (the worker and models) 1.5 s" in resolver.recorder.summary()
     again, _, started_again, (_, code_again, _) = resolve(project)
     assert started_again == [] and code_again == code and again.recorder.stats.cached == 4
 

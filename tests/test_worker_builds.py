@@ -276,6 +276,11 @@ def test_serve_rebuilds_keep_the_models_warm_and_re_execute_only_the_edit(site, 
     summaries = [r.getMessage() for r in caplog.records if "blocks executed" in r.getMessage()]
     assert summaries[0].startswith("llm_exec: 3 blocks executed, 0 from cache")
     assert summaries[1].startswith("llm_exec: 2 blocks executed, 1 from cache")  # only the edited prompt ran
+    # the worker's start (importing torch and transformers, seconds) counts as loading, not as the first call's work;
+    # the rebuild's warm worker loads nothing
+    loading = [float(re.search(r"loading \(the worker and models\) ([\d.]+) s", s)[1]) for s in summaries]
+    loads = sum(float(x) for x in re.findall(r"loaded \w+ model in ([\d.]+) s", caplog.text))
+    assert loading[0] >= loads + 0.5 and loading[1] == 0.0, (loading, loads)
 
 
 def test_two_builds_at_once_share_the_cache_and_lockfile_safely(site):

@@ -24,7 +24,7 @@ class Stats:
     unexecuted: int = 0
     claims: int = 0
     failed_claims: int = 0
-    loading: float = 0.0  # seconds, measured around runner calls
+    loading: float = 0.0  # seconds, measured around runner calls: the worker's start and model loads
     generation: float = 0.0
     code: float = 0.0
     started: float = field(default_factory=time.perf_counter)
@@ -84,6 +84,6 @@ class Recorder:
         checked = f"; {s.claims} claims checked, {s.failed_claims} false or broken" if s.claims else ""
         return (
             f"{s.executed} blocks executed, {s.cached} from cache, {s.failed} failed{extra}{checked}; "
-            f"time: loading models {s.loading:.1f} s, generation {s.generation:.1f} s, code {s.code:.1f} s, "
+            f"time: loading (the worker and models) {s.loading:.1f} s, generation {s.generation:.1f} s, code {s.code:.1f} s, "
             f"the rest {rest:.1f} s"
         )

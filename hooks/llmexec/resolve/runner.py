@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -91,8 +92,10 @@ class WorkerRunner:
         self.worker.close()
 
     def _call(self, message: dict[str, Any]) -> dict[str, Any]:
+        started = None
         if not self.worker.alive():
             self._configured = False  # a new worker: configured anew
+            started = time.perf_counter()
             self.worker.start(self.settings.project_dir)
         if not self._configured:
             self.worker.send(
@@ -113,6 +116,8 @@ class WorkerRunner:
             configured = self.worker.receive("configured")
             self.versions, self.machine = configured.get("versions", {}), configured.get("machine", {})
             self._configured = True
+        if started is not None:  # its start (importing torch and transformers) is loading, not the call's work
+            self.load_seconds += time.perf_counter() - started
         self.worker.send(message)
         return self.worker.receive("result")
 
