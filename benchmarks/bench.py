@@ -142,26 +142,37 @@ def summary(err: str) -> tuple[int, ...] | tuple[float, ...]:
 
 
 def token_floor(root: Path, rates: dict[str, dict[str, float]]) -> tuple[float, int, int]:
-    """The site's token-throughput floor: each model's new tokens over its measured decoding throughput plus its
-    forward-only tokens (prompts, scored answers) over its forward throughput, from the lockfile the cold build
-    wrote; with the totals of new and forward-only tokens."""
+    """The site's token-throughput floor: each model's new tokens over its measured decoding throughput, its prompts'
+    tokens over its prompt throughput, and the tokens it only scores (recorded answers, every position's logits)
+    over its forward throughput, from the lockfile the cold build wrote; with the totals of new and forward-only
+    tokens."""
     floor, new, forward = 0.0, 0, 0
     for path in (root / "llm-exec.lock").glob("*.json"):
         entry = json.loads(path.read_text())
         out, rate = entry["outcome"], rates.get(entry.get("role", ""))
         if entry["kind"] not in ("generate", "ranks") or out.get("status") != "ok" or rate is None:
             continue
-        made = out.get("new_tokens", 0) if entry["kind"] == "generate" else 0
-        seen = out.get("input_tokens", 0) + (out.get("new_tokens", 0) if entry["kind"] == "ranks" else 0)
-        floor += made / rate["decode"] + seen / rate["prefill"]
+        if entry["kind"] == "generate":
+            made, seen = out.get("new_tokens", 0), out.get("input_tokens", 0)
+            floor += made / rate["decode"] + seen / rate["prefill"]
+        else:
+            made, seen = 0, out.get("input_tokens", 0) + out.get("new_tokens", 0)
+            floor += seen / rate["forward"]
         new, forward = new + made, forward + seen
     return floor, new, forward
 
 
-def batch_rates() -> dict[str, dict[str, float]]:
-    """Each default model's batch throughput (bench_batching.py --throughput), measured now, under this load."""
+def batch_rates(batch_size: int) -> dict[str, dict[str, float]]:
+    """Each default model's batch throughput at `batch_size` rows (bench_batching.py --throughput), measured now,
+    under this load."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_batching.py"), "--throughput"],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_batching.py"),
+            "--throughput",
+            "--batch-size",
+            str(batch_size),
+        ],
         env=ENV,
         capture_output=True,
         text=True,
@@ -425,7 +436,7 @@ def main() -> None:
         print(
             f"  generation speed-up from batching: {speedup:.2f}x (whole build {t_u / t_b:.2f}x)  target >= {target}x"
         )
-        rates = batch_rates()
+        rates = batch_rates(args.batch_size)
         floor, new_tokens, forward_tokens = token_floor(batched_root, rates)
         ratios["cold/floor"].append((s_b[4] + s_b[5]) / floor)
         print(
