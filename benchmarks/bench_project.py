@@ -77,9 +77,12 @@ def fresh_site() -> str:
     model cache), timed (wall); prints the figure and returns it in short."""
     head = git("rev-parse", "HEAD")
     dirty = " (its uncommitted changes left out)" if git("status", "--porcelain", "--untracked-files=no") else ""
-    pip_cache = Path(
-        subprocess.run([sys.executable, "-m", "pip", "cache", "dir"], capture_output=True, text=True).stdout.strip()
-    )
+    pip_cache = Path(pip("cache", "dir"))
+    sources = {  # local wheel folders or indexes in pip's configuration make installs faster than a fresh machine's
+        line.split("=", 1)[1].strip("'")
+        for line in pip("config", "list").splitlines()
+        if re.search(r"find-links|index-url", line)
+    }
     pip_mb = sum(f.stat().st_size for f in pip_cache.rglob("*") if f.is_file()) / 2**20 if pip_cache.is_dir() else 0.0
     with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp:
         clone = Path(tmp) / "clone"
@@ -107,7 +110,8 @@ def fresh_site() -> str:
     print(
         f"fresh clone of {head[:10]}{dirty}, make site: {wall:.0f} s (its build {built[1] if built else '?'} s, "
         f"{blocks}, {converted} models converted)  target <= {FRESH_TARGET:.0f} s; a new .venv and model cache, "
-        f"pip's own cache as found ({pip_mb:.0f} MiB in {pip_cache})",
+        f"pip's own cache as found ({pip_mb:.0f} MiB in {pip_cache})"
+        + (f", pip's configured sources {', '.join(sorted(sources))}" if sources else ""),
         flush=True,
     )
     return f"{wall:.0f} s ({blocks})"
@@ -146,3 +150,7 @@ def make_test() -> str:
 
 def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def pip(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True).stdout.strip()
