@@ -345,7 +345,7 @@ of the build process and its children) much less so. Targets (issue 21): cached 
 own user guide added to the site (hook vs no hook); batched generation speed-up >= 3.5x (10 pages) and >= 5.5x
 (50 pages); a cold build's generation + code time <= 1.5x the site's token floor (its new and forward-only tokens at
 each model's measured batch throughput); an edit under serve shown in <= 1.0 s; a fresh clone's `make site` <= 150 s
-(pip's own cache as found); the tests of `make test` <= 90 s on 2 cores.
+(pip's cache and wheel sources as found); the tests of `make test` <= 90 s on 2 cores.
 
 """
 
