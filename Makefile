@@ -90,7 +90,7 @@ browser:
 	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium chromium-driver; fi
 
 # The tests, on both cores: unit tests and real builds into temporary folders, with tiny real models and fake
-# runners (about 1.5 minutes on 2 cores). CI runs it, then the heavy suites below, each with its own time.
+# runners (85 s of tests on 2 cores, measured by `make bench`). CI runs it, then the heavy suites below, each with its own time.
 test: models setup-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
