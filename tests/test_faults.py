@@ -36,11 +36,11 @@ def test_a_hang_after_a_large_output_is_reported_on_its_own_line_with_its_own_li
     site.llm_exec["timeout"] = 20
     site.write(
         "docs/index.md",
-        page('\nprint("one")', f"\n{BIG}", '\nprint("three" + "!")', " timeout=3\nwhile True:\n    pass"),
+        page('\nprint("one")', f"\n{BIG}", '\nprint("three" + "!")', " timeout=1\nwhile True:\n    pass"),
     )
     build_failing(site)
     log = messages(caplog)
-    assert "docs/index.md:15: code block ran past its time limit" in log and "time limit of 3 s" in log
+    assert "docs/index.md:15: code block ran past its time limit" in log and "time limit of 1 s" in log
     assert "docs/index.md:11" not in log and "time limit of 20 s" not in log
     html = site.html()
     assert "three!" in html and "output cut: 2000001 bytes in all" in html
@@ -55,10 +55,10 @@ def test_a_hang_after_a_large_output_is_reported_on_its_own_line_with_its_own_li
     ],
 )
 def test_an_exception_or_crash_after_a_large_output_is_reported_on_its_own_line(site, caplog, fault, reported):
-    # the fast block before the fault has a short limit: a fault blamed on it would say "time limit of 2 s"
+    # the fast block before the fault has a short limit: a fault blamed on it would say "time limit of 1 s"
     site.llm_exec["timeout"] = 20
     site.write(
-        "docs/index.md", page(f"\n{BIG}", ' timeout=2\nprint("two" + "!")', f"\nimport time\ntime.sleep(4)\n{fault}")
+        "docs/index.md", page(f"\n{BIG}", ' timeout=1\nprint("two" + "!")', f"\nimport time\ntime.sleep(2)\n{fault}")
     )
     build_failing(site)
     log = messages(caplog)
@@ -74,14 +74,14 @@ def test_after_a_resume_faults_are_reported_on_their_own_block(site, caplog):
     site.write("docs/index.md", page(*first))
     site.build()
     assert "four 2" in site.html()
-    site.write("docs/index.md", page(*first[:3], ' timeout=3\nprint("five", x)\nwhile True:\n    pass'))
+    site.write("docs/index.md", page(*first[:3], ' timeout=1\nprint("five", x)\nwhile True:\n    pass'))
     build_failing(site)  # resumes from the last block: the first three come back "restored"
     log = messages(caplog)
     assert "from block 4, the state before it restored" in log
-    assert "docs/index.md:15: code block ran past its time limit" in log and "time limit of 3 s" in log
+    assert "docs/index.md:15: code block ran past its time limit" in log and "time limit of 1 s" in log
     assert "docs/index.md:3:" not in log and "docs/index.md:7:" not in log and "docs/index.md:11:" not in log
     caplog.clear()
-    site.write("docs/index.md", page(*first[:3], f"\n{BIG}", "\nimport time\ntime.sleep(4)\nraise ValueError(x)"))
+    site.write("docs/index.md", page(*first[:3], f"\n{BIG}", "\nimport time\ntime.sleep(2)\nraise ValueError(x)"))
     build_failing(site)
     log = messages(caplog)
     assert "docs/index.md:19: code block raised an exception" in log and "ValueError: 2" in log
@@ -97,12 +97,12 @@ def test_in_a_notebook_a_hang_after_a_large_output_is_reported_on_its_own_cell_r
         caplog.clear()
         nb = notebook(*cells, ("code", hang)).replace(
             '"id": "cell3", "cell_type": "code", "metadata": {"tags": []}',
-            '"id": "cell3", "cell_type": "code", "metadata": {"tags": [], "llm-exec": {"timeout": 3}}',
+            '"id": "cell3", "cell_type": "code", "metadata": {"tags": [], "llm-exec": {"timeout": 1}}',
         )
         site.write("docs/nb.ipynb", nb)
         build_failing(site)
         log = messages(caplog)
-        assert "docs/nb.ipynb: cell 4: code cell ran past its time limit" in log and "time limit of 3 s" in log
+        assert "docs/nb.ipynb: cell 4: code cell ran past its time limit" in log and "time limit of 1 s" in log
         assert "cell 2:" not in log and "cell 3:" not in log
         assert "three!" in site.html("nb/index.html")
 
