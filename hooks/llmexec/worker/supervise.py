@@ -152,12 +152,17 @@ def _orphan_guard(protocol: BinaryIO) -> None:
         os.close(0)
     except OSError:
         pass
+    die_with_parent()  # not Linux: the closed pipe still lets the build see the worker's death
+
+
+def die_with_parent() -> None:
+    """In a forked child: ask the kernel to kill this process when its parent (the worker) dies; Linux only."""
     try:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     except Exception:  # prctl is Linux-only
-        pass  # not Linux: the closed pipe still lets the build see the worker's death
+        pass
 
 
 def _death(pid: int) -> str:

@@ -8,7 +8,6 @@ import importlib
 import io
 import json
 import os
-import signal
 import sys
 import tempfile
 import traceback
@@ -19,6 +18,7 @@ from ..core.models import ModelSpec
 from ..core.preferences import read_pairs
 from ..core.recipes import read_conversations
 from ..errors import LlmExecError, NotTrainedHere, WorkerError, with_fix
+from .supervise import die_with_parent
 from .tune import MESSAGE_MARK, PROGRESS_MARK
 
 
@@ -102,7 +102,7 @@ def _train_forked(
             os.closerange(3, _max_fd())  # the worker's protocol pipe and every other inherited file, as Popen does
             sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), write_through=True)
             sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), write_through=True)
-            _die_with_parent()
+            die_with_parent()
             trainer.train(spec, source, target, threads)
         except LlmExecError as exc:  # the message (file, line, fix) is what the build reports, not a traceback
             print(f"{MESSAGE_MARK}{exc}", file=sys.stderr, flush=True)
@@ -129,15 +129,6 @@ def _max_fd() -> int:
         return os.sysconf("SC_OPEN_MAX")
     except (ValueError, OSError):
         return 4096
-
-
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except Exception:  # prctl is Linux-only
-        pass
 
 
 def training_record(folder: Path) -> dict:
