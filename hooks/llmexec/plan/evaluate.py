@@ -10,7 +10,7 @@ from typing import Any
 
 from ..core.request import Request
 from ..vocabulary import max_new_tokens_problem
-from .options import Block, Problem, name_option, timeout_option, unknown_options
+from .options import Block, Problem, name_option, options_block, timeout_option, unknown_options
 from .variants import Broken, Variant, laid_out, variant
 
 OPTIONS = {"file", "scorers", "variants", "id", "timeout"}
@@ -70,22 +70,7 @@ def evaluate_block(
         found = parse(options, project_dir, roles, formats)
     except Broken as broken:
         return Problem(page, line, broken.what, broken.fix)
-    return Block(
-        "evaluate",
-        page,
-        line,
-        0,
-        0,
-        "",
-        "",
-        page,
-        line + 1,
-        timeout=timeout,
-        title=found.file,
-        name=options.get("id", ""),
-        evaluation=found,
-        options=options,
-    )
+    return options_block("evaluate", page, line, options, timeout=timeout, title=found.file, evaluation=found)
 
 
 def parse(options: dict[str, str], project_dir: Path, roles: tuple[str, ...], formats: Mapping[str, str]) -> Evaluation:

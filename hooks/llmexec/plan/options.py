@@ -62,6 +62,37 @@ class Block:
         return f"{self.page}: cell {self.line}" if self.cell else f"{self.page}:{self.line}"
 
 
+def options_block(
+    kind: BlockKind,
+    page: str,
+    line: int,
+    options: dict[str, str],
+    *,
+    timeout: float | None,
+    title: str,
+    evaluation: Any = None,
+    view: Any = None,
+) -> Block:
+    """A fence whose whole content is its options (evaluate, tokens): no source of its own; the planner places it."""
+    return Block(
+        kind,
+        page,
+        line,
+        0,
+        0,
+        "",
+        "",
+        page,
+        line + 1,
+        timeout=timeout,
+        title=title,
+        name=options.get("id", ""),
+        evaluation=evaluation,
+        view=view,
+        options=options,
+    )
+
+
 def name_problem(name: str) -> str:
     """'' for a usable block id; else why not (claims refer to it as a Python name)."""
     if not name.isidentifier() or keyword.iskeyword(name):

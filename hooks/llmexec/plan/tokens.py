@@ -12,7 +12,7 @@ from ..core.models import ModelSpec
 from ..core.protocol import RANK_CAP, GenerateOutcome, RankRequest
 from ..core.recipes import TEMPLATES
 from .evaluate import Item, request
-from .options import Block, Problem, name_option, timeout_option, unknown_options
+from .options import Block, Problem, name_option, options_block, timeout_option, unknown_options
 from .variants import Variant
 
 OPTIONS = {"of", "answers", "under", "show", "id", "timeout"}
@@ -64,22 +64,7 @@ def tokens_block(options: dict[str, str], body: list[str], *, page: str, line: i
             page, line, f"show={show!r} is not a whole number from 1 to 50", "write e.g. show=1 (answers per kind)"
         )
     view = View(options["of"], options["answers"], options.get("under", "base"), int(show))
-    return Block(
-        "tokens",
-        page,
-        line,
-        0,
-        0,
-        "",
-        "",
-        page,
-        line + 1,
-        timeout=timeout,
-        title=options["of"],
-        name=options.get("id", ""),
-        view=view,
-        options=options,
-    )
+    return options_block("tokens", page, line, options, timeout=timeout, title=options["of"], view=view)
 
 
 def link(
