@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -168,7 +169,7 @@ def token_floor(root: Path, rates: dict[str, dict[str, float]]) -> tuple[float, 
 def batch_rates(batch_size: int) -> dict[str, dict[str, float]]:
     """Each default model's batch throughput at `batch_size` rows (bench_batching.py --throughput), measured now,
     under this load."""
-    done = subprocess.run(
+    return last_json(
         [
             sys.executable,
             str(ROOT / "benchmarks" / "bench_batching.py"),
@@ -176,10 +177,13 @@ def batch_rates(batch_size: int) -> dict[str, dict[str, float]]:
             "--batch-size",
             str(batch_size),
         ],
-        env=ENV,
-        capture_output=True,
-        text=True,
+        ENV,
     )
+
+
+def last_json(command: list[str], env: dict[str, str]) -> Any:
+    """Runs a measuring script; its last line of output is its figures, as JSON (on failure: exits with its errors)."""
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -278,15 +282,7 @@ def serve_edit(root: Path, edits: int = 3) -> dict[str, float]:
     reading, Markdown, the theme, writing), with a plain MkDocs rebuild of the same pages (outputs pasted in) timed
     alongside."""
     env = {**ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "hooks"), ENV.get("PYTHONPATH")]))}
-    done = subprocess.run(
-        [sys.executable, "-c", SERVE_EDIT, str(root), str(ROOT / "benchmarks"), str(edits)],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        sys.exit(done.stderr[-3000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return last_json([sys.executable, "-c", SERVE_EDIT, str(root), str(ROOT / "benchmarks"), str(edits)], env)
 
 
 def interleaved_medians(a: Path, b: Path, runs: int = 7) -> tuple[float, float, float, float]:
@@ -321,12 +317,8 @@ def machine() -> str:
 
 def record(path: Path, figures: dict[str, str], note: str) -> None:
     """Appends one row (date, commit, machine, every figure) to the table in `path`, creating it when missing."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD", check=False)  # a row is recorded even outside a checkout
+    dirty = git("status", "--porcelain", "--untracked-files=no", check=False)
     head = ["date (UTC)", "commit", "machine", *figures, "note"]
     table = "| " + " | ".join(head) + " |\n|" + " --- |" * len(head) + "\n"
     if not path.exists():
@@ -346,6 +338,10 @@ def record(path: Path, figures: dict[str, str], note: str) -> None:
     with path.open("a") as out:
         out.write("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |\n")
     print(f"recorded in {path}")
+
+
+def git(*args: str, check: bool = True) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=check).stdout.strip()
 
 
 HEADER = """# Benchmarks

@@ -75,8 +75,8 @@ def user_guide(hooked: Path, plain: Path, runs: int = 7) -> tuple[float, float]:
 def fresh_site() -> str:
     """`git clone` of this checkout's HEAD into a temporary folder and `make site` there (its own .venv, an empty
     model cache), timed (wall); prints the figure and returns it in short."""
-    head = git("rev-parse", "HEAD")
-    dirty = " (its uncommitted changes left out)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    head = bench.git("rev-parse", "HEAD")
+    dirty = " (its uncommitted changes left out)" if bench.git("status", "--porcelain", "--untracked-files=no") else ""
     pip_cache = Path(pip("cache", "dir"))
     sources = {  # local wheel folders or indexes in pip's configuration make installs faster than a fresh machine's
         line.split("=", 1)[1].strip("'")
@@ -146,10 +146,6 @@ def make_test() -> str:
     if done.returncode != 0:
         print(f"  pytest exited with {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-1000:]}", flush=True)
     return f"{wall:.0f} s ({tests})"
-
-
-def git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def pip(*args: str) -> str:
