@@ -75,3 +75,28 @@ def test_rank_batches_sort_by_model_then_length_and_join_up_to_the_batch_size() 
 def test_grouped_starts_a_batch_wherever_a_request_does_not_join() -> None:
     assert grouped([1, 1, 2, 2, 2, 1], lambda last, x: last[0] == x and len(last) < 2) == [[1, 1], [2, 2], [2], [1]]
     assert grouped([], lambda last, x: True) == []
+
+
+def test_a_lanes_threads_follow_the_lanes_still_running_even_in_a_child_forked_before() -> None:
+    """worker/lanes.py: two lanes on 2 threads get 1 each; when one is done, the other's child (forked while both
+    ran) takes both for its next batch: the count lives in memory the zygote shares with its children."""
+    import os
+
+    from llmexec.worker.lanes import ThreadShare
+
+    share = ThreadShare(threads=2, lanes=2)
+    ready, go, told = os.pipe(), os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the lane's child: one batch while both lanes run, one after the zygote says the other is done
+        first = share.now()
+        os.write(ready[1], b"x")
+        os.read(go[0], 1)
+        os.write(told[1], bytes([first, share.now()]))
+        os._exit(0)
+    os.read(ready[0], 1)
+    share.lane_done()
+    os.write(go[1], b"x")
+    seen = os.read(told[0], 2)
+    os.waitpid(pid, 0)
+    assert tuple(seen) == (1, 2)
+    assert share.now() == 2 and ThreadShare(threads=4, lanes=3).now() == 1 and ThreadShare(1, 2).now() == 1

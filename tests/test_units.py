@@ -98,6 +98,21 @@ def test_weights_a_runner_reports_are_recorded_with_the_entry(project):
     assert {e["models"]["base"].get("weights_sha256") for e in entries(project)} == {"ab" * 32}
 
 
+class LaneRunner(FakeRunner):
+    """Reports, like the worker's lanes, the torch threads each generation's batch ran on (its lane's share)."""
+
+    def generate(self, requests):
+        return [replace(o, threads=2) for o in super().generate(requests)]
+
+
+def test_an_entry_records_the_threads_its_batch_ran_on_as_the_machines_not_as_an_output(project):
+    resolve(project, runner=LaneRunner)
+    (generated,) = [e for e in entries(project) if e["kind"] == "generate"]
+    assert generated["machine"]["torch_threads"] == 2  # the runner's machine says 1: the batch's own count wins
+    assert "threads" not in generated["outcome"]  # the stored outcome is unchanged: no lockfile entry rewritten
+    assert {e["machine"]["torch_threads"] for e in entries(project) if e["kind"] == "code"} == {1}
+
+
 def test_an_edited_block_resumes_from_the_checkpoint_before_it(project):
     class Resuming(FakeRunner):
         checkpoints = True

@@ -67,6 +67,7 @@ class GenerateOutcome:
     seconds: float = 0.0
     batch_size: int = 0  # prompts in the batch that produced it (0: not generated)
     decoding: str = ""  # "greedy, fp32" or the seeded draw's settings ("" in entries older than sampling)
+    threads: int = 0  # the torch threads that ran its batch: stored as the entry's machine's, not in its outcome
 
 
 RANK_CAP = 100  # ranks are recorded up to here; 101 stands for "lower than 100th" (measured: ranks near 20,000 to

@@ -59,8 +59,8 @@ def generate(
         "settings": job.request.recorded(),
         "models": {job.role: _model(models[job.role], weights)},
         "versions": versions,
-        **_machine(machine),
-        "outcome": to_json(outcome) if outcome else {},
+        **_machine(_ran_on(machine, outcome.threads if outcome else 0)),
+        "outcome": {k: v for k, v in to_json(outcome).items() if k != "threads"} if outcome else {},
     }
 
 
@@ -92,6 +92,12 @@ def ranks(
 def _machine(machine: dict[str, Any] | None) -> dict[str, Any]:
     """CPU architecture, vector extensions and threads: what verify names when another machine disagrees."""
     return {"machine": machine} if machine else {}
+
+
+def _ran_on(machine: dict[str, Any] | None, threads: int) -> dict[str, Any] | None:
+    """The worker's machine with the torch threads a generation's batch really ran on (its lane's share of them
+    while two models' batches ran at once: worker/lanes.py)."""
+    return {**machine, "torch_threads": threads} if machine and threads else machine
 
 
 def _model(spec: ModelSpec, weights: dict[str, str] | None = None) -> dict[str, str]:

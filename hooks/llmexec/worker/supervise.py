@@ -43,7 +43,7 @@ def run_in_children(
         rest = items[skipped + len(outcomes) :]
         read_fd, write_fd = os.pipe()
         baseline = _anon_bytes("self")  # the child starts with the zygote's pages, models included
-        pid = os.fork()
+        pid = zygote.fork()
         if pid == 0:  # child
             os.close(read_fd)
             _orphan_guard(zygote.out)

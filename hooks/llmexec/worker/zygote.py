@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,8 @@ from ..errors import NotTrainedHere
 from .batches import generate_key, in_batch_order, rank_key
 from .code import run_code_child
 from .generate import run_generate_child
+from .host import Share
+from .lanes import in_lanes
 from .ranks import run_rank_child
 from .supervise import run_in_children
 
@@ -36,10 +39,17 @@ class Zygote:
         self.keys: dict[str, str] = {}
         self.loaded: dict[str, Any] = {}
         self.failed: dict[str, Exception] = {}  # a role's load failure, raised again for every block that needs it
+        self.share: Share | None = None  # while a generate job's lanes run at once (lanes.py)
+        self._channel = threading.Lock()  # lanes' threads write the protocol channel and fork: one at a time
 
     def send(self, **message: Any) -> None:
-        self.out.write(dumps(message))
-        self.out.flush()
+        with self._channel:
+            self.out.write(dumps(message))
+            self.out.flush()
+
+    def fork(self) -> int:
+        with self._channel:  # a child inherits no half-written line; in it, this lock is released on the way out
+            return os.fork()
 
     def log(self, text: str, **extra: Any) -> None:
         self.send(op="log", message=text, **extra)
@@ -141,24 +151,20 @@ class Zygote:
         )
 
     def generate(self, requests: list[GenerateRequest]) -> list[GenerateOutcome]:
-        """Requests that may share a batch are brought together here (the build sends them in page order), and
-        the outcomes go back in the order they were asked for."""
-        return self._batched(requests, generate_key, run_generate_child, GenerateOutcome)
+        """Requests that may share a batch are brought together here (the build sends them in page order), each
+        local model's in its own lane (lanes.py), and the outcomes go back in the order they were asked for."""
+        self.preload({r.model for r in requests})
+        supervised = self._supervised(run_generate_child, GenerateOutcome)
+        return in_batch_order(requests, generate_key, lambda ordered, order: in_lanes(self, ordered, order, supervised))
 
     def rank(self, requests: list[RankRequest]) -> list[RankOutcome]:
         """Recorded answers scored under a model (token-level views), in the order asked."""
-        return self._batched(requests, rank_key, run_rank_child, RankOutcome)
-
-    def _batched(
-        self, requests: list[Any], key: Callable[[Any], Any], child: Callable[..., None], outcome: type
-    ) -> list[Any]:
-        """Independent requests for models: sorted by `key` so that batches form, run in forked children by `child`,
-        their outcomes back in the order asked."""
         self.preload({r.model for r in requests})
-        return in_batch_order(
-            requests,
-            key,
-            lambda ordered, order: run_in_children(
-                self, ordered, lambda rest, report: child(self, rest, report), outcome, independent=True, indices=order
-            ),
+        return in_batch_order(requests, rank_key, self._supervised(run_rank_child, RankOutcome))
+
+    def _supervised(self, child: Callable[..., None], outcome: type) -> Callable[[list[Any], list[int]], list[Any]]:
+        """Independent requests for models, sorted so that batches form, run in forked children by `child`:
+        (the sorted requests, each one's index as asked) -> their outcomes."""
+        return lambda ordered, order: run_in_children(
+            self, ordered, lambda rest, report: child(self, rest, report), outcome, independent=True, indices=order
         )
