@@ -100,3 +100,40 @@ def test_a_lanes_threads_follow_the_lanes_still_running_even_in_a_child_forked_b
     os.waitpid(pid, 0)
     assert tuple(seen) == (1, 2)
     assert share.now() == 2 and ThreadShare(threads=4, lanes=3).now() == 1 and ThreadShare(1, 2).now() == 1
+    assert ThreadShare(threads=4, lanes=2).now() == 2 and ThreadShare(threads=2, lanes=4).now() == 1
+
+
+def test_lanes_run_at_once_as_many_as_the_threads_the_largest_first_and_answer_in_the_order_asked() -> None:
+    """worker/lanes.py with the zygote's supervised children replaced by a function: three local models on two
+    threads run two lanes at once (both must be inside `run` together), never three, and the outcomes come
+    back in the order of the requests; one model keeps one lane."""
+    import threading
+    import time
+
+    from llmexec.worker.lanes import in_lanes
+
+    host = Host()
+    host.specs["tuned"] = ModelSpec("tuned", "preset", "tuned", "", "tuned")
+    host.threads, host.share = 2, None  # type: ignore[attr-defined]
+    asked = [ask("base", "a", 4), ask("base", "b", 4), ask("instruct", "c", 50), ask("tuned", "d", 20)]
+    together, inside, most, order = threading.Barrier(2, timeout=10), [0], [0], []
+    count = threading.Lock()
+
+    def run(ordered: list[GenerateRequest], indices: list[int]) -> list[str]:
+        with count:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            order.append(ordered[0].model)
+            first_two = len(order) <= 2
+        if first_two:
+            together.wait()  # fails (BrokenBarrierError) unless two lanes run at once
+            time.sleep(0.3)  # ... and a third lane, were it let in, would start meanwhile
+        with count:
+            inside[0] -= 1
+        return [f"{indices[i]}: {r.request.prompt}" for i, r in enumerate(ordered)]
+
+    assert in_lanes(host, asked, [0, 1, 2, 3], run) == ["0: a", "1: b", "2: c", "3: d"]
+    assert most[0] == 2 and order[0] == "instruct"  # the lane with the most tokens to make starts first
+    assert set(order) == {"base", "instruct", "tuned"} and host.share is None  # type: ignore[attr-defined]
+    order.clear()
+    assert in_lanes(host, asked[:2], [5, 6], lambda o, i: [str(x) for x in i]) == ["5", "6"]

@@ -23,6 +23,7 @@ from ..core.settings import Settings
 from ..errors import WorkerError
 from .worker_process import WorkerProcess
 
+NO_ANSWER = "the worker finished without sending its outcome"
 RunnerFactory = Callable[[Settings, Callable[[str], None]], Runner]
 
 
@@ -61,18 +62,23 @@ class WorkerRunner:
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateOutcome]:
         done = self._outcomes(
-            {"op": "generate", "requests": [to_json(r) for r in requests]}, GenerateOutcome, len(requests)
+            {"op": "generate", "requests": [to_json(r) for r in requests]}, GenerateOutcome, len(requests), True
         )
-        return [o or GenerateOutcome(status="crashed", error=self._death) for o in done]
+        return [o or GenerateOutcome(status="crashed", error=self._death or NO_ANSWER) for o in done]
 
     def rank(self, requests: Sequence[RankRequest]) -> list[RankOutcome]:
-        done = self._outcomes({"op": "rank", "requests": [to_json(r) for r in requests]}, RankOutcome, len(requests))
-        return [o or RankOutcome(status="crashed", error=self._death) for o in done]
+        done = self._outcomes(
+            {"op": "rank", "requests": [to_json(r) for r in requests]}, RankOutcome, len(requests), True
+        )
+        return [o or RankOutcome(status="crashed", error=self._death or NO_ANSWER) for o in done]
 
-    def _outcomes(self, message: dict[str, Any], outcome_type: type, count: int) -> list[Any]:
+    def _outcomes(
+        self, message: dict[str, Any], outcome_type: type, count: int, independent: bool = False
+    ) -> list[Any]:
         """The worker streams each outcome, with its index, as it is done (its result only says it is done). If the
         worker dies, the outcomes it finished are kept: in a page, the block it was on is reported as crashed and
-        the rest is not run; in a generation batch, every answer it had not finished is."""
+        the rest is not run; of independent requests (generations, scorings: two models' lanes finish out of
+        order), every one it had not finished is (None here)."""
         self._streamed, self._death, self._restored = {}, "", 0
         try:
             self._call(message)
@@ -81,6 +87,8 @@ class WorkerRunner:
                 raise  # it never started: the engine reports that once
             self._death = str(exc)
         found = [self._streamed.get(i) for i in range(self._restored, count)]
+        if independent:
+            return [None if o is None else from_json(outcome_type, o) for o in found]
         count -= self._restored
         first = found.index(None) if None in found else count
         done: list[Any] = [from_json(outcome_type, o) for o in found[:first] if o is not None]

@@ -14,8 +14,9 @@ from .host import Host
 
 class ThreadShare:
     """The torch threads a lane's child may use for its next batch: the worker's `threads` split between the lanes
-    still running (1 each for 2 lanes on 2 threads; all of them again once the other lane is done). The count
-    lives in an anonymous shared mapping made before the children fork, so each child reads the current one."""
+    that run at once, at most one lane a thread (1 each for 2 or more lanes on 2 threads; all of them again for
+    the last lane). The count of lanes not done lives in an anonymous shared mapping made before the children
+    fork, so each child reads the current one."""
 
     def __init__(self, threads: int, lanes: int) -> None:
         self.threads = threads
@@ -31,8 +32,8 @@ class ThreadShare:
             self._set(max(0, struct.unpack("q", self._running[:8])[0] - 1))
 
     def now(self) -> int:
-        running = struct.unpack("q", self._running[:8])[0]
-        return max(1, self.threads // max(1, running))
+        left = struct.unpack("q", self._running[:8])[0]
+        return max(1, self.threads // max(1, min(left, self.threads)))
 
 
 def threads_now(host: Host) -> int:
@@ -43,30 +44,47 @@ def threads_now(host: Host) -> int:
 def in_lanes(
     host: Host, requests: list[Any], indices: list[int], run: Callable[[list[Any], list[int]], list[Any]]
 ) -> list[Any]:
-    """`requests` come sorted by model (batches.generate_key). Each local model's requests form a lane, and with
-    two or more lanes each runs (`run`: its forked children, supervised) from its own thread of the zygote, at once:
-    two small models decoding on one thread each finish sooner than one after the other on two (measured on the
-    10-page benchmark site: 9.4-10.1 s against 14.0-15.1 s, the same texts). A serving engine's requests and a
-    single model keep one lane on all the threads. The outcomes come back in the order of `requests`."""
+    """`requests` come sorted by model (batches.generate_key). Each model's requests form a lane, and with two or
+    more local models the lanes run (`run`: their forked children, supervised) from threads of the zygote, as
+    many at once as the worker has threads, the one with the most tokens to make first: two small models decoding
+    on one thread each finish sooner than one after the other on two (measured on the 10-page benchmark site:
+    9.4-10.1 s against 14.0-15.1 s, the same texts). A single model, or threads: 1, keeps one lane on all the
+    threads. The outcomes come back in the order of `requests`."""
     lanes = [list(group) for _, group in groupby(range(len(requests)), key=lambda i: requests[i].model)]
     local = [lane for lane in lanes if host.specs[requests[lane[0]].model].kind != "endpoint"]
     if len(local) < 2 or host.threads < 2:
         return run(requests, indices)
     share = host.share = ThreadShare(host.threads, len(local))
+    waiting = sorted(  # local lanes, the most tokens first; a serving engine's lane waits on the network
+        (n for n, lane in enumerate(lanes) if lane in local),
+        key=lambda n: -sum(requests[p].request.max_new_tokens for p in lanes[n]),
+    )
     results: dict[int, list[Any]] = {}
     failures: list[BaseException] = []
+    take = threading.Lock()
 
-    def lane(number: int, positions: list[int]) -> None:
+    def one(number: int) -> None:
+        positions = lanes[number]
         try:
             results[number] = run([requests[p] for p in positions], [indices[p] for p in positions])
-        except BaseException as exc:  # raised again in the zygote's own thread, after every lane is done
+        except BaseException as exc:  # raised again in the zygote's own thread, once no lane runs
             failures.append(exc)
         finally:
             if positions in local:
                 share.lane_done()
 
-    threads = [
-        threading.Thread(target=lane, args=(n, positions), name=f"lane-{n}") for n, positions in enumerate(lanes)
+    def runner() -> None:
+        while True:
+            with take:
+                if not waiting or failures:
+                    return
+                number = waiting.pop(0)
+            one(number)
+
+    threads = [threading.Thread(target=runner, name=f"lane-{n}") for n in range(min(host.threads, len(local)))] + [
+        threading.Thread(target=one, args=(n,), name=f"engine-lane-{n}")
+        for n, lane in enumerate(lanes)
+        if lane not in local
     ]
     try:
         for thread in threads:
