@@ -19,7 +19,7 @@ from ..core.files import atomic_write
 from ..core.settings import load_settings
 from ..engine import Engine
 from ..errors import LlmExecError
-from ..present import assets, notebooks, render
+from ..present import assets, render
 from ..resolve.deferred import Background
 from ..resolve.runner import runner_factory
 
@@ -124,7 +124,11 @@ def on_page_markdown(markdown: str, /, *, page: Page, config: MkDocsConfig, file
 
 
 def on_post_page(output: str, /, *, page: Page, config: MkDocsConfig) -> str | None:
-    return notebooks.without_empty_script(output) if page.file.src_uri.endswith(".ipynb") else None
+    if not page.file.src_uri.endswith(".ipynb"):
+        return None
+    from ..present import notebooks  # only notebook pages need it: a build's start-up skips it
+
+    return notebooks.without_empty_script(output)
 
 
 @_stops_cleanly
