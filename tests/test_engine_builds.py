@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from mkdocs.exceptions import Abort
 
@@ -96,6 +98,41 @@ def test_block_problems_are_reported_with_the_fix(bare_site, fake, caplog):
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "docs/index.md:3: generate block names unknown model 'gpt'" in text
     assert calls(fake) == 0
+
+
+# Modules a cached build of generate and code pages never uses: each loads when a page or setting needs it, so a
+# build's start-up skips them (issue 21: the cached build's fixed cost over plain MkDocs).
+ON_DEMAND = {
+    "llmexec.core.preferences",
+    "llmexec.plan.claims",
+    "llmexec.plan.evaluate",
+    "llmexec.plan.notebooks",
+    "llmexec.present.checks",
+    "llmexec.present.evaluation",
+    "llmexec.present.notebooks",
+    "llmexec.present.report",
+    "llmexec.present.tokens",
+    "llmexec.resolve.mismatch",
+    "llmexec.resolve.tolerance",
+}
+PRINT_LOADED = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('loaded:', *sorted(m for m in sys.modules if m.startswith('llmexec.')), "
+    "file=sys.stderr))"
+)
+
+
+def test_a_cached_build_of_generate_and_code_pages_loads_no_module_they_do_not_use(bare_site, fake):
+    bare_site.write("docs/index.md", PAGE)
+    bare_site.build()
+    done = bare_site.build_cli(prelude=PRINT_LOADED)  # a fresh interpreter: what this build alone imported
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "0 blocks executed, 3 from cache" in done.stderr
+    found = re.search(r"^loaded: (.*)$", done.stderr, re.M)
+    assert found, done.stderr[-2000:]
+    loaded = set(found.group(1).split())
+    assert {"llmexec.plan.page", "llmexec.present.page", "llmexec.resolve.store"} <= loaded
+    assert loaded & ON_DEMAND == set()
 
 
 def test_pages_without_blocks_never_start_a_runner(bare_site, fake):

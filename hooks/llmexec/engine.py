@@ -14,9 +14,7 @@ from .plan import tokens
 from .plan.blocks import Problem
 from .plan.kept import KeptPlans
 from .plan.page import PagePlan, plan_notebook
-from .present import notebooks
 from .present import page as present
-from .present import report as drift_report
 from .present.kept import KeptPages, placed
 from .resolve.deferred import Background, Serialized
 from .resolve.resolver import Resolver
@@ -113,6 +111,8 @@ class Engine:
     def process_notebook(self, path: Path, page: str) -> Path:
         """A notebook's code cells run like a page's blocks, the claims of its Markdown cells are checked; the copy
         with outputs (never docs/) is what the renderer shows."""
+        from .present import notebooks  # only a site with notebooks needs it (a build's start-up skips it)
+
         plan = plan_notebook(path, page=page, settings=self.settings)
         notebook, checked = notebooks.presented(plan, self.resolver.code(plan), self._context())
         self._checked(checked)
@@ -146,6 +146,8 @@ class Engine:
         """Write the drift report (verify, preview), fail on drift (verify), prune the lockfile after a complete build."""
         drift, policy = self.resolver.store.drift, self.settings.policy
         if policy.writes_report:
+            from .present import report as drift_report  # only the modes that write a report need it
+
             atomic_write(self.settings.report, drift_report.render(drift, policy))
             self.progress(f"drift report written to {self.settings.report}")
         if policy.compares and (drift.changed or drift.new):

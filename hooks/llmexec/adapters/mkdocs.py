@@ -19,7 +19,7 @@ from ..core.files import atomic_write
 from ..core.settings import load_settings
 from ..engine import Engine
 from ..errors import LlmExecError
-from ..present import assets, notebooks, render
+from ..present import assets, render
 from ..resolve.deferred import Background
 from ..resolve.runner import runner_factory
 
@@ -102,15 +102,15 @@ def on_files(files: Files, /, *, config: MkDocsConfig) -> Files | None:
     if _engine is None:
         return None
     files.append(File.generated(config, assets.CSS_PATH, content=assets.css()))
-    pages = []
+    pages, project = [], _engine.project_dir
     for file in files.documentation_pages():
         if file.src_uri.endswith(".md"):
             markdown = get_data(file.content_string)[0]  # what on_page_markdown will get, front matter removed
-            pages.append((_where(file, config), markdown, _offset(file, markdown)))
+            pages.append((_where(file, project), markdown, _offset(file, markdown)))
     _engine.prefetch(pages)
     for file in files.documentation_pages():
         if file.src_uri.endswith(".ipynb") and file.abs_src_path:  # rendered by mkdocs-jupyter, executed here
-            file.abs_src_path = str(_engine.process_notebook(Path(file.abs_src_path), _where(file, config)))
+            file.abs_src_path = str(_engine.process_notebook(Path(file.abs_src_path), _where(file, project)))
     return files
 
 
@@ -119,12 +119,16 @@ def on_page_markdown(markdown: str, /, *, page: Page, config: MkDocsConfig, file
     if _engine is None:
         return None
     return _engine.process_page(
-        markdown, page=_where(page.file, config), line_offset=_offset(page.file, markdown), place=_place
+        markdown, page=_where(page.file, _engine.project_dir), line_offset=_offset(page.file, markdown), place=_place
     )
 
 
 def on_post_page(output: str, /, *, page: Page, config: MkDocsConfig) -> str | None:
-    return notebooks.without_empty_script(output) if page.file.src_uri.endswith(".ipynb") else None
+    if not page.file.src_uri.endswith(".ipynb"):
+        return None
+    from ..present import notebooks  # only notebook pages need it: a build's start-up skips it
+
+    return notebooks.without_empty_script(output)
 
 
 @_stops_cleanly
@@ -141,9 +145,9 @@ def on_shutdown() -> None:
         _engine = None
 
 
-def _where(file: File, config: MkDocsConfig) -> str:
-    """The page's path as messages show it: relative to mkdocs.yml (docs/index.md), else its docs path."""
-    project = Path(config.config_file_path).resolve().parent
+def _where(file: File, project: Path) -> str:
+    """The page's path as messages show it: relative to mkdocs.yml's folder (docs/index.md; resolved once, by
+    on_config), else its docs path."""
     src = Path(file.abs_src_path) if file.abs_src_path else None
     return src.relative_to(project).as_posix() if src and src.is_relative_to(project) else file.src_uri
 
@@ -168,4 +172,6 @@ def _place(indent: str, html: str) -> list[str]:
 
 def _format_output(source: str, language: str, css_class: str, options: dict, md, **kwargs) -> str:
     ident = source.strip()
-    return _rendered.get(ident, render.failure("Output missing", f"no output recorded for {ident!r}"))
+    if ident in _rendered:
+        return _rendered[ident]
+    return render.failure("Output missing", f"no output recorded for {ident!r}")

@@ -9,7 +9,6 @@ from typing import Any
 
 from ..vocabulary import REQUIRED_ROLES, seconds_problem
 from .models import PRESETS, ModelSpec
-from .preferences import PreferenceRecipe, read_pairs
 from .recipes import TEMPLATES as TURN_TEMPLATES
 from .recipes import Recipe, read_conversations
 from .schema import BOOLEAN, INTEGER, STRING, Schema, choice, kind, positive, validate
@@ -182,6 +181,8 @@ def _preferred_spec(
     if problems:
         return None
     assert start is not None
+    from .preferences import PreferenceRecipe, read_pairs  # only a site with a preferred model needs them
+
     recipe = PreferenceRecipe(
         prefer["start"],
         prefer["pairs"],

@@ -9,10 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..vocabulary import OUTPUT_FORMATS
-from .evaluate import evaluate_block
 from .generate import generate_block
 from .options import Block, Problem, name_option, name_problem, timeout_option, unknown_options
-from .tokens import tokens_block
 
 # Block, Problem and name_problem live in options.py; the engine, present/ and resolve/ import them from here
 __all__ = ["Block", "Problem", "fence_for", "fence_spans", "find_blocks", "name_problem", "normalize_code"]
@@ -118,10 +116,14 @@ def _classify(
             return None
         return _code_block(options, body, page=page, line=line, project_dir=project_dir)
     if lang == "evaluate":
+        from .evaluate import evaluate_block  # loaded by the first evaluate fence: a build's start-up skips it
+
         return evaluate_block(
             options, body, page=page, line=line, project_dir=project_dir, roles=roles, formats=formats
         )
     if lang == "tokens":
+        from .tokens import tokens_block
+
         return tokens_block(options, body, page=page, line=line)
     return generate_block(options, body, page=page, line=line, roles=roles, formats=formats)
 

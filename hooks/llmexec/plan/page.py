@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.request import Request
 from ..core.settings import Settings
-from . import evaluate, notebooks, tokens, variants
+from . import variants
 from .blocks import Block, Problem, find_blocks
-from .claims import Claim, find_claims
 from .keys import code_keys, generate_key
+
+if TYPE_CHECKING:  # the modules of claims, evaluate, tokens and notebooks load when a page has one (build start-up)
+    from .claims import Claim
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ def plan_page(markdown: str, *, page: str, line_offset: int, project_dir: Path, 
     evaluations = [b for b in items if isinstance(b, Block) and b.kind == "evaluate"]
     planned = jobs(generate, settings) + [j for b in evaluations for j in evaluation_jobs(b, settings)]
     if any(isinstance(b, Block) and b.kind == "tokens" for b in items):
+        from . import tokens  # only a page with a tokens fence needs it
+
         keys = {(j.block.line, j.item, j.variant): j.key for j in planned if j.variant}
         named = {b.name: b for b in evaluations if b.name}
         items = tuple(
@@ -90,15 +94,26 @@ def plan_page(markdown: str, *, page: str, line_offset: int, project_dir: Path, 
         page,
         markdown,
         items,
-        tuple(find_claims(markdown, page=page, line_offset=line_offset)),
+        claims(markdown, page=page, line_offset=line_offset),
         code,
         tuple(code_keys(code, settings.models)),
         tuple(planned),
     )
 
 
+def claims(markdown: str, *, page: str, line_offset: int) -> tuple[Claim, ...]:
+    """The page's checked claims; a page without `]{check:` has none, and the module finding them is not loaded."""
+    if "]{check:" not in markdown:
+        return ()
+    from .claims import find_claims
+
+    return tuple(find_claims(markdown, page=page, line_offset=line_offset))
+
+
 def plan_notebook(path: Path, *, page: str, settings: Settings) -> PagePlan:
     """A notebook: its code cells are the page's code blocks, chained; its Markdown cells hold its claims."""
+    from . import notebooks  # only a site with notebooks needs it
+
     notebook = notebooks.load(path, page)
     code = tuple(notebooks.code_blocks(notebook, page))
     return PagePlan(page, "", code, (), code, tuple(code_keys(code, settings.models)), (), notebook)
@@ -127,6 +142,8 @@ def jobs(blocks: list[Block], settings: Settings) -> list[Job]:
 
 def evaluation_jobs(block: Block, settings: Settings) -> list[Job]:
     """An evaluate block: one generation per (item, variant), each the job of an equivalent generate block."""
+    from . import evaluate  # only a page with an evaluate fence needs it
+
     found = []
     for item in block.evaluation.items:
         for variant in block.evaluation.variants:

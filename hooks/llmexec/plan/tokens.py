@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import SCHEMA_VERSION
 from ..core.files import digest
 from ..core.models import ModelSpec
 from ..core.protocol import RANK_CAP, GenerateOutcome, RankRequest
 from ..core.recipes import TEMPLATES
-from .evaluate import Item, request
 from .options import Block, Problem, name_option, options_block, timeout_option, unknown_options
 from .variants import Variant
+
+if TYPE_CHECKING:  # resolve imports this module on every build; evaluate loads when a page has a tokens fence
+    from .evaluate import Item
 
 OPTIONS = {"of", "answers", "under", "show", "id", "timeout"}
 TOP = 3  # the scoring model's top choices recorded at each position
@@ -114,6 +116,8 @@ def rank_jobs(
     block: Block, generated: Mapping[str, GenerateOutcome], model: ModelSpec, timeout: float
 ) -> list[RankJob]:
     """A job per recorded answer (answers this build does not have are left out: the view says so)."""
+    from .evaluate import request  # loaded with the tokens fence's evaluate block (see the imports above)
+
     view: View = block.view
     end = TEMPLATES[view.turn_format].end
     found = []

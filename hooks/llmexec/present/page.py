@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.models import ModelSpec
 from ..core.modes import Policy
 from ..core.protocol import CodeOutcome, GenerateOutcome, RankOutcome
 from ..plan.blocks import Block, Problem, fence_for
-from ..plan.claims import Claim
 from ..plan.page import PagePlan
 from ..vocabulary import FAILURES
-from . import checks, evaluation, evidence, render, tokens
+from . import evidence, render
+
+if TYPE_CHECKING:  # checks, evaluation and tokens load when a page has claims or such fences (build start-up)
+    from ..plan.claims import Claim
 
 Place = Callable[[str, str], list[str]]  # (indent, HTML) -> the Markdown lines that put the HTML in the page
 
@@ -70,6 +72,8 @@ def page(
             block.where, [(c.name or c.spec.role, c.outcome, c.limit) for c in columns]
         )
     for block in plan.evaluate:
+        from . import evaluation  # only a page with an evaluate fence needs it
+
         outcomes = {
             (j.item, j.variant): generated[j.key] for j in plan.jobs if j.variant and j.block.line == block.line
         }
@@ -86,6 +90,8 @@ def page(
         )
         results[block.name] = evaluation.evaluated(block, rows)
     for block in plan.tokens:
+        from . import tokens  # only a page with a tokens fence needs it
+
         scored = tokens.scored(block, generated, ranks or {}, context.models)
         preview = f"{block.where}#{block.view.under}" in context.preview_only  # scored by a preview build
         html[block.line] = (render.preview_only() if preview else "") + tokens.html(block, scored, context.models)
@@ -112,6 +118,10 @@ def claims(
 ) -> tuple[str, Checked]:
     """Each claim evaluated and put back as its sentence with a mark; the line count is kept."""
     checked = checked or Checked()
+    if not found:
+        return markdown, checked
+    from . import checks  # only a page with claims needs it
+
     for claim in reversed(found):
         verdict = checks.evaluate(claim, results)
         checked.count += 1

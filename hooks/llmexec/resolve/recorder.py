@@ -12,7 +12,6 @@ from ..core.settings import Settings
 from ..errors import with_fix
 from ..plan.blocks import Block
 from ..vocabulary import FAILURES, FIXES, LOCK_COMMAND
-from .mismatch import mismatch
 from .store import Store
 
 
@@ -70,6 +69,8 @@ class Recorder:
             verdict = self.store.record(key, entry)  # only successes are stored
             self.stats.executed += 1
             if verdict == "changed":
+                from .mismatch import mismatch  # with the tolerance rules it reads: only a changed output needs it
+
                 path = self.store.lock.path(key)
                 self.report(mismatch(self.store.locked_entry(key) or {}, entry, f"{path.parent.name}/{path.name}"))
             elif verdict == "new" and self.settings.policy.marks_only:

@@ -10,7 +10,6 @@ from ..core.modes import Policy
 from ..errors import with_fix
 from ..vocabulary import LOCK_COMMAND
 from .cache import Corrupt, ResultCache
-from .tolerance import compare
 
 Verdict = Literal["stored", "new", "changed", "matched"]
 
@@ -73,6 +72,8 @@ class Store:
     def record(self, key: str, entry: dict[str, Any]) -> Verdict:
         """Store a successful execution: both stores in auto/refresh; nothing in verify (it compares instead)
         nor in preview (the output is shown for this build only)."""
+        from .tolerance import compare  # only a build that executes something compares: a cached one skips it
+
         self._provenance(key, entry)
         if self.policy.compares:
             old = self.locked_entry(key)
