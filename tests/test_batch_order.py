@@ -135,5 +135,8 @@ def test_lanes_run_at_once_as_many_as_the_threads_the_largest_first_and_answer_i
     assert in_lanes(host, asked, [0, 1, 2, 3], run) == ["0: a", "1: b", "2: c", "3: d"]
     assert most[0] == 2 and order[0] == "instruct"  # the lane with the most tokens to make starts first
     assert set(order) == {"base", "instruct", "tuned"} and host.share is None  # type: ignore[attr-defined]
-    order.clear()
-    assert in_lanes(host, asked[:2], [5, 6], lambda o, i: [str(x) for x in i]) == ["5", "6"]
+    calls: list[list[int]] = []
+    one_lane = lambda o, i: calls.append(i) or [str(x) for x in i]  # noqa: E731
+    assert in_lanes(host, asked[:2], [5, 6], one_lane) == ["5", "6"]  # one model
+    host.batch_size = 1  # one prompt at a time: one model at a time too
+    assert in_lanes(host, asked, [0, 1, 2, 3], one_lane) == ["0", "1", "2", "3"] and calls == [[5, 6], [0, 1, 2, 3]]

@@ -48,11 +48,12 @@ def in_lanes(
     more local models the lanes run (`run`: their forked children, supervised) from threads of the zygote, as
     many at once as the worker has threads, the one with the most tokens to make first: two small models decoding
     on one thread each finish sooner than one after the other on two (measured on the 10-page benchmark site:
-    9.4-10.1 s against 14.0-15.1 s, the same texts). A single model, or threads: 1, keeps one lane on all the
-    threads. The outcomes come back in the order of `requests`."""
+    9.4-10.1 s against 14.0-15.1 s, the same texts). A single model, threads: 1, or batch_size: 1 (one prompt at a
+    time: the least memory, as that setting promises) keeps one lane on all the threads. The outcomes come back in
+    the order of `requests`."""
     lanes = [list(group) for _, group in groupby(range(len(requests)), key=lambda i: requests[i].model)]
     local = [lane for lane in lanes if host.specs[requests[lane[0]].model].kind != "endpoint"]
-    if len(local) < 2 or host.threads < 2:
+    if len(local) < 2 or host.threads < 2 or host.batch_size < 2:
         return run(requests, indices)
     share = host.share = ThreadShare(host.threads, len(local))
     waiting = sorted(  # local lanes, the most tokens first; a serving engine's lane waits on the network
