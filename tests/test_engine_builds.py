@@ -111,8 +111,11 @@ ON_DEMAND = {
     "llmexec.present.evaluation",
     "llmexec.present.notebooks",
     "llmexec.present.report",
+    "llmexec.plan.tokens",
     "llmexec.present.tokens",
     "llmexec.resolve.mismatch",
+    "llmexec.resolve.ranks",
+    "llmexec.resolve.since",
     "llmexec.resolve.tolerance",
 }
 PRINT_LOADED = (

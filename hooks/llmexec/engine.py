@@ -10,7 +10,6 @@ from .core.files import atomic_write
 from .core.protocol import Runner
 from .core.settings import Settings
 from .errors import with_fix
-from .plan import tokens
 from .plan.blocks import Problem
 from .plan.kept import KeptPlans
 from .plan.page import PagePlan, plan_notebook
@@ -78,19 +77,7 @@ class Engine:
         if not plan.items and not plan.claims:
             return markdown
         code, generated = self.resolver.code(plan), self.resolver.generations(plan)
-        scored = (
-            self.resolver.ranks(
-                [
-                    job
-                    for block in plan.tokens
-                    for job in tokens.rank_jobs(
-                        block, generated, self.settings.models[block.view.under], self.settings.timeout
-                    )
-                ]
-            )
-            if plan.tokens
-            else {}
-        )
+        scored = self._scored(plan, generated) if plan.tokens else {}
         for problem in (item for item in plan.items if isinstance(item, Problem)):
             self.resolver.recorder.stats.failed += 1
             self.report(problem.message())
@@ -107,6 +94,15 @@ class Engine:
     def rendered(self) -> int:
         """Pages presented in this build (the others reused their Markdown from the build before)."""
         return self.presented.rendered
+
+    def _scored(self, plan: PagePlan, generated: dict) -> dict:
+        """The recorded answers a page's tokens blocks show, scored under their other model."""
+        from .plan import tokens  # only a page with a tokens fence needs it (a build's start-up skips it)
+
+        models, timeout = self.settings.models, self.settings.timeout
+        return self.resolver.ranks(
+            [job for b in plan.tokens for job in tokens.rank_jobs(b, generated, models[b.view.under], timeout)]
+        )
 
     def process_notebook(self, path: Path, page: str) -> Path:
         """A notebook's code cells run like a page's blocks, the claims of its Markdown cells are checked; the copy

@@ -29,6 +29,8 @@ class CodeRequest:
 
 @dataclass(frozen=True)
 class CodeOutcome:
+    """What running one code block gave: its printed output, its error, the models it used, rich output and notes."""
+
     status: Status
     output: str = ""  # stdout and stderr, interleaved as written
     error: str = ""  # traceback or reason; empty when status is ok
@@ -57,6 +59,8 @@ class GenerateRequest:
 
 @dataclass(frozen=True)
 class GenerateOutcome:
+    """What one model generated for one request: the exact input, the text, why it stopped, and how."""
+
     status: Status
     error: str = ""
     input_text: str = ""  # the exact token sequence the model received, decoded
@@ -89,6 +93,8 @@ class RankRequest:
 
 @dataclass(frozen=True)
 class RankOutcome:
+    """A recorded answer scored under a model: each position's rank, probability and top choices."""
+
     status: Status
     error: str = ""
     input_text: str = ""  # the prompt's tokens, decoded: the answering model's input_text when both are the same

@@ -18,6 +18,8 @@ ClaimState = Literal["true", "false", "error", "unchecked"]
 
 @dataclass(frozen=True)
 class Verdict:
+    """A checked claim's state (true, false, error, unchecked), with the values it read or what is wrong with it."""
+
     state: ClaimState
     detail: str = ""  # false: the values the expression read; error: what is wrong with the claim
     values: tuple[str, ...] = field(default=())

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..core.protocol import RankOutcome, from_json
 from ..errors import with_fix
-from ..plan.tokens import RankJob
 from ..vocabulary import FIXES
 from . import entries
 from .boundary import Resolving
+
+if TYPE_CHECKING:
+    from ..plan.tokens import RankJob
 
 
 def resolve_ranks(resolver: Resolving, jobs: list[RankJob]) -> dict[str, RankOutcome]:

@@ -17,6 +17,8 @@ from .store import Store
 
 @dataclass
 class Stats:
+    """A build's counts (executed, from cache, failed) and where its time went."""
+
     executed: int = 0
     cached: int = 0
     failed: int = 0

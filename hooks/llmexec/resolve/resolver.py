@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from ..core.protocol import CodeOutcome, GenerateOutcome, GenerateRequest, RankOutcome, Runner, from_json
 from ..core.settings import Settings
 from ..errors import with_fix
 from ..plan.page import Job, PagePlan
-from ..plan.tokens import RankJob
 from ..vocabulary import FIXES
-from . import entries, since
+from . import entries
 from .boundary import Boundary
 from .cache import ResultCache
 from .code import resolve_code
 from .deferred import Background, Provenance
-from .ranks import resolve_ranks
 from .recorder import Recorder
 from .store import Store
+
+if TYPE_CHECKING:  # the tokens fence's modules load when a page has one
+    from ..plan.tokens import RankJob
 
 
 class Resolver:
@@ -32,11 +34,7 @@ class Resolver:
     ) -> None:
         self.settings, self.report, self.progress = settings, report, progress
         self.fresh: dict[str, GenerateOutcome] = {}  # generated in this build (prefetch), failures too
-        only = (
-            since.changed_keys(settings.lockfile, settings.since)
-            if settings.policy.compares and settings.since
-            else None
-        )
+        only = _changed_since(settings) if settings.policy.compares and settings.since else None
         if only is not None:
             progress(
                 f"verify: {len(only)} lockfile entr{'y' if len(only) == 1 else 'ies'} added or changed since "
@@ -127,6 +125,8 @@ class Resolver:
 
     def ranks(self, jobs: list[RankJob]) -> dict[str, RankOutcome]:
         """Recorded answers scored under another model (tokens blocks): looked up, else run in one batched call."""
+        from .ranks import resolve_ranks  # only a page with a tokens fence needs it
+
         return resolve_ranks(self, jobs)
 
     # -- code ------------------------------------------------------------------------------------
@@ -134,6 +134,13 @@ class Resolver:
     def code(self, plan: PagePlan) -> list[CodeOutcome]:
         """A page's code blocks in order: cached, or run (from the last checkpoint that lets it resume)."""
         return resolve_code(self, plan)
+
+
+def _changed_since(settings: Settings) -> set[str]:
+    """verify --since: the lockfile keys added or changed since a git ref (git is asked only then)."""
+    from . import since
+
+    return since.changed_keys(settings.lockfile, settings.since)
 
 
 def _request(job: Job, timeout: float) -> GenerateRequest:
