@@ -44,7 +44,7 @@ def with_guide(site: Path, root: Path) -> Path:
     return root
 
 
-def user_guide(hooked: Path, plain: Path, runs: int = 7) -> tuple[float, float]:
+def user_guide(hooked: Path, plain: Path, runs: int = bench.CACHED_RUNS) -> tuple[float, float]:
     """The fully cached benchmark site and its plain twin, both with the user guide added, built alternately: prints
     the median wall and CPU times; returns their ratios (hook over no hook)."""
     a = with_guide(hooked, hooked.with_name(hooked.name + "-guide"))
