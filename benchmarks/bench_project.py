@@ -46,7 +46,8 @@ def with_guide(site: Path, root: Path) -> Path:
 
 def user_guide(hooked: Path, plain: Path, runs: int = bench.CACHED_RUNS) -> tuple[float, float]:
     """The fully cached benchmark site and its plain twin, both with the user guide added, built alternately: prints
-    the median wall and CPU times; returns their ratios (hook over no hook)."""
+    the fastest and median wall and CPU times (bench.cached_comparison); returns the fastest's ratios (hook over no
+    hook)."""
     a = with_guide(hooked, hooked.with_name(hooked.name + "-guide"))
     b = with_guide(plain, plain.with_name(plain.name + "-guide"))
     _, err, _, _ = bench.build_timed(a)  # a first build of each: the copies' caches warm, nothing executes
@@ -56,20 +57,10 @@ def user_guide(hooked: Path, plain: Path, runs: int = bench.CACHED_RUNS) -> tupl
             f"{a}: {executed:.0f} blocks executed in a copy of a cached site --> the cache key depends on its path"
         )
     bench.build_timed(b)
-    t_h, t_p, c_h, c_p = bench.interleaved_medians(a, b, runs)
     pages = sorted((GUIDE / "user-guide").glob("*.md"))
     size = sum(p.stat().st_size for p in pages) / 1000
-    print(
-        f"with MkDocs' user guide added ({len(pages)} pages, {size:.0f} kB of Markdown, no block executed): "
-        f"hook {t_h:.2f} s vs no hook {t_p:.2f} s (medians of {runs}, interleaved): {t_h / t_p:.2f}x  "
-        f"target <= {GUIDE_TARGET}x"
-    )
-    print(
-        f"  CPU time (user + system): {c_h:.2f} s vs {c_p:.2f} s: {c_h / c_p:.2f}x (+{c_h - c_p:.3f} s a build)  "
-        f"target <= {GUIDE_TARGET}x",
-        flush=True,
-    )
-    return t_h / t_p, c_h / c_p
+    what = f"with MkDocs' user guide added ({len(pages)} pages, {size:.0f} kB of Markdown, no block executed), hook vs no hook"
+    return bench.cached_comparison(what, a, b, GUIDE_TARGET, runs)
 
 
 def fresh_site() -> str:
