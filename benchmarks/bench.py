@@ -328,22 +328,30 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
 
 
-def record(path: Path, figures: dict[str, str], note: str) -> None:
-    """Appends one row (date, commit, machine, every figure) to the table in `path`, creating it when missing."""
+def measured_commit() -> str:
+    """The commit whose code a run measures, read when it starts (an edit made while it runs is not measured);
+    +dirty when tracked files differed from it then."""
     commit = git("rev-parse", "--short", "HEAD", check=False)  # a row is recorded even outside a checkout
     dirty = git("status", "--porcelain", "--untracked-files=no", check=False)
+    return commit + ("+dirty" if dirty else "")
+
+
+def record(path: Path, figures: dict[str, str], note: str, commit: str) -> None:
+    """Appends one row (date, the commit measured, machine, every figure) to the table in `path`, creating it when
+    missing, or a new table when the file no longer ends in one with these columns (prose added below it)."""
     head = ["date (UTC)", "commit", "machine", *figures, "note"]
     table = "| " + " | ".join(head) + " |\n|" + " --- |" * len(head) + "\n"
     if not path.exists():
         path.write_text(HEADER + table)
-    elif [line for line in path.read_text().splitlines() if line.startswith("| date (UTC) |")][-1:] != [
-        table.split("\n")[0]
-    ]:
-        with path.open("a") as out:  # other figures (e.g. --pages 10 alone): a new table under the last one
-            out.write("\n" + table)
+    else:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        headers = [line for line in lines if line.startswith("| date (UTC) |")]
+        if headers[-1:] != [table.split("\n")[0]] or not lines[-1].startswith("| "):
+            with path.open("a") as out:  # other figures (e.g. --pages 10 alone), or prose below: a new table
+                out.write("\n" + table)
     row = [
         time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        commit + ("+dirty" if dirty else ""),
+        commit,
         machine(),
         *figures.values(),
         note,
@@ -424,6 +432,7 @@ def main() -> None:
         "fresh-site (a fresh clone's `make site`), make-test (the tests of `make test`)",
     )
     args = parser.parse_args()
+    commit = measured_commit()
     import bench_project  # here: it imports this module (as `bench`)
 
     measure = set() if args.serve_only else set(SKIPPABLE) - set(args.skip)
@@ -518,7 +527,7 @@ def main() -> None:
     if args.record:
         if not args.serve_only:
             figures["peak memory"] = f"{peak_all / 2**30:.2f} GiB"
-        record(RECORD, {**figures, **extra}, args.note)
+        record(RECORD, {**figures, **extra}, args.note, commit)
 
 
 if __name__ == "__main__":
