@@ -52,14 +52,12 @@ def in_lanes(
     time: the least memory, as that setting promises) keeps one lane on all the threads. The outcomes come back in
     the order of `requests`."""
     lanes = [list(group) for _, group in groupby(range(len(requests)), key=lambda i: requests[i].model)]
-    local = [lane for lane in lanes if host.specs[requests[lane[0]].model].kind != "endpoint"]
+    local = {n for n, lane in enumerate(lanes) if host.specs[requests[lane[0]].model].kind != "endpoint"}
     if len(local) < 2 or host.threads < 2 or host.batch_size < 2:
         return run(requests, indices)
     share = host.share = ThreadShare(host.threads, len(local))
-    waiting = sorted(  # local lanes, the most tokens first; a serving engine's lane waits on the network
-        (n for n, lane in enumerate(lanes) if lane in local),
-        key=lambda n: -sum(requests[p].request.max_new_tokens for p in lanes[n]),
-    )
+    # local lanes, the most tokens first; a serving engine's lane waits on the network
+    waiting = sorted(local, key=lambda n: (-sum(requests[p].request.max_new_tokens for p in lanes[n]), n))
     results: dict[int, list[Any]] = {}
     failures: list[BaseException] = []
     take = threading.Lock()
@@ -71,7 +69,7 @@ def in_lanes(
         except BaseException as exc:  # raised again in the zygote's own thread, once no lane runs
             failures.append(exc)
         finally:
-            if positions in local:
+            if number in local:
                 share.lane_done()
 
     def runner() -> None:
@@ -83,9 +81,7 @@ def in_lanes(
             one(number)
 
     threads = [threading.Thread(target=runner, name=f"lane-{n}") for n in range(min(host.threads, len(local)))] + [
-        threading.Thread(target=one, args=(n,), name=f"engine-lane-{n}")
-        for n, lane in enumerate(lanes)
-        if lane not in local
+        threading.Thread(target=one, args=(n,), name=f"engine-lane-{n}") for n in range(len(lanes)) if n not in local
     ]
     try:
         for thread in threads:

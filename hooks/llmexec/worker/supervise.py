@@ -89,9 +89,8 @@ def run_in_children(
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-                _done.add(
-                    pid
-                )  # not waited for: its exit (about 17 ms with the models mapped) overlaps the build's work
+                # not waited for: its exit (about 17 ms with the models mapped) overlaps the build's work
+                _done.add(pid)
         if not independent and skipped + len(outcomes) < len(items):
             break
     return outcomes
