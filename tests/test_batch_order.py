@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llmexec.core.models import ModelSpec
-from llmexec.core.protocol import GenerateRequest, RankRequest
+from llmexec.core.protocol import GenerateRequest
+from llmexec.core.ranking import RankRequest
 from llmexec.core.request import Request
 from llmexec.worker.batches import generate_batches, generate_key, grouped, in_batch_order, rank_batches, rank_key
 

@@ -104,6 +104,10 @@ def test_block_problems_are_reported_with_the_fix(bare_site, fake, caplog):
 # build's start-up skips them (issue 21: the cached build's fixed cost over plain MkDocs).
 ON_DEMAND = {
     "llmexec.core.preferences",
+    "llmexec.core.ranking",
+    "llmexec.core.recipes",
+    "llmexec.present.evidence",
+    "llmexec.resolve.deferred",
     "llmexec.plan.claims",
     "llmexec.plan.evaluate",
     "llmexec.plan.notebooks",

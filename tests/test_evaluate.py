@@ -15,7 +15,7 @@ from mkdocs.exceptions import Abort
 from conftest import FakeRunner, calls
 from llmexec.core.models import ModelSpec
 from llmexec.core.protocol import GenerateOutcome
-from llmexec.core.recipes import TEMPLATES, prompt_text
+from llmexec.core.templates import TEMPLATES, prompt_text
 from llmexec.plan.blocks import Block, Problem, find_blocks
 from llmexec.plan.keys import generate_key
 from llmexec.plan.page import evaluation_jobs

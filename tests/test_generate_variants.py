@@ -21,7 +21,7 @@ MODELS = {
     "base": ModelSpec("base", "preset", "gemma-3-270m"),
     "instruct": ModelSpec("instruct", "preset", "smollm2-135m-instruct"),
 }
-# What the tuned model's chat template (core.recipes.TEMPLATES["gemma"]) makes of this request, without the BOS.
+# What the tuned model's chat template (core.templates.TEMPLATES["gemma"]) makes of this request, without the BOS.
 GEMMA_TEXT = "<start_of_turn>user\nBe terse.\n\nCapital of France?<end_of_turn>\n<start_of_turn>model\n"
 
 

@@ -88,7 +88,7 @@ def test_on_a_tiny_model_the_loss_starts_at_log_2_and_the_reference_is_scored_on
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llmexec.core.preferences import PreferenceRecipe, read_pairs
-    from llmexec.core.recipes import TEMPLATES
+    from llmexec.core.templates import TEMPLATES
     from llmexec.worker.prefer import optimize, pair_rows, sequence_logps
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["instruct"])

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import FakeRunner, calls
 from llmexec.core.models import ModelSpec
-from llmexec.core.protocol import GenerateOutcome, RankOutcome, RankRequest
+from llmexec.core.protocol import GenerateOutcome
+from llmexec.core.ranking import RankOutcome, RankRequest
 from llmexec.plan.blocks import Problem
 from llmexec.plan.tokens import rank_key
 from llmexec.resolve.runner import use_runner

@@ -310,7 +310,7 @@ def test_a_turn_template_the_starting_tokenizer_lacks_is_a_clear_error(tuned_sit
 def test_the_rendered_conversation_matches_the_tuned_chat_template_and_masks_only_replies(tiny_models):
     from transformers import AutoTokenizer
 
-    from llmexec.core.recipes import TEMPLATES
+    from llmexec.core.templates import TEMPLATES
     from llmexec.worker.tune import encode, render
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["instruct"])

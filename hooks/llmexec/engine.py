@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .core.files import atomic_write
 from .core.protocol import Runner
@@ -15,10 +16,12 @@ from .plan.kept import KeptPlans
 from .plan.page import PagePlan, plan_notebook
 from .present import page as present
 from .present.kept import KeptPages, placed
-from .resolve.deferred import Background, Serialized
 from .resolve.resolver import Resolver
 from .resolve.runner import KeptRunner, RunnerFactory
 from .vocabulary import LOCK_COMMAND
+
+if TYPE_CHECKING:  # `serve` only: a build's start-up skips it
+    from .resolve.deferred import Background
 
 Place = present.Place
 
@@ -39,7 +42,7 @@ class Engine:
         self.settings, self.project_dir, self.factory = settings, project_dir, factory
         self.sink, self.progress, self.titles = report, progress, titles  # the sink of errors may be swapped per page
         # one call at a time (resolve/deferred.py): under `serve` a background generation shares the worker
-        self.runner = KeptRunner(lambda s, p: Serialized(factory(s, p)), progress)
+        self.runner = KeptRunner(lambda s, p: _serialized(factory(s, p)), progress)
         self.background: Background | None = None  # set by the adapter under `serve` (resolve/deferred.py)
         self.plans = KeptPlans(project_dir)  # a page's plan, kept across `serve` rebuilds
         self.presented = KeptPages()  # a page's Markdown, kept while its plan and everything it showed are unchanged
@@ -165,3 +168,11 @@ class Engine:
         if self.background is not None:  # work in flight is dropped; answers already finished are recorded
             self.background.abandon(self.resolver)
         self.runner.close()
+
+
+def _serialized(runner: Runner) -> Runner:
+    """The runner that builds and the background share (resolve/deferred.py), loaded with the first runner made:
+    a build with nothing to execute never imports it."""
+    from .resolve.deferred import Serialized
+
+    return Serialized(runner)

@@ -20,11 +20,12 @@ from ..core.settings import load_settings
 from ..engine import Engine
 from ..errors import LlmExecError
 from ..present import assets, render
-from ..resolve.deferred import Background
 from ..resolve.runner import runner_factory
 
 if TYPE_CHECKING:  # imported by on_serve only: its watchdog, http.server and ssl would cost every build ~10 ms
     from mkdocs.livereload import LiveReloadServer
+
+    from ..resolve.deferred import Background
 
 log = get_plugin_logger("llm_exec")
 OUTPUT_FENCE = "llmx-output"  # a superfences custom fence: the HTML of an output goes in where the block was
@@ -61,6 +62,8 @@ def on_serve(server: LiveReloadServer, /, *, config: MkDocsConfig, builder: Call
     Another server (ProperDocs') or `serve --clean`: every build waits for its answers, as `mkdocs build` does."""
     global _background
     from mkdocs.livereload import LiveReloadServer  # already loaded by `serve`
+
+    from ..resolve.deferred import Background  # `serve` only: a build's start-up skips it
 
     if _engine is not None and _serving and isinstance(server, LiveReloadServer):
         ready = _engine.settings.cache_dir / "serve" / "answers-ready"  # written by nothing else: never a loop

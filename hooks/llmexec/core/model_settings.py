@@ -9,9 +9,8 @@ from typing import Any
 
 from ..vocabulary import REQUIRED_ROLES, seconds_problem
 from .models import PRESETS, ModelSpec
-from .recipes import TEMPLATES as TURN_TEMPLATES
-from .recipes import Recipe, read_conversations
 from .schema import BOOLEAN, INTEGER, STRING, Schema, choice, kind, positive, validate
+from .templates import TEMPLATES as TURN_TEMPLATES
 
 DEFAULT_PRESETS = {"base": "gemma-3-270m", "instruct": "smollm2-135m-instruct"}
 OPTIONAL_ROLES = ("tuned", "preferred")  # made during the build: by instruction tuning, then by preference tuning
@@ -148,6 +147,8 @@ def _tuned_spec(
         )
     if problems:
         return None
+    from .recipes import Recipe, read_conversations  # only a site with a tuned model needs them
+
     recipe = Recipe(
         tune["start"],
         tune["conversations"],

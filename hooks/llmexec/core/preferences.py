@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, with_fix
-from .recipes import Method, Turn, read_records
+from .recipes import Method, read_records
+from .templates import Turn
 
 # The DPO loop's own version (worker/prefer.py): raise it when a change there changes the weights it makes.
 DPO_TRAINER = 1

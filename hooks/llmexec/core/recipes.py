@@ -1,4 +1,4 @@
-"""Tuned models: the recipe of an instruct variant made during the build, its turn templates and its data (no torch)."""
+"""Tuned models: the recipe of an instruct variant made during the build and its data (no torch)."""
 
 from __future__ import annotations
 
@@ -9,49 +9,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ..errors import ConfigError, with_fix
+from .templates import Turn
 
 Method = Literal["full", "layers"]  # layers: every weight except the (tied) embedding matrix
-
-
-@dataclass(frozen=True)
-class TurnTemplate:
-    """How a conversation is laid out for the model; the tuned tokenizer gets `jinja` as its chat template."""
-
-    user: str
-    model: str
-    end: str  # closes every turn; the model learns to emit it, and generation stops on it
-    after_end: str
-    bos: bool
-    system: str = ""  # a system turn's opening; "" means the system text is put before the first user message
-    jinja: str = ""
-
-
-_GEMMA_JINJA = (
-    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set prefix = messages[0]['content'] + '\\n\\n' %}"
-    "{% set turns = messages[1:] %}{% else %}{% set prefix = '' %}{% set turns = messages %}{% endif %}"
-    "{% for m in turns %}{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else m['role']) + '\\n' }}"
-    "{{ (prefix if loop.first else '') + m['content'] + '<end_of_turn>\\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
-)
-_CHATML_JINJA = (
-    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
-
-TEMPLATES: dict[str, TurnTemplate] = {
-    "gemma": TurnTemplate(
-        "<start_of_turn>user\n", "<start_of_turn>model\n", "<end_of_turn>", "\n", True, "", _GEMMA_JINJA
-    ),
-    "chatml": TurnTemplate(
-        "<|im_start|>user\n",
-        "<|im_start|>assistant\n",
-        "<|im_end|>",
-        "\n",
-        False,
-        "<|im_start|>system\n",
-        _CHATML_JINJA,
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -71,9 +31,6 @@ class Recipe:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-Turn = tuple[str, str]  # (role, content)
 
 
 def read_conversations(path: Path) -> list[list[Turn]]:
@@ -127,33 +84,6 @@ def _conversation(record: Any) -> list[Turn]:
     if not body or [r for r, _ in body] != expected[: len(body)] or body[-1][0] != "assistant":
         raise ValueError("turns must alternate user, assistant, ... and end with the assistant")
     return turns
-
-
-def render(template: TurnTemplate, turns: list[Turn]) -> tuple[str, list[tuple[int, int]]]:
-    """The conversation as the model sees it (the same text as the tuned tokenizer's chat template), and the
-    character spans that are trained: each assistant reply with the end-of-turn marker that closes it."""
-    text, trained, prefix = "", [], ""
-    if turns[0][0] == "system":
-        if template.system:
-            text += template.system + turns[0][1] + template.end + template.after_end
-        else:
-            prefix = turns[0][1] + "\n\n"
-        turns = turns[1:]
-    for index, (role, content) in enumerate(turns):
-        if role == "user":
-            text += template.user + (prefix if index == 0 else "") + content + template.end + template.after_end
-        else:
-            text += template.model
-            trained.append((len(text), len(text) + len(content) + len(template.end)))
-            text += content + template.end + template.after_end
-    return text, trained
-
-
-def prompt_text(template: TurnTemplate, turns: list[Turn]) -> str:
-    """A conversation that ends with the user's turn, laid out in the template's turn format with the opening of
-    the model's turn: the tuned tokenizer's chat template output without its BOS (a raw prompt gets the BOS from the
-    tokenizer), computed without loading any model."""
-    return render(template, turns)[0] + template.model
 
 
 # The training loop's own version: raise it when a change to worker/tune.py changes the weights it makes (the

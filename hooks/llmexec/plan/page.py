@@ -163,5 +163,5 @@ def evaluation_jobs(block: Block, settings: Settings) -> list[Job]:
 
 
 def turn_formats(settings: Settings) -> dict[str, str]:
-    """The turn format (a core.recipes.TEMPLATES name) of each tuned role: known without loading the model."""
+    """The turn format (a core.templates.TEMPLATES name) of each tuned role: known without loading the model."""
     return {role: spec.tune_parts()[0].template for role, spec in settings.models.items() if spec.kind == "tuned"}

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from .. import SCHEMA_VERSION
 from ..core.files import digest
 from ..core.models import ModelSpec
-from ..core.protocol import RANK_CAP, GenerateOutcome, RankRequest
-from ..core.recipes import TEMPLATES
+from ..core.protocol import GenerateOutcome
+from ..core.ranking import RANK_CAP, RankRequest
+from ..core.templates import TEMPLATES
 from .options import Block, Problem, name_option, options_block, timeout_option, unknown_options
 from .variants import Variant
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..core.recipes import TEMPLATES, prompt_text
+from ..core.templates import TEMPLATES, prompt_text
 
 RAW, FORMAT = "raw", "-format"  # ROLE:raw, ROLE:OTHER-format
 

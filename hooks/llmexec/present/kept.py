@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from ..core.protocol import CodeOutcome, GenerateOutcome, RankOutcome
+from ..core.protocol import CodeOutcome, GenerateOutcome
 from ..plan.page import PagePlan
 from .page import Checked, Context, Place, page
+
+if TYPE_CHECKING:  # tokens pages only
+    from ..core.ranking import RankOutcome
 
 _MARK = "\x00llmx-output\x00"  # where an output goes, in a kept page's Markdown; placed anew each build
 _MARKED = re.compile(f"{_MARK}(\\d+){_MARK}")

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.models import ModelSpec
 from ..core.modes import Policy
-from ..core.protocol import CodeOutcome, GenerateOutcome, RankOutcome
+from ..core.protocol import CodeOutcome, GenerateOutcome
 from ..plan.blocks import Block, Problem, fence_for
 from ..plan.page import PagePlan
 from ..vocabulary import FAILURES
-from . import evidence, render
+from . import render
 
 if TYPE_CHECKING:  # checks, evaluation and tokens load when a page has claims or such fences (build start-up)
+    from ..core.ranking import RankOutcome
     from ..plan.claims import Claim
 
 Place = Callable[[str, str], list[str]]  # (indent, HTML) -> the Markdown lines that put the HTML in the page
@@ -52,9 +53,13 @@ def page(
     html: dict[int, str | list[str]] = {}  # an output as HTML, or as Markdown lines put in the page (output=markdown)
     results: dict[str, Any] = {}  # what claims read, by block id
     scorer_errors: list[str] = []
+    claimed = bool(plan.claims)  # what claims read is gathered only for a page that has some
+    if claimed:
+        from . import evidence  # only a page with claims needs it (a build's start-up skips it)
     for block, key, outcome in zip(plan.code, plan.code_keys, code):
         html[block.line] = _code(block, outcome, context, context.weights.get(key, {}))
-        results[block.name] = evidence.ran(outcome)
+        if claimed:
+            results[block.name] = evidence.ran(outcome)
     for block in plan.generate:
         mine = [j for j in plan.jobs if not j.item and j.block.line == block.line]
         columns = [
@@ -68,9 +73,10 @@ def page(
             for j in mine
         ]
         html[block.line] = render.generation(columns, block.where, context.policy)
-        results[block.name] = evidence.generated(
-            block.where, [(c.name or c.spec.role, c.outcome, c.limit) for c in columns]
-        )
+        if claimed:
+            results[block.name] = evidence.generated(
+                block.where, [(c.name or c.spec.role, c.outcome, c.limit) for c in columns]
+            )
     for block in plan.evaluate:
         from . import evaluation  # only a page with an evaluate fence needs it
 
@@ -81,7 +87,8 @@ def page(
             rows = evaluation.score_rows(block, outcomes)
         except evaluation.ScorerError as exc:
             html[block.line] = render.failure(f"Cannot score this evaluation ({block.where})", str(exc))
-            results[block.name] = evidence.Ran("", evidence.Notes(), f"its replies cannot be scored: {exc}")
+            if claimed:
+                results[block.name] = evidence.Ran("", evidence.Notes(), f"its replies cannot be scored: {exc}")
             scorer_errors.append(f"{block.where}: {exc}")
             continue
         preview = any(f"{block.where}#{v.role}" in context.preview_only for v in block.evaluation.variants)

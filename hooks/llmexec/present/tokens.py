@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from html import escape
 
 from ..core.models import ModelSpec
-from ..core.protocol import RANK_CAP, GenerateOutcome, RankOutcome
+from ..core.protocol import GenerateOutcome
+from ..core.ranking import RANK_CAP, RankOutcome
 from ..plan.blocks import Block
 from ..plan.evaluate import Item
 

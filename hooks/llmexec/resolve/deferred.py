@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, RankOutcome, RankRequest, Runner
+from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, Runner
+from ..core.ranking import RankOutcome, RankRequest
 from ..core.settings import Settings
 from ..plan.page import Job
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..core.models import ModelSpec
-from ..core.protocol import CodeOutcome, GenerateOutcome, RankOutcome, to_json
+from ..core.protocol import CodeOutcome, GenerateOutcome, to_json
 from ..plan.blocks import Block
 
 if TYPE_CHECKING:
+    from ..core.ranking import RankOutcome
     from ..plan.page import Job
     from ..plan.tokens import RankJob
 

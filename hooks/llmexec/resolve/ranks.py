@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..core.protocol import RankOutcome, from_json
+from ..core.protocol import from_json
+from ..core.ranking import RankOutcome
 from ..errors import with_fix
 from ..vocabulary import FIXES
 from . import entries

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ..core.protocol import CodeOutcome, GenerateOutcome, GenerateRequest, RankOutcome, Runner, from_json
+from ..core.protocol import CodeOutcome, GenerateOutcome, GenerateRequest, Runner, from_json
 from ..core.settings import Settings
 from ..errors import with_fix
 from ..plan.page import Job, PagePlan
@@ -14,12 +14,13 @@ from . import entries
 from .boundary import Boundary
 from .cache import ResultCache
 from .code import resolve_code
-from .deferred import Background, Provenance
 from .recorder import Recorder
 from .store import Store
 
-if TYPE_CHECKING:  # the tokens fence's modules load when a page has one
+if TYPE_CHECKING:  # the tokens fence's modules load when a page has one; the background's under `serve`
+    from ..core.ranking import RankOutcome
     from ..plan.tokens import RankJob
+    from .deferred import Background, Provenance
 
 
 class Resolver:

@@ -6,15 +6,13 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.protocol import (
     CodeOutcome,
     CodeRequest,
     GenerateOutcome,
     GenerateRequest,
-    RankOutcome,
-    RankRequest,
     Runner,
     from_json,
     to_json,
@@ -22,6 +20,9 @@ from ..core.protocol import (
 from ..core.settings import Settings
 from ..errors import WorkerError
 from .worker_process import WorkerProcess
+
+if TYPE_CHECKING:  # tokens pages only
+    from ..core.ranking import RankOutcome, RankRequest
 
 NO_ANSWER = "the worker finished without sending its outcome"
 RunnerFactory = Callable[[Settings, Callable[[str], None]], Runner]
@@ -67,6 +68,8 @@ class WorkerRunner:
         return [o or GenerateOutcome(status="crashed", error=self._death or NO_ANSWER) for o in done]
 
     def rank(self, requests: Sequence[RankRequest]) -> list[RankOutcome]:
+        from ..core.ranking import RankOutcome  # tokens pages only: a build's start-up skips it
+
         done = self._outcomes(
             {"op": "rank", "requests": [to_json(r) for r in requests]}, RankOutcome, len(requests), True
         )

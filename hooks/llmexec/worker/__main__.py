@@ -6,7 +6,8 @@ import json
 import os
 import sys
 
-from ..core.protocol import CodeRequest, GenerateRequest, RankRequest, from_json
+from ..core.protocol import CodeRequest, GenerateRequest, from_json
+from ..core.ranking import RankRequest
 from . import machine
 from .zygote import Zygote
 

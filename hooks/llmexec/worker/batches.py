@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ..core.protocol import GenerateRequest, RankRequest
+from ..core.protocol import GenerateRequest
+from ..core.ranking import RankRequest
 from .host import Host
 
 R = TypeVar("R")

@@ -13,7 +13,7 @@ from typing import Any
 from ..core.files import file_sha256
 from ..core.models import ModelSpec
 from ..core.preferences import Pair, PreferenceRecipe, read_pairs
-from ..core.recipes import TEMPLATES, TurnTemplate
+from ..core.templates import TEMPLATES, TurnTemplate
 from .tune import PROGRESS_MARK, encode, save_trained
 
 Row = tuple[list[int], list[int]]  # token ids, labels (-100 where no log-probability is summed)

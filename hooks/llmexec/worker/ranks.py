@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any, BinaryIO
 
-from ..core.protocol import RANK_CAP, RankOutcome, RankRequest, dumps, to_json
+from ..core.protocol import dumps, to_json
+from ..core.ranking import RANK_CAP, RankOutcome, RankRequest
 from ..errors import NotTrainedHere
 from .batches import rank_batches
 

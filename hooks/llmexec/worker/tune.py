@@ -12,7 +12,8 @@ from typing import Any
 
 from ..core.files import file_sha256, listing_sha256
 from ..core.models import ModelSpec
-from ..core.recipes import TEMPLATES, Turn, TurnTemplate, read_conversations, render
+from ..core.recipes import read_conversations
+from ..core.templates import TEMPLATES, Turn, TurnTemplate, render
 from ..errors import LlmExecError
 
 MESSAGE_MARK = "llm-exec tuning error: "  # the line the worker looks for in this process's output

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..core.models import ModelSpec
-from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, RankOutcome, RankRequest, dumps
+from ..core.protocol import CodeOutcome, CodeRequest, GenerateOutcome, GenerateRequest, dumps
+from ..core.ranking import RankOutcome, RankRequest
 from ..errors import NotTrainedHere
 from .batches import generate_key, in_batch_order, rank_key
 from .code import run_code_child
