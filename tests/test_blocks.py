@@ -1,8 +1,10 @@
 """Finding executable fences in real Markdown: kinds, options, lines, includes and mistakes."""
 
+import random
+import shlex
 from pathlib import Path
 
-from llmexec.plan.blocks import Block, Problem, find_blocks
+from llmexec.plan.blocks import Block, Problem, _parse_options, find_blocks
 
 PAGE = "docs/page.md"
 
@@ -18,6 +20,18 @@ def test_code_and_generate_blocks_with_their_lines(tmp_path):
     assert (code.line, code.first_line, code.source, code.start, code.end) == (8, 9, "print(1)", 4, 7)
     assert isinstance(gen, Block) and gen.kind == "generate"
     assert (gen.line, gen.models, gen.request.max_new_tokens, gen.source) == (12, ("base",), 7, "Hello there")
+
+
+def test_fence_options_are_split_as_a_shell_splits_them():
+    """Options without quotes or escapes skip shlex (a cached build's start-up): the words must be the same."""
+    rng = random.Random(21)
+    for _ in range(3000):
+        text = "".join(rng.choice("ab=#' \t\n\x0c\xa0") for _ in range(rng.randint(0, 12)))
+        try:
+            words = shlex.split(text)
+        except ValueError:
+            continue
+        assert _parse_options(text) == {w.partition("=")[0]: w.partition("=")[2] for w in words}
 
 
 def test_plain_fences_and_fences_shown_inside_longer_fences_are_left_alone(tmp_path):

@@ -36,6 +36,7 @@ _dirty = False
 _serving = False  # `mkdocs serve` (not `serve --clean`, which MkDocs runs as builds)
 _background: Background | None = None  # under `serve`, once watching: missing answers are generated in the background
 _rendered: dict[str, str] = {}  # this build's outputs, by the id written into their output fence
+_pages: dict[str, tuple[str, str, int]] = {}  # src_uri -> (Markdown, page as messages name it, line offset): on_files'
 
 
 def _stops_cleanly(event: Callable[P, R]) -> Callable[P, R]:
@@ -91,6 +92,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig | None:
     _engine.background = _background
     _engine.begin_build()
     _rendered.clear()
+    _pages.clear()
     if "pymdownx.superfences" not in config.markdown_extensions:
         config.markdown_extensions.append("pymdownx.superfences")
     fences = config.mdx_configs.setdefault("pymdownx.superfences", {}).setdefault("custom_fences", [])
@@ -108,8 +110,11 @@ def on_files(files: Files, /, *, config: MkDocsConfig) -> Files | None:
     pages, project = [], _engine.project_dir
     for file in files.documentation_pages():
         if file.src_uri.endswith(".md"):
-            markdown = get_data(file.content_string)[0]  # what on_page_markdown will get, front matter removed
-            pages.append((_where(file, project), markdown, _offset(file, markdown)))
+            source = file.content_string  # read from disk at each call
+            markdown = get_data(source)[0]  # what on_page_markdown will get, front matter removed
+            where, offset = _where(file, project), _offset(source, markdown)
+            _pages[file.src_uri] = (markdown, where, offset)
+            pages.append((where, markdown, offset))
     _engine.prefetch(pages)
     for file in files.documentation_pages():
         if file.src_uri.endswith(".ipynb") and file.abs_src_path:  # rendered by mkdocs-jupyter, executed here
@@ -121,9 +126,10 @@ def on_files(files: Files, /, *, config: MkDocsConfig) -> Files | None:
 def on_page_markdown(markdown: str, /, *, page: Page, config: MkDocsConfig, files: Files) -> str | None:
     if _engine is None:
         return None
-    return _engine.process_page(
-        markdown, page=_where(page.file, _engine.project_dir), line_offset=_offset(page.file, markdown), place=_place
-    )
+    known = _pages.get(page.file.src_uri)
+    if known is None or known[0] != markdown:  # another plugin changed it since on_files
+        known = (markdown, _where(page.file, _engine.project_dir), _offset(page.file.content_string, markdown))
+    return _engine.process_page(markdown, page=known[1], line_offset=known[2], place=_place)
 
 
 def on_post_page(output: str, /, *, page: Page, config: MkDocsConfig) -> str | None:
@@ -155,9 +161,8 @@ def _where(file: File, project: Path) -> str:
     return src.relative_to(project).as_posix() if src and src.is_relative_to(project) else file.src_uri
 
 
-def _offset(file: File, markdown: str) -> int:
-    """Lines of front matter above `markdown`, so block lines are lines of the source file."""
-    source = file.content_string
+def _offset(source: str, markdown: str) -> int:
+    """Lines of front matter above `markdown` in the page's `source`, so block lines are lines of the source file."""
     return source[: len(source) - len(markdown)].count("\n") if source.endswith(markdown) else 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ __all__ = ["Block", "Problem", "fence_for", "fence_spans", "find_blocks", "name_
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
 _CODE_LANGS = {"python", "py", "python3"}
 _CODE_OPTIONS = {"exec", "file", "timeout", "title", "output", "show", "id"}
+_SHELL_SPACE = re.compile(r"[ \t\r\n]+")  # what shlex.split splits on
 
 
 def find_blocks(
@@ -129,8 +129,15 @@ def _classify(
 
 
 def _parse_options(text: str) -> dict[str, str]:
+    """KEY=VALUE words, split as a shell splits them (shlex, in POSIX mode): values with spaces are quoted."""
+    if "'" in text or '"' in text or "\\" in text:
+        import shlex  # only options with quotes or escapes need it: without them it splits at whitespace
+
+        tokens = shlex.split(text)
+    else:
+        tokens = [t for t in _SHELL_SPACE.split(text) if t]
     options: dict[str, str] = {}
-    for token in shlex.split(text):
+    for token in tokens:
         key, _, value = token.partition("=")
         options[key] = options[key] + "\x1f" + value if key == "stop" and key in options else value  # stop= repeats
     return options

@@ -46,6 +46,7 @@ class Store:
         self.weights: dict[str, dict[str, str]] = {}  # key -> {role: sha256 of tuned weights}: shown, not compared
         self.drift = Drift()
         self._places: dict[tuple[Any, ...], dict[str, Any]] | None = None
+        self._hits: dict[str, dict[str, Any]] = {}  # entries read in this build: prefetch and the page ask alike
 
     @property
     def may_execute(self) -> bool:
@@ -56,13 +57,16 @@ class Store:
         self.used.add(key)
         if not self.policy.reads_stores(key, self.only):
             return None
-        entry = self._read(self.lock, key)
-        if entry is None and self.policy.reads_cache:
-            entry = self._read(self.cache, key)
-            if entry is not None:
-                self.lock.put(key, entry)  # executed before (another branch, a pruned entry): lock it again
-        if entry:
-            self._provenance(key, entry)
+        entry = self._hits.get(key)
+        if entry is None:
+            entry = self._read(self.lock, key)
+            if entry is None and self.policy.reads_cache:
+                entry = self._read(self.cache, key)
+                if entry is not None:
+                    self.lock.put(key, entry)  # executed before (another branch, a pruned entry): lock it again
+            if entry:
+                self._provenance(key, entry)
+                self._hits[key] = entry
         return entry["outcome"] if entry else None
 
     def locked_entry(self, key: str) -> dict[str, Any] | None:
@@ -74,6 +78,7 @@ class Store:
         nor in preview (the output is shown for this build only)."""
         from .tolerance import compare  # only a build that executes something compares: a cached one skips it
 
+        self._hits.pop(key, None)
         self._provenance(key, entry)
         if self.policy.compares:
             old = self.locked_entry(key)
