@@ -106,6 +106,7 @@ ON_DEMAND = {
     "llmexec.core.preferences",
     "llmexec.core.ranking",
     "llmexec.core.recipes",
+    "llmexec.core.templates",
     "llmexec.present.evidence",
     "llmexec.resolve.deferred",
     "llmexec.plan.claims",

@@ -311,11 +311,13 @@ def test_the_rendered_conversation_matches_the_tuned_chat_template_and_masks_onl
     from transformers import AutoTokenizer
 
     from llmexec.core.templates import TEMPLATES
+    from llmexec.vocabulary import TURN_FORMATS
     from llmexec.worker.tune import encode, render
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["instruct"])
     turns = [("system", "translate to french"), ("user", "good morning"), ("assistant", "bonjour my friend")]
-    for name in ("chatml", "gemma"):
+    assert tuple(TEMPLATES) == TURN_FORMATS  # every turn format the settings offer is laid out, and only those
+    for name in TURN_FORMATS:
         tokenizer.chat_template = TEMPLATES[name].jinja
         text, _ = render(TEMPLATES[name], turns)  # without <bos>: encode() adds it as a token, as the model sees it
         bos = tokenizer.bos_token if TEMPLATES[name].bos else ""

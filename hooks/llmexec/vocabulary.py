@@ -12,6 +12,7 @@ OutputFormat = Literal["text", "markdown", "html"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("text", "markdown", "html")
 Status = Literal["ok", "error", "timeout", "memory", "crashed", "skipped", "unexecuted", "pending"]  # pending: `serve`
 FinishReason = Literal["eos", "length", "stop", ""]
+TURN_FORMATS = ("gemma", "chatml")  # the turn layouts a tuned model can learn: core/templates.py lays them out
 
 REQUIRED_ROLES = ("base", "instruct")  # always configured (the offline pair by default)
 DISPLAY_ORDER = ("base", "tuned", "instruct")  # columns of model=all; `tuned` exists when a recipe is configured

@@ -7,10 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..vocabulary import REQUIRED_ROLES, seconds_problem
+from ..vocabulary import REQUIRED_ROLES, TURN_FORMATS, seconds_problem
 from .models import PRESETS, ModelSpec
 from .schema import BOOLEAN, INTEGER, STRING, Schema, choice, kind, positive, validate
-from .templates import TEMPLATES as TURN_TEMPLATES
 
 DEFAULT_PRESETS = {"base": "gemma-3-270m", "instruct": "smollm2-135m-instruct"}
 OPTIONAL_ROLES = ("tuned", "preferred")  # made during the build: by instruction tuning, then by preference tuning
@@ -44,7 +43,7 @@ _TUNE: Schema = {
     "batch_size": (8, positive("whole number")),
     "seed": (0, INTEGER),
     "method": ("full", choice("full", "layers")),
-    "template": ("gemma", choice(*TURN_TEMPLATES)),
+    "template": ("gemma", choice(*TURN_FORMATS)),
     "max_tokens": (256, positive("whole number")),
 }
 _PREFERRED: Schema = {"prefer": (None, kind(dict, name="a recipe")), "label": ("", STRING)}

@@ -107,8 +107,11 @@ def to_json(value: Any) -> dict[str, Any]:
 
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
     """A value from its JSON: lists become tuples, and a field that holds a value (a request) is read as one."""
-    hints = _hints(cls)
-    values = {f.name: _read(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data}
+    values = {}
+    for f in fields(cls):
+        if f.name in data:
+            value = data[f.name]  # the type hints are evaluated (once a class) only where a value may be nested
+            values[f.name] = _read(_hints(cls)[f.name] if isinstance(value, dict) else None, value)
     return cls(**values)
 
 

@@ -32,7 +32,7 @@ _CHATML_JINJA = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
-TEMPLATES: dict[str, TurnTemplate] = {
+TEMPLATES: dict[str, TurnTemplate] = {  # by name: vocabulary.TURN_FORMATS, what the settings offer
     "gemma": TurnTemplate(
         "<start_of_turn>user\n", "<start_of_turn>model\n", "<end_of_turn>", "\n", True, "", _GEMMA_JINJA
     ),

@@ -6,8 +6,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..core.templates import TEMPLATES, prompt_text
-
 RAW, FORMAT = "raw", "-format"  # ROLE:raw, ROLE:OTHER-format
 
 
@@ -75,6 +73,8 @@ def laid_out(v: Variant, messages: Sequence[tuple[str, str]]) -> dict[str, Any]:
         raise ValueError(f"{v.name} is given the conversation through its own chat template")
     if v.layout == RAW:
         return {"source": "\n\n".join(content for _, content in messages), "template": "raw"}
+    from ..core.templates import TEMPLATES, prompt_text  # only a turn-formatted variant needs them
+
     template = TEMPLATES[v.turn_format]
     return {"source": prompt_text(template, list(messages)), "template": "raw", "stop": (template.end,)}
 

@@ -19,7 +19,6 @@ from ..core.protocol import (
 )
 from ..core.settings import Settings
 from ..errors import WorkerError
-from .worker_process import WorkerProcess
 
 if TYPE_CHECKING:  # tokens pages only
     from ..core.ranking import RankOutcome, RankRequest
@@ -34,6 +33,8 @@ class WorkerRunner:
     def __init__(self, settings: Settings, progress: Callable[[str], None]) -> None:
         self.settings = settings
         self.progress = progress
+        from .worker_process import WorkerProcess  # with the first runner made: a cached build never makes one
+
         self.worker = WorkerProcess(settings.cache_dir / "worker.log", progress, self._heard)
         self.load_seconds = 0.0
         self.versions: dict[str, str] = {}
