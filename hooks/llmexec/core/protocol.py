@@ -108,11 +108,16 @@ def to_json(value: Any) -> dict[str, Any]:
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
     """A value from its JSON: lists become tuples, and a field that holds a value (a request) is read as one."""
     values = {}
-    for f in fields(cls):
-        if f.name in data:
-            value = data[f.name]  # the type hints are evaluated (once a class) only where a value may be nested
-            values[f.name] = _read(_hints(cls)[f.name] if isinstance(value, dict) else None, value)
+    for name in _names(cls):
+        if name in data:
+            value = data[name]  # the type hints are evaluated (once a class) only where a value may be nested
+            values[name] = _read(_hints(cls)[name] if isinstance(value, dict) else None, value)
     return cls(**values)
+
+
+@functools.cache
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 @functools.cache
