@@ -44,10 +44,10 @@ def with_guide(site: Path, root: Path) -> Path:
     return root
 
 
-def user_guide(hooked: Path, plain: Path, runs: int = bench.CACHED_RUNS) -> tuple[float, float]:
+def user_guide(hooked: Path, plain: Path, runs: int = bench.CACHED_RUNS) -> tuple[float, float, float, Path]:
     """The fully cached benchmark site and its plain twin, both with the user guide added, built alternately: prints
     the fastest and median wall and CPU times (bench.cached_comparison); returns the fastest's ratios (hook over no
-    hook)."""
+    hook), the plain build's fastest (seconds) and the hooked site's folder."""
     a = with_guide(hooked, hooked.with_name(hooked.name + "-guide"))
     b = with_guide(plain, plain.with_name(plain.name + "-guide"))
     _, err, _, _ = bench.build_timed(a)  # a first build of each: the copies' caches warm, nothing executes
@@ -60,7 +60,7 @@ def user_guide(hooked: Path, plain: Path, runs: int = bench.CACHED_RUNS) -> tupl
     pages = sorted((GUIDE / "user-guide").glob("*.md"))
     size = sum(p.stat().st_size for p in pages) / 1000
     what = f"with MkDocs' user guide added ({len(pages)} pages, {size:.0f} kB of Markdown, no block executed), hook vs no hook"
-    return bench.cached_comparison(what, a, b, GUIDE_TARGET, runs)
+    return (*bench.cached_comparison(what, a, b, GUIDE_TARGET, runs), a)
 
 
 def fresh_site() -> str:
