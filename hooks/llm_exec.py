@@ -2,6 +2,7 @@
 The events live in llmexec.adapters.mkdocs; this file only makes MkDocs find them."""
 
 from llmexec.adapters.mkdocs import (
+    on_build_error,
     on_config,
     on_files,
     on_page_markdown,
@@ -13,6 +14,7 @@ from llmexec.adapters.mkdocs import (
 )
 
 __all__ = [
+    "on_build_error",
     "on_config",
     "on_files",
     "on_page_markdown",

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from mkdocs.livereload import LiveReloadServer
 
 import llmexec.adapters.mkdocs as adapter
@@ -156,6 +157,50 @@ def test_an_edited_prompt_shows_at_once_and_its_answers_on_the_next_rebuild(bare
         entries = [p.read_text() for p in (bare_site.root / "llm-exec.lock").glob("*.json")]
         assert len([e for e in entries if "Name a <b>lake</b>." in e]) == 2  # recorded as a build records them
         assert len(runner.asked) == 2
+
+
+def test_the_answers_of_a_rebuild_are_asked_for_when_it_has_written_its_pages(bare_site, monkeypatch):
+    """The rebuild the user waits for renders on the whole machine; its generations start when it is done."""
+    bare_site.write("docs/index.md", PAGE.format(thing="river"))
+    with serving(bare_site) as (rebuild, _):
+        runner, engine, asked_at_end = SlowRunner.instances[0], adapter._engine, []
+        assert engine is not None
+        ended = engine.end_build  # on_post_build: every page written
+
+        def at_end(*, dirty: bool) -> int:
+            time.sleep(0.3)  # time enough for a call sent during the build to have begun
+            asked_at_end.append(len(runner.asked))
+            return ended(dirty=dirty)
+
+        monkeypatch.setattr(engine, "end_build", at_end)
+        bare_site.write("docs/index.md", PAGE.format(thing="lake"))
+        rebuild()
+        assert asked_at_end == [1]  # the first build's call only
+        wait_until_asked(runner, 2)  # then the rebuild's
+        assert runner.asked[1] == ["Name a lake."] * 2
+
+
+def test_a_rebuild_that_fails_still_asks_for_the_answers_it_queued(bare_site, monkeypatch):
+    bare_site.write("docs/index.md", PAGE.format(thing="river"))
+    with serving(bare_site) as (rebuild, _):
+        runner, engine = SlowRunner.instances[0], adapter._engine
+        assert engine is not None
+
+        def broken(*args, **kwargs) -> str:
+            raise RuntimeError("a theme that fails")
+
+        monkeypatch.setattr(engine, "process_page", broken)  # after on_files queued the edited page's answers
+        bare_site.write("docs/index.md", PAGE.format(thing="lake"))
+        with pytest.raises(RuntimeError, match="a theme that fails"):
+            rebuild()
+        wait_until_asked(runner, 2)  # MkDocs' on_build_error let them go
+
+
+def wait_until_asked(runner: SlowRunner, calls: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(runner.asked) < calls:
+        assert time.monotonic() < deadline, f"{calls} generation calls were never made: {runner.asked}"
+        time.sleep(0.01)
 
 
 def test_a_background_failure_reaches_the_log_and_the_page(bare_site, caplog):

@@ -67,6 +67,13 @@ class Engine:
         self.plans.planned = self.presented.rendered = 0
         self.resolver = Resolver(self.settings, self._runner_for_build, self.report, self.progress)
         self.resolver.deferred = self.background if self.settings.serve_background else None
+        if self.resolver.deferred is not None:
+            self.resolver.deferred.build_started()
+
+    def build_ended(self) -> None:
+        """The build has written its pages, or failed: the generations it queued for the background start."""
+        if self.resolver.deferred is not None:
+            self.resolver.deferred.build_ended()
 
     def plan(self, markdown: str, *, page: str, line_offset: int = 0) -> PagePlan:
         return self.plans.plan(markdown, page=page, line_offset=line_offset, settings=self.settings)
@@ -143,6 +150,7 @@ class Engine:
 
     def end_build(self, *, dirty: bool) -> int:
         """Write the drift report (verify, preview), fail on drift (verify), prune the lockfile after a complete build."""
+        self.build_ended()
         drift, policy = self.resolver.store.drift, self.settings.policy
         if policy.writes_report:
             from .present import report as drift_report  # only the modes that write a report need it

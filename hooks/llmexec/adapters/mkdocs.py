@@ -147,6 +147,11 @@ def on_post_build(*, config: MkDocsConfig) -> None:
         log.info(_engine.summary() + (f"; pruned {pruned} unused lockfile entries" if pruned else ""))
 
 
+def on_build_error(*, error: Exception) -> None:
+    if _engine is not None:
+        _engine.build_ended()
+
+
 def on_shutdown() -> None:
     global _engine
     if _engine is not None:

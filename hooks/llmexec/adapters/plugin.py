@@ -78,5 +78,8 @@ class LlmExecPlugin(BasePlugin):
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         hook.on_post_build(config=config)
 
+    def on_build_error(self, *, error: Exception) -> None:
+        hook.on_build_error(error=error)
+
     def on_shutdown(self) -> None:
         hook.on_shutdown()
