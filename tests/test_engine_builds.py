@@ -109,6 +109,8 @@ ON_DEMAND = {
     "llmexec.core.templates",
     "llmexec.present.evidence",
     "llmexec.resolve.deferred",
+    "llmexec.resolve.worker_process",
+    "llmexec.core.launch",
     "llmexec.plan.claims",
     "llmexec.plan.evaluate",
     "llmexec.plan.notebooks",
