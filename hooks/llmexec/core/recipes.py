@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ..errors import ConfigError, with_fix
+from .templates import TEMPLATES as TEMPLATES  # re-exported: the site's snippets (tuning_mask.py) import it from here
 from .templates import Turn
 
 Method = Literal["full", "layers"]  # layers: every weight except the (tied) embedding matrix
