@@ -208,16 +208,7 @@ def plain_site(hooked: Path, root: Path) -> Path:
     return root
 
 
-SERVE_EDIT = """
-import json, statistics, sys, time, resource
-from pathlib import Path
-from mkdocs.commands.build import build
-from mkdocs.config import load_config
-from mkdocs.livereload import LiveReloadServer
-import llmexec.adapters.mkdocs as adapter
-sys.path.insert(0, sys.argv[2])
-import bench
-root, edits = Path(sys.argv[1]), int(sys.argv[3])
+TIMED_EVENTS = """
 hook = [0.0, 0.0]  # wall and CPU seconds inside the hook's events (the worker's time included in the wall)
 def timed(event):
     def run(*args, **kwargs):
@@ -230,6 +221,19 @@ def timed(event):
     return run
 for name in ("on_config", "on_files", "on_page_markdown", "on_post_page", "on_post_build"):
     setattr(adapter, name, timed(getattr(adapter, name)))  # before mkdocs.yml's hook file imports them
+"""  # the hook's events timed: put in place of "# TIMED_EVENTS" in a script that imported `adapter` and `time`
+
+SERVE_EDIT = """
+import json, statistics, sys, time, resource
+from pathlib import Path
+from mkdocs.commands.build import build
+from mkdocs.config import load_config
+from mkdocs.livereload import LiveReloadServer
+import llmexec.adapters.mkdocs as adapter
+sys.path.insert(0, sys.argv[2])
+import bench
+root, edits = Path(sys.argv[1]), int(sys.argv[3])
+# TIMED_EVENTS
 def once(site):
     config = load_config(str(site / "mkdocs.yml"))
     hook[:] = [0.0, 0.0]
@@ -271,7 +275,7 @@ for kind, before in (("prompt", "(list 0"), ("code", "interesting number 0")):  
 hooked.plugins.on_shutdown()
 print(json.dumps({"cold": first, **{kind: {k: statistics.median(r[k] for r in rows) for k in rows[0]}
                                     for kind, rows in results.items()}}))
-"""
+""".replace("# TIMED_EVENTS\n", TIMED_EVENTS)
 
 
 def serve_edit(root: Path, edits: int = 3) -> dict[str, float]:
@@ -294,22 +298,13 @@ import mkdocs.commands.build, mkdocs.config, mkdocs.config.defaults, mkdocs.exce
 import mkdocs.structure.files, mkdocs.structure.pages, mkdocs.utils.meta
 started = time.perf_counter()
 import llmexec.adapters.mkdocs as adapter  # what loading mkdocs.yml's hook file costs, MkDocs' modules loaded
-spent = {"import": time.perf_counter() - started, "events": 0.0}
-def timed(event):
-    def run(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return event(*args, **kwargs)
-        finally:
-            spent["events"] += time.perf_counter() - started
-    return run
-for name in ("on_config", "on_files", "on_page_markdown", "on_post_page", "on_post_build"):
-    setattr(adapter, name, timed(getattr(adapter, name)))  # before mkdocs.yml's hook file imports them
+imported = time.perf_counter() - started
+# TIMED_EVENTS
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
 build(load_config(str(Path(sys.argv[1]) / "mkdocs.yml"), site_dir=sys.argv[2]))
-print(json.dumps(spent))
-"""
+print(json.dumps({"import": imported, "events": hook[0]}))
+""".replace("# TIMED_EVENTS\n", TIMED_EVENTS)
 
 
 def hook_time(root: Path, runs: int = CACHED_RUNS) -> tuple[float, float]:
